@@ -1,0 +1,68 @@
+# ratestream: `make run` starts everything on loopback, `make test` runs
+# every test. See README.md.
+
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+MODULES := pkg migrations services/ingest services/windower services/scorer services/query tools
+PKGS := $(foreach m,$(MODULES),github.com/ratestream/ratestream/$(m)/...)
+TEST_TIMEOUT ?= 25m
+
+.PHONY: build run run-bg stop status migrate test test-short bench bench-ingest bench-windower bench-scorer bench-query \
+	seed-posts demo-campaign lint clean
+
+build: ## build every command into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ \
+		github.com/ratestream/ratestream/services/ingest \
+		github.com/ratestream/ratestream/services/windower \
+		github.com/ratestream/ratestream/services/scorer \
+		github.com/ratestream/ratestream/services/query \
+		github.com/ratestream/ratestream/tools/cmd/...
+
+run: build ## start PostgreSQL, the broker, migrations and all services; Ctrl-C stops
+	$(BIN)/stack run
+
+run-bg: build ## the same in the background
+	$(BIN)/stack run-bg
+
+stop: ## stop a stack started with run-bg
+	@$(BIN)/stack stop
+
+status: ## show what runs
+	@$(BIN)/stack status
+
+migrate: build ## apply the migrations to DATABASE_URL (default: the private cluster)
+	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/dbmigrate up
+
+test: build ## install what is missing, start PostgreSQL and run every test
+	@export RATESTREAM_TEST_DATABASE_URL="$$(scripts/postgres.sh start)" && \
+	 export RATESTREAM_BIN=$(BIN) && \
+	 scripts/check-node.sh && \
+	 $(GO) vet $(PKGS) && \
+	 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+bench: build ## every benchmark, one summary table (simulation/out/bench.json)
+	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall
+
+bench-ingest: build ## ingest vs bare gin under the seed's random_rating load
+	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only ingest
+
+bench-windower: build
+	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only windower
+
+bench-scorer: build
+	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only scorer
+
+bench-query: build
+	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only query
+
+N ?= 1000
+seed-posts: build ## create N posts (default 1000) in the running stack's database
+	@export DATABASE_URL="$${DATABASE_URL:-$$(scripts/postgres.sh start)}" && $(BIN)/seedposts -n $(N)
+
+demo-campaign: build ## live campaign against a stack started with WINDOW=2s
+	$(BIN)/loadgen campaign -out simulation/out
+
+clean:
+	rm -rf $(BIN)

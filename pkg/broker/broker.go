@@ -1,0 +1,152 @@
+// Package broker is the one place where ratestream builds its Kafka clients
+// (segmentio/kafka-go): the writer ingest produces with, the partition
+// readers the windower consumes with, topic creation and the readiness ping.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Config names the cluster and the rating topic.
+type Config struct {
+	Brokers    []string `env:"KAFKA_BROKERS" default:"127.0.0.1:9092" help:"comma-separated bootstrap brokers"`
+	Topic      string   `env:"KAFKA_TOPIC" default:"ratings.v1" help:"rating topic"`
+	Partitions int      `env:"KAFKA_PARTITIONS" default:"12" help:"partitions of the rating topic when it has to be created"`
+	Replicas   int      `env:"KAFKA_REPLICATION" default:"1" help:"replication factor when a topic has to be created"`
+}
+
+// DLQTopic is where the windower parks events it cannot decode.
+func (c Config) DLQTopic() string { return c.Topic + ".dlq" }
+
+// EnsureTopic creates topic with the given partition count unless it
+// exists. It is safe to call from every instance at start-up.
+func EnsureTopic(ctx context.Context, cfg Config, topic string, partitions int) error {
+	conn, err := dialAny(ctx, cfg.Brokers)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		return fmt.Errorf("find controller: %w", err)
+	}
+	cc, err := (&kafka.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		return fmt.Errorf("dial controller: %w", err)
+	}
+	defer cc.Close()
+	err = cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: cfg.Replicas})
+	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	return nil
+}
+
+// Partitions lists the partition ids of topic.
+func Partitions(ctx context.Context, cfg Config, topic string) ([]int, error) {
+	conn, err := dialAny(ctx, cfg.Brokers)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	ps, err := conn.ReadPartitions(topic)
+	if err != nil {
+		return nil, fmt.Errorf("read partitions of %s: %w", topic, err)
+	}
+	ids := make([]int, 0, len(ps))
+	for _, p := range ps {
+		ids = append(ids, p.ID)
+	}
+	return ids, nil
+}
+
+// Ping checks that a broker answers a metadata request for topic.
+func Ping(ctx context.Context, cfg Config) error {
+	conn, err := dialAny(ctx, cfg.Brokers)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if _, err := conn.ReadPartitions(cfg.Topic); err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	return nil
+}
+
+func dialAny(ctx context.Context, brokers []string) (*kafka.Conn, error) {
+	d := &kafka.Dialer{Timeout: 3 * time.Second}
+	var errs []error
+	for _, b := range brokers {
+		conn, err := d.DialContext(ctx, "tcp", b)
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, fmt.Errorf("no broker reachable: %w", errors.Join(errs...))
+}
+
+// WriterTuning sets the batching of a writer.
+type WriterTuning struct {
+	BatchSize    int           `env:"KAFKA_BATCH_SIZE" default:"500" help:"messages per produce request and partition"`
+	BatchBytes   int64         `env:"KAFKA_BATCH_BYTES" default:"1048576" help:"bytes per produce request and partition"`
+	BatchTimeout time.Duration `env:"KAFKA_BATCH_TIMEOUT" default:"2ms" help:"how long a partial batch waits for company"`
+	WriteTimeout time.Duration `env:"KAFKA_WRITE_TIMEOUT" default:"2s" help:"broker write/read deadline"`
+}
+
+// NewWriter returns a writer for topic that partitions by key with murmur2
+// (the Java client's partitioner, so every producer agrees where a post
+// lives) and waits for all in-sync replicas.
+func NewWriter(cfg Config, topic string, t WriterTuning) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:            kafka.TCP(cfg.Brokers...),
+		Topic:           topic,
+		Balancer:        &kafka.Murmur2Balancer{},
+		RequiredAcks:    kafka.RequireAll,
+		BatchSize:       t.BatchSize,
+		BatchBytes:      t.BatchBytes,
+		BatchTimeout:    t.BatchTimeout,
+		WriteTimeout:    t.WriteTimeout,
+		ReadTimeout:     t.WriteTimeout,
+		MaxAttempts:     3,
+		WriteBackoffMin: 20 * time.Millisecond,
+		WriteBackoffMax: 200 * time.Millisecond,
+		Transport: &kafka.Transport{
+			DialTimeout: time.Second,
+			IdleTimeout: 30 * time.Second,
+			MetadataTTL: 10 * time.Second,
+		},
+	}
+}
+
+// NewPartitionReader returns a reader of one partition positioned at
+// offset. Readers without a consumer group can seek, which is what lets the
+// windower resume from the offsets it stored in PostgreSQL.
+func NewPartitionReader(cfg Config, topic string, partition int, offset int64, maxWait time.Duration) (*kafka.Reader, error) {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        cfg.Brokers,
+		Topic:          topic,
+		Partition:      partition,
+		MinBytes:       1,
+		MaxBytes:       8 << 20,
+		MaxWait:        maxWait,
+		QueueCapacity:  10000,
+		ReadBackoffMin: 50 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+	})
+	if err := r.SetOffset(offset); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("seek partition %d to %d: %w", partition, offset, err)
+	}
+	return r, nil
+}

@@ -1,0 +1,134 @@
+package httpserver
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/ratestream/ratestream/pkg/problem"
+)
+
+// BodyError is a request-body problem with its HTTP status.
+type BodyError struct {
+	Status int
+	Field  string
+	Detail string
+}
+
+func (e *BodyError) Error() string { return e.Detail }
+
+// Write answers the request with the problem.
+func (e *BodyError) Write(c *gin.Context) { problem.Write(c, e.Status, e.Detail, e.Field) }
+
+// Status codes of body problems: the JSON itself is broken (400), or it
+// is a well-formed object whose fields are wrong (422).
+const (
+	StatusMalformed = http.StatusBadRequest
+	StatusInvalid   = http.StatusUnprocessableEntity
+)
+
+// Object reads a JSON object body of at most maxBytes with content type
+// application/json and returns its members. It refuses unknown members.
+func Object(c *gin.Context, maxBytes int64, allowed ...string) (Fields, *BodyError) {
+	ct := c.GetHeader("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil || mt != "application/json" {
+		return nil, &BodyError{http.StatusUnsupportedMediaType, "", fmt.Sprintf("content type must be application/json, got %q", ct)}
+	}
+	if c.Request.ContentLength > maxBytes {
+		return nil, &BodyError{http.StatusRequestEntityTooLarge, "", fmt.Sprintf("body must be at most %d bytes", maxBytes)}
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &BodyError{http.StatusRequestEntityTooLarge, "", fmt.Sprintf("body must be at most %d bytes", maxBytes)}
+		}
+		return nil, &BodyError{StatusMalformed, "", "could not read body: " + err.Error()}
+	}
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		if !json.Valid(trimmed) {
+			return nil, &BodyError{StatusMalformed, "", "body is not valid JSON"}
+		}
+		return nil, &BodyError{StatusMalformed, "", "body must be a JSON object"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.UseNumber()
+	var fields map[string]json.RawMessage
+	if err := dec.Decode(&fields); err != nil {
+		return nil, &BodyError{StatusMalformed, "", "body is not valid JSON: " + err.Error()}
+	}
+	if dec.More() {
+		return nil, &BodyError{StatusMalformed, "", "body has data after the JSON object"}
+	}
+	var unknown []string
+	for k := range fields {
+		if !contains(allowed, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, &BodyError{StatusInvalid, unknown[0], fmt.Sprintf("unknown field %q (allowed: %s)", unknown[0], strings.Join(allowed, ", "))}
+	}
+	return Fields(fields), nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Fields are the members of a JSON object body.
+type Fields map[string]json.RawMessage
+
+// Int reads a required integer member within [lo, hi]. Strings, floats,
+// booleans and null are refused, as is "5.0".
+func (f Fields) Int(name string, lo, hi int64) (int64, *BodyError) {
+	raw, ok := f[name]
+	if !ok {
+		return 0, &BodyError{StatusInvalid, name, "is required"}
+	}
+	s := string(bytes.TrimSpace(raw))
+	if s == "null" {
+		return 0, &BodyError{StatusInvalid, name, "must not be null"}
+	}
+	if len(s) == 0 || !(s[0] == '-' || (s[0] >= '0' && s[0] <= '9')) {
+		return 0, &BodyError{StatusInvalid, name, fmt.Sprintf("must be an integer, got %s", s)}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, &BodyError{StatusInvalid, name, fmt.Sprintf("must be an integer from %d to %d, got %s", lo, hi, s)}
+	}
+	if n < lo || n > hi {
+		return 0, &BodyError{StatusInvalid, name, fmt.Sprintf("must be an integer from %d to %d, got %d", lo, hi, n)}
+	}
+	return n, nil
+}
+
+// String reads a required string member.
+func (f Fields) String(name string) (string, *BodyError) {
+	raw, ok := f[name]
+	if !ok {
+		return "", &BodyError{StatusInvalid, name, "is required"}
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", &BodyError{StatusInvalid, name, fmt.Sprintf("must be a string, got %s", bytes.TrimSpace(raw))}
+	}
+	return s, nil
+}

@@ -1,0 +1,118 @@
+// Package httpserver is the one HTTP bootstrap of every ratestream service:
+// gin with request ids, access logs, panic recovery, Prometheus metrics,
+// /healthz, /readyz and graceful shutdown.
+package httpserver
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+// Config holds the timeouts shared by every service's HTTP server.
+type Config struct {
+	ReadTimeout     time.Duration `env:"HTTP_READ_TIMEOUT" default:"5s" help:"time to read a whole request"`
+	WriteTimeout    time.Duration `env:"HTTP_WRITE_TIMEOUT" default:"10s" help:"time to write a response"`
+	IdleTimeout     time.Duration `env:"HTTP_IDLE_TIMEOUT" default:"60s" help:"keep-alive idle time"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"15s" help:"grace period for requests in flight on SIGTERM"`
+}
+
+// Check reports whether one dependency is reachable.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// Server is a gin engine with the shared middleware and endpoints mounted.
+type Server struct {
+	Engine   *gin.Engine
+	Registry *prometheus.Registry
+	log      *zap.Logger
+	cfg      Config
+	addr     string
+	checks   []Check
+	srv      *http.Server
+}
+
+// New builds a server listening on addr. Routes are added to Engine by the
+// caller before Run.
+func New(log *zap.Logger, cfg Config, addr string, checks ...Check) *Server {
+	gin.SetMode(gin.ReleaseMode)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	e := gin.New()
+	e.ContextWithFallback = true
+	e.HandleMethodNotAllowed = true
+	s := &Server{Engine: e, Registry: reg, log: log, cfg: cfg, addr: addr, checks: checks}
+	e.Use(requestID(), s.recovery(), accessLog(log), newHTTPMetrics(reg).middleware())
+	e.NoRoute(notFound)
+	e.NoMethod(methodNotAllowed)
+	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e.GET("/readyz", s.ready)
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	return s
+}
+
+// Run serves until ctx is cancelled, then lets requests in flight finish
+// within the shutdown timeout. It returns nil after a clean shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener the caller opened (tests use port 0).
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.srv = &http.Server{
+		Handler:           s.Engine,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		ReadHeaderTimeout: s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    16 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(ln) }()
+	s.log.Info("http listening", zap.String("addr", ln.Addr().String()))
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("http shutting down", zap.Duration("grace", s.cfg.ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) ready(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	failed := gin.H{}
+	for _, ch := range s.checks {
+		if err := ch.Fn(ctx); err != nil {
+			failed[ch.Name] = err.Error()
+		}
+	}
+	if len(failed) > 0 {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "failed": failed})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}

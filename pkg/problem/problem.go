@@ -1,0 +1,55 @@
+// Package problem writes RFC 9457 problem details.
+package problem
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// ContentType is the media type of every error body.
+const ContentType = "application/problem+json"
+
+// Details is an RFC 9457 problem document. Field names the request field
+// that was wrong, when there is one.
+type Details struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Field    string `json:"field,omitempty"`
+	Instance string `json:"instance,omitempty"`
+}
+
+// Write aborts the request with a problem document.
+func Write(c *gin.Context, status int, detail, field string) {
+	c.Abort()
+	c.Header("Content-Type", ContentType)
+	d := Details{
+		Type:     "about:blank",
+		Title:    http.StatusText(status),
+		Status:   status,
+		Detail:   detail,
+		Field:    field,
+		Instance: c.Request.URL.Path,
+	}
+	c.Render(status, jsonRender{d})
+}
+
+// Unavailable answers 503 with a Retry-After header.
+func Unavailable(c *gin.Context, retryAfter time.Duration, detail string) {
+	c.Header("Retry-After", strconv.Itoa(int((retryAfter+time.Second-1)/time.Second)))
+	Write(c, http.StatusServiceUnavailable, detail, "")
+}
+
+// TooMany answers 429 with a Retry-After header.
+func TooMany(c *gin.Context, retryAfter time.Duration, detail string) {
+	secs := int((retryAfter + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	c.Header("Retry-After", strconv.Itoa(secs))
+	Write(c, http.StatusTooManyRequests, detail, "")
+}

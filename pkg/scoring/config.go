@@ -1,0 +1,34 @@
+package scoring
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config carries the scoring settings from the environment. The windower
+// and the scorer must agree on them; a replay must use the same ones.
+type Config struct {
+	Window      time.Duration `env:"WINDOW" default:"1m" help:"event-time window length (1s to 1h)"`
+	Strategy    string        `env:"SCORING_STRATEGY" default:"surge-guard" help:"surge-guard, mean or seed-linear"`
+	BaselineTau time.Duration `env:"SCORING_BASELINE_TAU" default:"1h" help:"time constant of a post's typical volume"`
+	Surge       float64       `env:"SCORING_SURGE" default:"4" help:"times the typical volume above which a window is anomalous"`
+	Floor       float64       `env:"SCORING_FLOOR" default:"2" help:"ratings per window never considered anomalous"`
+	Maturity    time.Duration `env:"SCORING_MATURITY" default:"1h" help:"event-time age at which a window has full weight"`
+}
+
+// Params validates the settings and turns them into Params.
+func (c Config) Params() (Params, error) {
+	if c.Window < time.Millisecond || c.Window > time.Hour || time.Hour%c.Window != 0 && c.Window%time.Second != 0 {
+		return Params{}, fmt.Errorf("WINDOW %s: want a duration from 1ms to 1h", c.Window)
+	}
+	if c.BaselineTau < c.Window {
+		return Params{}, fmt.Errorf("SCORING_BASELINE_TAU %s must be at least WINDOW %s", c.BaselineTau, c.Window)
+	}
+	if c.Surge < 1 || c.Floor < 1 {
+		return Params{}, fmt.Errorf("SCORING_SURGE and SCORING_FLOOR must be at least 1")
+	}
+	if c.Maturity < 0 {
+		return Params{}, fmt.Errorf("SCORING_MATURITY must not be negative")
+	}
+	return Params{Window: c.Window, BaselineTau: c.BaselineTau, Surge: c.Surge, Floor: c.Floor, Maturity: c.Maturity}, nil
+}

@@ -1,0 +1,164 @@
+// Package scoring holds the pure, deterministic strategies that turn a
+// post's event-time windows into its score, and the incremental state
+// (volume baseline, running totals) that keeps the cost of scoring a post
+// independent of the length of its history.
+//
+// The scorer service and the simulator use this package alike; the
+// windower maintains the incremental state with it.
+package scoring
+
+import (
+	"math"
+	"time"
+)
+
+// Window is one event-time window of a post: the latest ratings of distinct
+// users whose rated_at falls in [Start, Start+Params.Window).
+type Window struct {
+	Start     time.Time
+	Sum       int64
+	Count     int64
+	Threshold float64 // volume above which the window is anomalous, fixed when it opened
+}
+
+// Mean is the plain mean of the window's ratings.
+func (w Window) Mean() float64 { return float64(w.Sum) / float64(w.Count) }
+
+// Params are the knobs of the volume baseline and of surge-guard. Every
+// duration is event time.
+type Params struct {
+	// Window is the window length (WINDOW).
+	Window time.Duration
+	// BaselineTau is the time constant of the moving average of a post's
+	// per-window volume: how fast "normal" adapts to genuine growth.
+	BaselineTau time.Duration
+	// Surge is how many times the baseline a window may hold before it is
+	// treated as anomalous.
+	Surge float64
+	// Floor is the smallest anomaly threshold in ratings per window, so a
+	// sparse post's occasional pair of ratings is never anomalous.
+	Floor float64
+	// Maturity is the event-time age at which a window reaches full weight.
+	Maturity time.Duration
+}
+
+// DefaultParams are the documented defaults (docs/scoring.md) for a window
+// length.
+func DefaultParams(window time.Duration) Params {
+	return Params{Window: window, BaselineTau: time.Hour, Surge: 4, Floor: 2, Maturity: time.Hour}
+}
+
+func (p Params) alpha() float64 {
+	a := float64(p.Window) / float64(p.BaselineTau)
+	return math.Min(a, 1)
+}
+
+func (p Params) threshold(baseline float64) float64 {
+	return math.Max(p.Surge*baseline, p.Floor)
+}
+
+// WindowStart aligns t to the start of its window, counted from the Unix
+// epoch so every process agrees whatever its time zone.
+func (p Params) WindowStart(t time.Time) time.Time {
+	ns, w := t.UnixNano(), int64(p.Window)
+	start := ns - ns%w
+	if ns%w < 0 {
+		start -= w
+	}
+	return time.Unix(0, start).UTC()
+}
+
+// Weight is how many ratings' worth a window counts for: its count while
+// it is within its threshold, and beyond that a weight that falls with the
+// excess (T³/c²), so a burst of a hundred times the usual volume counts for
+// less than a single normal window instead of for a hundred of them.
+func Weight(count int64, threshold float64) float64 {
+	c := float64(count)
+	if c <= threshold {
+		return c
+	}
+	r := threshold / c
+	return threshold * r * r
+}
+
+// Micro-units keep the running totals in exact integer arithmetic: the
+// totals then do not depend on the order in which windows changed.
+const micro = 1e6
+
+// WeightMicro is Weight in millionths of a rating.
+func WeightMicro(w Window) int64 {
+	if w.Count <= 0 {
+		return 0
+	}
+	return int64(math.Round(Weight(w.Count, w.Threshold) * micro))
+}
+
+// ContribMicro is Weight times the window mean, in millionths.
+func ContribMicro(w Window) int64 {
+	if w.Count <= 0 {
+		return 0
+	}
+	return int64(math.Round(Weight(w.Count, w.Threshold) * w.Mean() * micro))
+}
+
+// Totals are a post's running sums over all its windows.
+type Totals struct {
+	Sum, Count          int64 // over latest ratings: Count = distinct raters
+	WeightedSum, Weight int64 // Σ ContribMicro and Σ WeightMicro
+}
+
+// Replace moves the totals from a window's old contents to its new ones.
+func (t *Totals) Replace(old, new Window) {
+	t.Sum += new.Sum - old.Sum
+	t.Count += new.Count - old.Count
+	t.WeightedSum += ContribMicro(new) - ContribMicro(old)
+	t.Weight += WeightMicro(new) - WeightMicro(old)
+}
+
+// Volume tracks a post's typical ratings per window: an exponential moving
+// average over finished windows of their counts, each capped at its own
+// threshold so that an attack cannot raise its own baseline by more than
+// a bounded step per window.
+type Volume struct {
+	Baseline         float64
+	Current          time.Time // start of the newest window seen
+	CurrentCount     int64
+	CurrentThreshold float64
+}
+
+// Advance moves the tracker to window start when it is newer than the
+// current window, folding the finished window (and the empty windows in
+// between) into the baseline.
+func (v *Volume) Advance(start time.Time, p Params) {
+	if v.Current.IsZero() {
+		v.Current, v.CurrentCount, v.CurrentThreshold = start, 0, p.threshold(v.Baseline)
+		return
+	}
+	if !start.After(v.Current) {
+		return
+	}
+	a := p.alpha()
+	capped := math.Min(float64(v.CurrentCount), v.CurrentThreshold)
+	v.Baseline += a * (capped - v.Baseline)
+	if gap := int64(start.Sub(v.Current)/p.Window) - 1; gap > 0 {
+		v.Baseline *= math.Pow(1-a, float64(gap))
+	}
+	v.Current, v.CurrentCount, v.CurrentThreshold = start, 0, p.threshold(v.Baseline)
+}
+
+// ThresholdFor is the threshold a window opening now at start gets: the
+// current window's own, or for a late window the one the baseline gives.
+func (v *Volume) ThresholdFor(start time.Time, p Params) float64 {
+	if start.Equal(v.Current) {
+		return v.CurrentThreshold
+	}
+	return p.threshold(v.Baseline)
+}
+
+// Counted records a rating added to (+1) or retracted from (-1) window
+// start, which matters only for the current window.
+func (v *Volume) Counted(start time.Time, delta int64) {
+	if start.Equal(v.Current) {
+		v.CurrentCount += delta
+	}
+}

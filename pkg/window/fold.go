@@ -1,0 +1,147 @@
+// Package window applies rating events to a post's state with the rules of
+// one user, one vote: a user's latest rating (by rated_at, then event id)
+// is the only one counted; when it changes, the old score is retracted from
+// the window that held it and the new one is added to the window of the
+// new event. The windower runs it per batch over state loaded from
+// PostgreSQL; the simulator runs it over state kept in memory. Both get the
+// same windows from the same events.
+package window
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ratestream/ratestream/pkg/rating"
+	"github.com/ratestream/ratestream/pkg/scoring"
+)
+
+// VoteKey identifies one user's vote on one post.
+type VoteKey struct {
+	PostID int64
+	UserID string
+}
+
+// Vote is a user's latest rating of a post.
+type Vote struct {
+	Score   int
+	RatedAt time.Time
+	EventID uuid.UUID
+	Window  time.Time // start of the window that holds it
+}
+
+// Key identifies one window of one post.
+type Key struct {
+	PostID int64
+	Start  time.Time
+}
+
+// Post is the per-post state the fold keeps next to the windows.
+type Post struct {
+	Partition int
+	Totals    scoring.Totals
+	Volume    scoring.Volume
+}
+
+// State is a working set of votes, windows and posts. A key missing from a
+// map means the row does not exist: whoever fills a State must load every
+// key the events it applies can touch (see Needs).
+type State struct {
+	Params  scoring.Params
+	Votes   map[VoteKey]Vote
+	Windows map[Key]scoring.Window
+	Posts   map[int64]*Post
+
+	DirtyVotes   map[VoteKey]struct{}
+	DirtyWindows map[Key]struct{}
+	DirtyPosts   map[int64]struct{}
+}
+
+// NewState returns an empty state.
+func NewState(p scoring.Params) *State {
+	return &State{
+		Params:       p,
+		Votes:        map[VoteKey]Vote{},
+		Windows:      map[Key]scoring.Window{},
+		Posts:        map[int64]*Post{},
+		DirtyVotes:   map[VoteKey]struct{}{},
+		DirtyWindows: map[Key]struct{}{},
+		DirtyPosts:   map[int64]struct{}{},
+	}
+}
+
+// Outcome says what an event did.
+type Outcome int
+
+// Outcomes of Apply.
+const (
+	// Counted: the event is now the user's latest rating of the post.
+	Counted Outcome = iota
+	// Replaced: as Counted, and an earlier rating was retracted.
+	Replaced
+	// Superseded: the stored rating is as new or newer (a duplicate
+	// delivery or an older event); nothing changed.
+	Superseded
+)
+
+// Truncate gives rated_at the precision PostgreSQL stores, so that the
+// order of two ratings never depends on whether one came from memory or
+// from the database.
+func Truncate(t time.Time) time.Time { return t.Truncate(time.Microsecond).UTC() }
+
+// Apply folds one event into the state. partition is where the post's
+// events live; it is recorded for posts seen for the first time.
+func (s *State) Apply(e rating.Event, partition int) Outcome {
+	at := Truncate(e.RatedAt)
+	vk := VoteKey{e.PostID, e.UserID}
+	old, had := s.Votes[vk]
+	if had && !rating.Newer(at, e.EventID, old.RatedAt, old.EventID) {
+		return Superseded
+	}
+	post := s.Posts[e.PostID]
+	if post == nil {
+		post = &Post{Partition: partition}
+		s.Posts[e.PostID] = post
+	}
+	start := s.Params.WindowStart(at)
+	post.Volume.Advance(start, s.Params)
+	if had {
+		s.change(post, Key{e.PostID, old.Window}, -int64(old.Score), -1)
+	}
+	s.change(post, Key{e.PostID, start}, int64(e.Score), 1)
+	s.Votes[vk] = Vote{Score: e.Score, RatedAt: at, EventID: e.EventID, Window: start}
+	s.DirtyVotes[vk] = struct{}{}
+	s.DirtyPosts[e.PostID] = struct{}{}
+	if had {
+		return Replaced
+	}
+	return Counted
+}
+
+func (s *State) change(post *Post, k Key, dsum, dcount int64) {
+	old, ok := s.Windows[k]
+	if !ok {
+		old = scoring.Window{Start: k.Start, Threshold: post.Volume.ThresholdFor(k.Start, s.Params)}
+	}
+	nw := old
+	nw.Sum += dsum
+	nw.Count += dcount
+	post.Totals.Replace(old, nw)
+	post.Volume.Counted(k.Start, dcount)
+	s.Windows[k] = nw
+	s.DirtyWindows[k] = struct{}{}
+}
+
+// Needs lists the keys an event can touch before its stored vote is
+// known: its vote and its own window. The window of the stored vote is
+// added by NeedsAfterVotes once votes are loaded.
+func (s *State) Needs(e rating.Event) (VoteKey, Key) {
+	return VoteKey{e.PostID, e.UserID}, Key{e.PostID, s.Params.WindowStart(Truncate(e.RatedAt))}
+}
+
+// ClearDirty forgets what changed, after it was written.
+func (s *State) ClearDirty() {
+	clear(s.DirtyVotes)
+	clear(s.DirtyWindows)
+	clear(s.DirtyPosts)
+}

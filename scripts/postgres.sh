@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Private PostgreSQL cluster for `make run` and `make test`.
+#
+#   scripts/postgres.sh start   install if missing, init .run/pg, start on
+#                               127.0.0.1:55432, create the database; prints
+#                               the DATABASE_URL (idempotent)
+#   scripts/postgres.sh stop    stop the private cluster
+#   scripts/postgres.sh url     print the DATABASE_URL
+#
+# When DATABASE_URL is set, nothing is installed or started: that server is
+# used as it is.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+port=${PGPORT_PRIVATE:-55432}
+db=${PGDATABASE_PRIVATE:-ratestream}
+user=ratestream
+data="$root/.run/pg"
+logdir="$root/.run/logs"
+
+say() { echo "postgres: $*" >&2; }
+
+url() {
+	if [ -n "${DATABASE_URL:-}" ]; then
+		echo "$DATABASE_URL"
+	else
+		echo "postgres://$user@127.0.0.1:$port/$db?sslmode=disable"
+	fi
+}
+
+find_bin() {
+	local d
+	for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n -r); do
+		if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then
+			echo "$d"
+			return 0
+		fi
+	done
+	return 1
+}
+
+install_pg() {
+	if [ "$(id -u)" != 0 ]; then
+		say "PostgreSQL server binaries not found; install Debian's 'postgresql' package (sudo apt-get install postgresql) or set DATABASE_URL"
+		exit 1
+	fi
+	say "installing Debian's postgresql package"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >&2
+	apt-get install -y -qq postgresql >&2
+}
+
+# as_owner runs a command as the cluster's owner: ourselves, or the
+# 'postgres' system user when we are root (initdb refuses to run as root).
+as_owner() {
+	if [ "$(id -u)" = 0 ]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# owner_can_use DIR: can the owner create and traverse DIR's parents?
+owner_can_use() {
+	[ "$(id -u)" != 0 ] && return 0
+	runuser -u postgres -- test -x "$1" 2>/dev/null
+}
+
+start() {
+	if [ -n "${DATABASE_URL:-}" ]; then
+		url
+		return 0
+	fi
+	local bin
+	bin=$(find_bin) || { install_pg; bin=$(find_bin) || { say "no PostgreSQL after install"; exit 1; }; }
+	mkdir -p "$root/.run" "$logdir"
+	local real="$data"
+	if [ ! -e "$data" ]; then
+		if ! owner_can_use "$root/.run"; then
+			# The checkout sits where the postgres user cannot reach it
+			# (e.g. under /root): keep the cluster in a place it can, and
+			# point .run/pg at it.
+			real="/var/tmp/ratestream-pg-$(echo "$root" | md5sum | cut -c1-12)"
+			ln -sfn "$real" "$data"
+		fi
+		mkdir -p "$real"
+		[ "$(id -u)" = 0 ] && chown postgres:postgres "$real"
+		chmod 700 "$real"
+	fi
+	real=$(readlink -f "$data")
+	if [ ! -f "$real/PG_VERSION" ]; then
+		say "initialising cluster in $data"
+		as_owner "$bin/initdb" -D "$real" -U "$user" --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$logdir/postgres-initdb.log" 2>&1 ||
+			{ cat "$logdir/postgres-initdb.log" >&2; exit 1; }
+	fi
+	if ! as_owner "$bin/pg_ctl" -D "$real" status >/dev/null 2>&1; then
+		say "starting on 127.0.0.1:$port"
+		touch "$logdir/postgres.log"
+		[ "$(id -u)" = 0 ] && chown postgres "$logdir/postgres.log"
+		as_owner "$bin/pg_ctl" -D "$real" -l "$logdir/postgres.log" -w -t 60 \
+			-o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=300 -c shared_buffers=256MB -c fsync=on" \
+			start >/dev/null || { tail -n 20 "$logdir/postgres.log" >&2; exit 1; }
+	fi
+	if ! "$bin/psql" -h 127.0.0.1 -p "$port" -U "$user" -d postgres -tAc "select 1 from pg_database where datname='$db'" | grep -q 1; then
+		"$bin/createdb" -h 127.0.0.1 -p "$port" -U "$user" "$db"
+	fi
+	url
+}
+
+stop() {
+	[ -n "${DATABASE_URL:-}" ] && return 0
+	local bin
+	bin=$(find_bin) || return 0
+	[ -f "$data/PG_VERSION" ] || return 0
+	as_owner "$bin/pg_ctl" -D "$(readlink -f "$data")" -m fast stop >/dev/null 2>&1 || true
+}
+
+case "${1:-}" in
+start) start ;;
+stop) stop ;;
+url) url ;;
+*) echo "usage: $0 start|stop|url" >&2; exit 2 ;;
+esac

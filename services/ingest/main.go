@@ -1,0 +1,113 @@
+// Command ingest is ratestream's write path: it validates ratings over HTTP
+// and publishes them to ratings.v1, answering 2xx only once the broker
+// has acknowledged the write (acks=all).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/config"
+	"github.com/ratestream/ratestream/pkg/database"
+	"github.com/ratestream/ratestream/pkg/httpserver"
+	"github.com/ratestream/ratestream/pkg/limit"
+	"github.com/ratestream/ratestream/pkg/logging"
+	"github.com/ratestream/ratestream/pkg/postcache"
+)
+
+// Config is every setting of the ingest service.
+type Config struct {
+	Addr           string        `env:"INGEST_ADDR" default:":8080" help:"HTTP listen address"`
+	ProduceTimeout time.Duration `env:"PRODUCE_TIMEOUT" default:"2s" help:"longest wait for the broker before answering 503"`
+	MaxInFlight    int           `env:"PRODUCE_MAX_IN_FLIGHT" default:"20000" help:"ratings waiting for the broker before new ones get 503"`
+	UserRate       float64       `env:"RATE_LIMIT_USER" default:"20" help:"ratings per second per user id (0: off)"`
+	UserBurst      int           `env:"RATE_LIMIT_USER_BURST" default:"40" help:"burst per user id"`
+	IPRate         float64       `env:"RATE_LIMIT_IP" default:"100000" help:"requests per second per client IP (0: off)"`
+	IPBurst        int           `env:"RATE_LIMIT_IP_BURST" default:"200000" help:"burst per client IP"`
+	PostRefresh    time.Duration `env:"POST_CACHE_REFRESH" default:"60s" help:"full reload interval of the post-id cache"`
+	HTTP           httpserver.Config
+	Kafka          broker.Config
+	Writer         broker.WriterTuning
+	DB             database.Config
+	Log            logging.Config
+}
+
+func main() {
+	var cfg Config
+	if err := config.Load(&cfg, os.Args[1:], os.Stdout); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "ingest:", err)
+		os.Exit(2)
+	}
+	log, err := logging.New("ingest", cfg.Log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ingest:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, log, cfg); err != nil {
+		log.Error("ingest failed", zap.Error(err))
+		_ = log.Sync()
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, log *zap.Logger, cfg Config) error {
+	log.Info("starting", zap.Any("config", config.Describe(cfg)))
+
+	// Database: only the post-id cache reads it.
+	pool, err := database.Open(ctx, cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	posts := postcache.New(pool, log, cfg.PostRefresh)
+	bg, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	go posts.Run(bg)
+
+	// Kafka.
+	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = broker.EnsureTopic(ectx, cfg.Kafka, cfg.Kafka.Topic, cfg.Kafka.Partitions)
+	cancel()
+	if err != nil {
+		return err
+	}
+	writer := broker.NewWriter(cfg.Kafka, cfg.Kafka.Topic, cfg.Writer)
+
+	// HTTP.
+	srv := httpserver.New(log, cfg.HTTP, cfg.Addr,
+		httpserver.Check{Name: "kafka", Fn: func(ctx context.Context) error { return broker.Ping(ctx, cfg.Kafka) }},
+		httpserver.Check{Name: "postgres", Fn: func(ctx context.Context) error { return pool.Ping(ctx) }},
+		httpserver.Check{Name: "post_cache", Fn: posts.Ready},
+	)
+	m := newMetrics(srv.Registry)
+	pub := newPublisher(writer, cfg.ProduceTimeout, cfg.MaxInFlight, m)
+	go pub.collectStats(bg, 5*time.Second)
+	users, ips := limit.New(cfg.UserRate, cfg.UserBurst), limit.New(cfg.IPRate, cfg.IPBurst)
+	go users.Sweep(bg, time.Minute)
+	go ips.Sweep(bg, time.Minute)
+	h := &handlers{posts: posts, pub: pub, users: users, ips: ips, metrics: m}
+	h.routes(srv.Engine)
+
+	// Shutdown: the server lets requests in flight finish, then the
+	// writer flushes whatever it still holds.
+	err = srv.Run(ctx)
+	log.Info("flushing writer")
+	if cerr := writer.Close(); cerr != nil {
+		log.Warn("writer close", zap.Error(cerr))
+	}
+	log.Info("stopped")
+	return err
+}

@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratestream/ratestream/pkg/httpserver"
+	"github.com/ratestream/ratestream/pkg/problem"
+	"github.com/ratestream/ratestream/pkg/rating"
+)
+
+const (
+	maxTitle     = 200
+	maxBody      = 4 << 10
+	defaultLimit = 10
+	maxLimit     = 100 // /v1/posts
+	seedMaxLimit = 50  // /api/post, as the replaced app
+)
+
+type handlers struct {
+	pool *pgxpool.Pool
+	view *view
+	hits *prometheus.CounterVec
+}
+
+func (h *handlers) routes(e *gin.Engine) {
+	e.POST("/v1/posts", h.createV1)
+	e.GET("/v1/posts", h.listV1)
+	e.GET("/v1/posts/:id", h.getV1)
+	e.POST("/api/post", h.createSeed)
+	e.GET("/api/post", h.listSeed)
+}
+
+// postJSON is a post in the /v1 shape.
+type postJSON struct {
+	ID        int64    `json:"id"`
+	Title     string   `json:"title"`
+	Score     *float64 `json:"score"`
+	UserCount int64    `json:"user_count"`
+	MyScore   *int     `json:"my_score"`
+}
+
+// seedPostJSON is a post in the replaced app's shape.
+type seedPostJSON struct {
+	ID          int64    `json:"id"`
+	Title       string   `json:"title"`
+	RateAverage *float64 `json:"rate_average"`
+	UserCount   int64    `json:"user_count"`
+	MyScore     *int     `json:"my_score"`
+}
+
+func round2(s *float64) *float64 {
+	if s == nil {
+		return nil
+	}
+	r := math.Round(*s*100) / 100
+	return &r
+}
+
+// caller reads X-User-ID; ok is false when the header is invalid (the
+// problem has been written).
+func caller(c *gin.Context) (string, bool) {
+	uid := c.GetHeader("X-User-ID")
+	if uid == "" {
+		return "", true
+	}
+	if err := rating.ValidateUserID(uid); err != nil {
+		problem.Write(c, http.StatusBadRequest, "X-User-ID "+strings.TrimPrefix(err.Error(), "user_id: "), "X-User-ID")
+		return "", false
+	}
+	return uid, true
+}
+
+// myScores is one indexed query for the caller's ratings of a page.
+func (h *handlers) myScores(ctx context.Context, user string, posts []*Post) (map[int64]int, error) {
+	if user == "" || len(posts) == 0 {
+		return nil, nil
+	}
+	ids := make([]int64, len(posts))
+	for i, p := range posts {
+		ids[i] = p.ID
+	}
+	rows, err := h.pool.Query(ctx, `SELECT post_id, score FROM ratings WHERE post_id = ANY($1) AND user_id = $2`, ids, user)
+	if err != nil {
+		return nil, fmt.Errorf("read caller's ratings: %w", err)
+	}
+	out := map[int64]int{}
+	for rows.Next() {
+		var id int64
+		var s int16
+		if err := rows.Scan(&id, &s); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out[id] = int(s)
+	}
+	rows.Close()
+	return out, rows.Err()
+}
+
+func mine(m map[int64]int, id int64) *int {
+	if s, ok := m[id]; ok {
+		return &s
+	}
+	return nil
+}
+
+func v1(p *Post, m map[int64]int) postJSON {
+	return postJSON{ID: p.ID, Title: p.Title, Score: round2(p.Score), UserCount: p.UserCount, MyScore: mine(m, p.ID)}
+}
+
+func seed(p *Post, m map[int64]int) seedPostJSON {
+	return seedPostJSON{ID: p.ID, Title: p.Title, RateAverage: round2(p.Score), UserCount: p.UserCount, MyScore: mine(m, p.ID)}
+}
+
+func (h *handlers) getV1(c *gin.Context) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id < 1 {
+		problem.Write(c, http.StatusBadRequest, "post id must be a positive integer", "id")
+		return
+	}
+	user, ok := caller(c)
+	if !ok {
+		return
+	}
+	p, found := h.view.get(id)
+	if found {
+		h.hits.WithLabelValues("hit").Inc()
+	} else {
+		// Created a moment ago through another instance: look it up once.
+		h.hits.WithLabelValues("miss").Inc()
+		if p, err = h.lookup(c, id); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				problem.Write(c, http.StatusNotFound, "no post with id "+strconv.FormatInt(id, 10), "id")
+				return
+			}
+			problem.Write(c, http.StatusInternalServerError, "could not read the post", "")
+			return
+		}
+	}
+	m, err := h.myScores(c, user, []*Post{p})
+	if err != nil {
+		problem.Write(c, http.StatusInternalServerError, "could not read your rating", "")
+		return
+	}
+	c.JSON(http.StatusOK, v1(p, m))
+}
+
+func (h *handlers) lookup(ctx context.Context, id int64) (*Post, error) {
+	p := &Post{}
+	err := h.pool.QueryRow(ctx, selectPosts+` WHERE p.id = $1`, id).Scan(&p.ID, &p.Title, &p.Score, &p.UserCount)
+	if err != nil {
+		return nil, err
+	}
+	h.view.put(p)
+	return p, nil
+}
+
+// queryInt parses an optional query parameter within [lo, hi].
+func queryInt(c *gin.Context, name string, def, lo, hi int64) (int64, bool) {
+	raw, present := c.GetQuery(name)
+	if !present {
+		return def, true
+	}
+	n, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || n < lo || n > hi {
+		problem.Write(c, http.StatusBadRequest, fmt.Sprintf("%s must be an integer from %d to %d", name, lo, hi), name)
+		return 0, false
+	}
+	return n, true
+}
+
+func (h *handlers) listV1(c *gin.Context) {
+	limit, ok := queryInt(c, "limit", defaultLimit, 1, maxLimit)
+	if !ok {
+		return
+	}
+	after, ok := queryInt(c, "after", 0, 0, math.MaxInt64)
+	if !ok {
+		return
+	}
+	user, ok := caller(c)
+	if !ok {
+		return
+	}
+	posts, more := h.view.after(after, int(limit))
+	m, err := h.myScores(c, user, posts)
+	if err != nil {
+		problem.Write(c, http.StatusInternalServerError, "could not read your ratings", "")
+		return
+	}
+	items := make([]postJSON, len(posts))
+	for i, p := range posts {
+		items[i] = v1(p, m)
+	}
+	var next *int64
+	if more && len(posts) > 0 {
+		next = &posts[len(posts)-1].ID
+	}
+	c.JSON(http.StatusOK, gin.H{"items": items, "next_after": next})
+}
+
+// listSeed is the replaced app's limit/offset page. Like Django REST
+// framework's LimitOffsetPagination, a missing, non-numeric or
+// non-positive limit means the default, a limit above the maximum means the
+// maximum, and a missing or invalid offset means 0.
+func (h *handlers) listSeed(c *gin.Context) {
+	limit := defaultLimit
+	if n, err := strconv.Atoi(c.Query("limit")); err == nil && n > 0 {
+		limit = min(n, seedMaxLimit)
+	}
+	offset := 0
+	if n, err := strconv.Atoi(c.Query("offset")); err == nil && n >= 0 {
+		offset = n
+	}
+	user, ok := caller(c)
+	if !ok {
+		return
+	}
+	posts, count := h.view.page(offset, limit)
+	m, err := h.myScores(c, user, posts)
+	if err != nil {
+		problem.Write(c, http.StatusInternalServerError, "could not read your ratings", "")
+		return
+	}
+	results := make([]seedPostJSON, len(posts))
+	for i, p := range posts {
+		results[i] = seed(p, m)
+	}
+	var next, prev *string
+	if offset+limit < count {
+		s := pageURL(c, limit, offset+limit)
+		next = &s
+	}
+	if offset > 0 {
+		s := pageURL(c, limit, max(offset-limit, 0))
+		prev = &s
+	}
+	c.JSON(http.StatusOK, gin.H{"limit": limit, "offset": offset, "count": count, "next": next, "previous": prev, "results": results})
+}
+
+func pageURL(c *gin.Context, limit, offset int) string {
+	scheme := "http"
+	if c.Request.TLS != nil || c.GetHeader("X-Forwarded-Proto") == "https" {
+		scheme = "https"
+	}
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	if offset > 0 {
+		q.Set("offset", strconv.Itoa(offset))
+	}
+	u := url.URL{Scheme: scheme, Host: c.Request.Host, Path: c.Request.URL.Path, RawQuery: q.Encode()}
+	return u.String()
+}
+
+// title reads and checks the title of a new post.
+func title(c *gin.Context) (string, bool) {
+	f, berr := httpserver.Object(c, maxBody, "title")
+	if berr != nil {
+		berr.Write(c)
+		return "", false
+	}
+	t, berr := f.String("title")
+	if berr != nil {
+		berr.Write(c)
+		return "", false
+	}
+	t = strings.TrimSpace(t)
+	if t == "" || utf8.RuneCountInString(t) > maxTitle || !utf8.ValidString(t) {
+		problem.Write(c, httpserver.StatusInvalid, fmt.Sprintf("title must have 1 to %d characters", maxTitle), "title")
+		return "", false
+	}
+	return t, true
+}
+
+func (h *handlers) create(c *gin.Context) (*Post, bool) {
+	t, ok := title(c)
+	if !ok {
+		return nil, false
+	}
+	p := &Post{Title: t}
+	if err := h.pool.QueryRow(c, `INSERT INTO posts (title) VALUES ($1) RETURNING id`, t).Scan(&p.ID); err != nil {
+		problem.Write(c, http.StatusInternalServerError, "could not create the post", "")
+		return nil, false
+	}
+	h.view.put(p)
+	return p, true
+}
+
+func (h *handlers) createV1(c *gin.Context) {
+	if p, ok := h.create(c); ok {
+		c.Header("Location", "/v1/posts/"+strconv.FormatInt(p.ID, 10))
+		c.JSON(http.StatusCreated, v1(p, nil))
+	}
+}
+
+func (h *handlers) createSeed(c *gin.Context) {
+	if p, ok := h.create(c); ok {
+		c.JSON(http.StatusCreated, seed(p, nil))
+	}
+}

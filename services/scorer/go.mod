@@ -1,0 +1,5 @@
+module github.com/ratestream/ratestream/services/scorer
+
+go 1.26.8
+
+require github.com/ratestream/ratestream/pkg v0.0.0

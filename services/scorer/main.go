@@ -1,0 +1,99 @@
+// Command scorer turns the windows the windower keeps into the scores the
+// query service serves. It wakes on the windower's notifications (with a
+// periodic sweep as a safety net), claims posts with SKIP LOCKED so that
+// several instances can share the work, and takes event time from the
+// windower's watermarks, never from its own clock.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/config"
+	"github.com/ratestream/ratestream/pkg/database"
+	"github.com/ratestream/ratestream/pkg/httpserver"
+	"github.com/ratestream/ratestream/pkg/logging"
+	"github.com/ratestream/ratestream/pkg/scoring"
+)
+
+// Config is every setting of the scorer.
+type Config struct {
+	Addr    string        `env:"SCORER_ADDR" default:":8083" help:"health and metrics listen address"`
+	Group   string        `env:"WINDOWER_GROUP" default:"ratestream-windower" help:"the windower group whose watermarks give event time"`
+	Sweep   time.Duration `env:"SCORER_SWEEP" default:"1s" help:"rescan interval when no notification arrives"`
+	Batch   int           `env:"SCORER_BATCH" default:"500" help:"posts scored per transaction"`
+	Scoring scoring.Config
+	Kafka   broker.Config
+	HTTP    httpserver.Config
+	DB      database.Config
+	Log     logging.Config
+}
+
+func main() {
+	var cfg Config
+	if err := config.Load(&cfg, os.Args[1:], os.Stdout); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "scorer:", err)
+		os.Exit(2)
+	}
+	log, err := logging.New("scorer", cfg.Log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "scorer:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, log, cfg); err != nil {
+		log.Error("scorer failed", zap.Error(err))
+		_ = log.Sync()
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, log *zap.Logger, cfg Config) error {
+	log.Info("starting", zap.Any("config", config.Describe(cfg)))
+	params, err := cfg.Scoring.Params()
+	if err != nil {
+		return err
+	}
+	strategy, err := scoring.Lookup(cfg.Scoring.Strategy)
+	if err != nil {
+		return err
+	}
+
+	// Database.
+	pool, err := database.Open(ctx, cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	// HTTP: health and metrics only.
+	srv := httpserver.New(log, cfg.HTTP, cfg.Addr,
+		httpserver.Check{Name: "postgres", Fn: func(ctx context.Context) error { return pool.Ping(ctx) }},
+	)
+
+	// Business.
+	w := &worker{
+		log: log, pool: pool, sweep: cfg.Sweep, m: newMetrics(srv.Registry),
+		r: &rescorer{pool: pool, strategy: strategy, params: params, consumer: cfg.Group, topic: cfg.Kafka.Topic, limit: cfg.Batch},
+	}
+
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Run(ctx) }()
+	go func() { errc <- w.run(ctx) }()
+	if err := <-errc; err != nil {
+		return err
+	}
+	return <-errc
+}

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ratestream/ratestream/pkg/scoring"
+)
+
+// ScoresChannel announces rescored post ids (comma-separated) to caches.
+const ScoresChannel = "post_scores"
+
+// rescorer claims posts that need a new score and writes it.
+type rescorer struct {
+	pool     *pgxpool.Pool
+	strategy scoring.Strategy
+	params   scoring.Params
+	consumer string // the windower group whose watermarks give event time
+	topic    string
+	limit    int
+}
+
+// post is what scoring one post needs.
+type post struct {
+	id        int64
+	partition int
+	totals    scoring.Totals
+	latest    time.Time
+	now       time.Time
+	windows   []scoring.Window
+}
+
+// round claims up to limit posts (marked ones first, then ones whose
+// score is still maturing while event time moved on), scores them and
+// writes the scores, all in one transaction. It returns how many it did.
+func (r *rescorer) round(ctx context.Context) (int, error) {
+	var done int
+	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		ids, err := r.claim(ctx, tx)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		posts, err := r.load(ctx, tx, ids)
+		if err != nil {
+			return err
+		}
+		if err := r.write(ctx, tx, posts); err != nil {
+			return err
+		}
+		done = len(posts)
+		return nil
+	})
+	return done, err
+}
+
+func (r *rescorer) claim(ctx context.Context, tx pgx.Tx) ([]int64, error) {
+	var ids []int64
+	rows, err := tx.Query(ctx, `
+		DELETE FROM rescore_queue WHERE post_id IN (
+		  SELECT post_id FROM rescore_queue ORDER BY marked_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+		RETURNING post_id`, r.limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim marked posts: %w", err)
+	}
+	ids, err = pgx.AppendRows(ids, rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("claim marked posts: %w", err)
+	}
+	if left := r.limit - len(ids); left > 0 {
+		rows, err = tx.Query(ctx, `
+			SELECT ps.post_id FROM post_scores ps
+			JOIN consumer_offsets co
+			  ON co.partition = ps.partition AND co.consumer = $1 AND co.topic = $2
+			WHERE ps.as_of < ps.stable_at AND ps.as_of < co.watermark AND NOT (ps.post_id = ANY($3))
+			LIMIT $4 FOR UPDATE OF ps SKIP LOCKED`, r.consumer, r.topic, ids, left)
+		if err != nil {
+			return nil, fmt.Errorf("claim maturing posts: %w", err)
+		}
+		ids, err = pgx.AppendRows(ids, rows, pgx.RowTo[int64])
+		if err != nil {
+			return nil, fmt.Errorf("claim maturing posts: %w", err)
+		}
+	}
+	return ids, nil
+}
+
+func (r *rescorer) load(ctx context.Context, tx pgx.Tx, ids []int64) ([]*post, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT s.post_id, s.partition, s.rating_sum, s.rating_count, s.weighted_sum, s.weight,
+		       s.current_window, co.watermark
+		FROM post_stats s
+		LEFT JOIN consumer_offsets co
+		  ON co.partition = s.partition AND co.consumer = $2 AND co.topic = $3
+		WHERE s.post_id = ANY($1)
+		ORDER BY s.post_id`, ids, r.consumer, r.topic)
+	if err != nil {
+		return nil, fmt.Errorf("load post stats: %w", err)
+	}
+	var posts []*post
+	byID := map[int64]*post{}
+	for rows.Next() {
+		p := &post{}
+		var wm *time.Time
+		if err := rows.Scan(&p.id, &p.partition, &p.totals.Sum, &p.totals.Count, &p.totals.WeightedSum, &p.totals.Weight, &p.latest, &wm); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		p.latest = p.latest.UTC()
+		p.now = p.latest
+		if wm != nil {
+			p.now = wm.UTC()
+		}
+		posts = append(posts, p)
+		byID[p.id] = p
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load post stats: %w", err)
+	}
+	pids := make([]int64, len(posts))
+	cutoffs := make([]time.Time, len(posts))
+	for i, p := range posts {
+		pids[i] = p.id
+		cutoffs[i] = scoring.RecentCutoff(p.now, r.params).Add(-r.params.Window)
+		if r.strategy.NeedsHistory() {
+			cutoffs[i] = time.Unix(0, 0)
+		}
+	}
+	rows, err = tx.Query(ctx, `
+		SELECT a.post_id, a.window_start, a.rating_sum, a.rating_count, a.threshold
+		FROM rating_averages a
+		JOIN unnest($1::bigint[], $2::timestamptz[]) AS c(post_id, cutoff)
+		  ON a.post_id = c.post_id AND a.window_start > c.cutoff
+		ORDER BY a.post_id, a.window_start`, pids, cutoffs)
+	if err != nil {
+		return nil, fmt.Errorf("load windows: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var w scoring.Window
+		if err := rows.Scan(&id, &w.Start, &w.Sum, &w.Count, &w.Threshold); err != nil {
+			return nil, err
+		}
+		w.Start = w.Start.UTC()
+		p := byID[id]
+		p.windows = append(p.windows, w)
+	}
+	return posts, rows.Err()
+}
+
+func (r *rescorer) write(ctx context.Context, tx pgx.Tx, posts []*post) error {
+	n := len(posts)
+	ids, parts, counts := make([]int64, n), make([]int32, n), make([]int64, n)
+	scores, means := make([]*float64, n), make([]*float64, n)
+	asOf, stable := make([]time.Time, n), make([]time.Time, n)
+	for i, p := range posts {
+		in := scoring.Input{Now: p.now, Params: r.params, Totals: p.totals, Latest: p.latest, Recent: p.windows, All: p.windows}
+		res := r.strategy.Score(in)
+		ids[i], parts[i], counts[i] = p.id, int32(p.partition), p.totals.Count
+		if res.OK {
+			s := res.Score
+			scores[i] = &s
+		}
+		if p.totals.Count > 0 {
+			m := float64(p.totals.Sum) / float64(p.totals.Count)
+			means[i] = &m
+		}
+		asOf[i], stable[i] = scoring.AsOf(p.now, res), res.StableAt
+	}
+	b := &pgx.Batch{}
+	b.Queue(`
+		INSERT INTO post_scores (post_id, score, user_count, mean, strategy, partition, as_of, stable_at, updated_at)
+		SELECT id, score, cnt, mean, $5, part, as_of, stable_at, now()
+		FROM unnest($1::bigint[], $2::float8[], $3::bigint[], $4::float8[], $6::int[], $7::timestamptz[], $8::timestamptz[])
+		  AS t(id, score, cnt, mean, part, as_of, stable_at)
+		ON CONFLICT (post_id) DO UPDATE SET
+		  score = excluded.score, user_count = excluded.user_count, mean = excluded.mean,
+		  strategy = excluded.strategy, partition = excluded.partition,
+		  as_of = excluded.as_of, stable_at = excluded.stable_at, updated_at = now()`,
+		ids, scores, counts, means, r.strategy.Name(), parts, asOf, stable)
+	for _, payload := range chunkIDs(ids, 7000) {
+		b.Queue(`SELECT pg_notify($1, $2)`, ScoresChannel, payload)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write scores: %w", err)
+	}
+	return nil
+}
+
+// chunkIDs joins ids with commas in payloads under max bytes (NOTIFY
+// payloads are limited to 8000 bytes).
+func chunkIDs(ids []int64, max int) []string {
+	var out []string
+	var sb strings.Builder
+	for _, id := range ids {
+		s := strconv.FormatInt(id, 10)
+		if sb.Len() > 0 && sb.Len()+1+len(s) > max {
+			out = append(out, sb.String())
+			sb.Reset()
+		}
+		if sb.Len() > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(s)
+	}
+	if sb.Len() > 0 {
+		out = append(out, sb.String())
+	}
+	return out
+}

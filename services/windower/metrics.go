@@ -1,0 +1,60 @@
+package main
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	events     *prometheus.CounterVec
+	batchSize  prometheus.Histogram
+	txLatency  prometheus.Histogram
+	lag        *prometheus.GaugeVec
+	late       prometheus.Counter
+	dlq        prometheus.Counter
+	assigned   prometheus.Gauge
+	postsTouch prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "windower_events_total", Help: "Events consumed, by outcome (applied, superseded).",
+		}, []string{"outcome"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "windower_batch_size", Help: "Messages per batch transaction.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+		}),
+		txLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "windower_transaction_duration_seconds", Help: "Time to apply one batch in PostgreSQL.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "windower_consumer_lag", Help: "Messages behind the end of the partition.",
+		}, []string{"partition"}),
+		late: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "windower_late_events_total", Help: "Events for windows already closed by the watermark (still counted).",
+		}),
+		dlq: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "windower_dead_letters_total", Help: "Undecodable events parked in the dead-letter topic.",
+		}),
+		assigned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "windower_assigned_partitions", Help: "Partitions this instance owns.",
+		}),
+		postsTouch: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "windower_posts_marked_total", Help: "Posts marked for rescoring (once per batch).",
+		}),
+	}
+	reg.MustRegister(m.events, m.batchSize, m.txLatency, m.lag, m.late, m.dlq, m.assigned, m.postsTouch)
+	return m
+}
+
+func (m *metrics) observe(r result, msgs int, took time.Duration) {
+	m.events.WithLabelValues("applied").Add(float64(r.applied))
+	m.events.WithLabelValues("superseded").Add(float64(r.superseded))
+	m.late.Add(float64(r.late))
+	m.postsTouch.Add(float64(r.posts))
+	m.batchSize.Observe(float64(msgs))
+	m.txLatency.Observe(took.Seconds())
+}

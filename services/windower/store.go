@@ -1,0 +1,306 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ratestream/ratestream/pkg/rating"
+	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/window"
+)
+
+// errFenced means another instance advanced this partition since we read
+// its offset: our batch is stale and must not be written.
+var errFenced = errors.New("partition offset moved under us")
+
+// RescoreChannel is notified after every batch that marked posts.
+const RescoreChannel = "rescore"
+
+// store is the windower's PostgreSQL side: it loads the state a batch
+// touches, and writes the batch's effect together with the offset.
+type store struct {
+	pool     *pgxpool.Pool
+	consumer string
+	topic    string
+	params   scoring.Params
+	grace    time.Duration // watermark = max event time seen - grace
+}
+
+// position is where a partition stands, as stored.
+type position struct {
+	exists       bool
+	next         int64
+	maxEventTime time.Time
+}
+
+func (s *store) position(ctx context.Context, q pgx.Tx, partition int, lock bool) (position, error) {
+	sql := `SELECT next_offset, max_event_time FROM consumer_offsets WHERE consumer = $1 AND topic = $2 AND partition = $3`
+	if lock {
+		sql += ` FOR UPDATE`
+	}
+	var p position
+	var met *time.Time
+	var row pgx.Row
+	if q != nil {
+		row = q.QueryRow(ctx, sql, s.consumer, s.topic, partition)
+	} else {
+		row = s.pool.QueryRow(ctx, sql, s.consumer, s.topic, partition)
+	}
+	err := row.Scan(&p.next, &met)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return position{}, nil
+	}
+	if err != nil {
+		return position{}, fmt.Errorf("read offset of partition %d: %w", partition, err)
+	}
+	p.exists = true
+	if met != nil {
+		p.maxEventTime = met.UTC()
+	}
+	return p, nil
+}
+
+// batch is one partition's slice of the log, decoded.
+type batch struct {
+	partition int
+	expected  position // what we believe is stored before this batch
+	next      int64    // offset after the last message
+	events    []rating.Event
+}
+
+// result reports what a committed batch did.
+type result struct {
+	applied, superseded, late int
+	posts                     int
+	position                  position
+}
+
+// apply writes the batch in one transaction: fence on the stored offset,
+// load what the events touch, fold them, write ratings, windows, post
+// totals, rescore marks and the new offset, and notify the scorer.
+func (s *store) apply(ctx context.Context, b batch) (result, error) {
+	var res result
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		cur, err := s.position(ctx, tx, b.partition, true)
+		if err != nil {
+			return err
+		}
+		if cur.exists != b.expected.exists || cur.next != b.expected.next {
+			return errFenced
+		}
+		st := window.NewState(s.params)
+		if err := s.load(ctx, tx, st, b.events); err != nil {
+			return err
+		}
+		watermark := cur.maxEventTime.Add(-s.grace)
+		maxEvent := cur.maxEventTime
+		for _, e := range b.events {
+			if !s.params.WindowStart(e.RatedAt).Add(s.params.Window).After(watermark) && !cur.maxEventTime.IsZero() {
+				res.late++
+			}
+			switch st.Apply(e, b.partition) {
+			case window.Superseded:
+				res.superseded++
+			default:
+				res.applied++
+			}
+			if at := window.Truncate(e.RatedAt); at.After(maxEvent) {
+				maxEvent = at
+			}
+		}
+		res.posts = len(st.DirtyPosts)
+		if err := s.write(ctx, tx, st, b, maxEvent); err != nil {
+			return err
+		}
+		res.position = position{exists: true, next: b.next, maxEventTime: maxEvent}
+		return nil
+	})
+	return res, err
+}
+
+func (s *store) load(ctx context.Context, tx pgx.Tx, st *window.State, events []rating.Event) error {
+	voteKeys := map[window.VoteKey]struct{}{}
+	winKeys := map[window.Key]struct{}{}
+	postIDs := map[int64]struct{}{}
+	for _, e := range events {
+		vk, wk := st.Needs(e)
+		voteKeys[vk] = struct{}{}
+		winKeys[wk] = struct{}{}
+		postIDs[e.PostID] = struct{}{}
+	}
+	var vp []int64
+	var vu []string
+	for k := range voteKeys {
+		vp, vu = append(vp, k.PostID), append(vu, k.UserID)
+	}
+	rows, err := tx.Query(ctx, `
+		SELECT r.post_id, r.user_id, r.score, r.rated_at, r.event_id, r.window_start
+		FROM ratings r
+		JOIN unnest($1::bigint[], $2::text[]) AS k(post_id, user_id)
+		  ON r.post_id = k.post_id AND r.user_id = k.user_id`, vp, vu)
+	if err != nil {
+		return fmt.Errorf("load ratings: %w", err)
+	}
+	for rows.Next() {
+		var k window.VoteKey
+		var v window.Vote
+		var score int16
+		if err := rows.Scan(&k.PostID, &k.UserID, &score, &v.RatedAt, &v.EventID, &v.Window); err != nil {
+			rows.Close()
+			return err
+		}
+		v.Score, v.RatedAt, v.Window = int(score), v.RatedAt.UTC(), v.Window.UTC()
+		st.Votes[k] = v
+		winKeys[window.Key{PostID: k.PostID, Start: v.Window}] = struct{}{}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load ratings: %w", err)
+	}
+
+	var wp []int64
+	var ws []time.Time
+	for k := range winKeys {
+		wp, ws = append(wp, k.PostID), append(ws, k.Start)
+	}
+	rows, err = tx.Query(ctx, `
+		SELECT a.post_id, a.window_start, a.rating_sum, a.rating_count, a.threshold
+		FROM rating_averages a
+		JOIN unnest($1::bigint[], $2::timestamptz[]) AS k(post_id, window_start)
+		  ON a.post_id = k.post_id AND a.window_start = k.window_start`, wp, ws)
+	if err != nil {
+		return fmt.Errorf("load windows: %w", err)
+	}
+	for rows.Next() {
+		var k window.Key
+		var w scoring.Window
+		if err := rows.Scan(&k.PostID, &k.Start, &w.Sum, &w.Count, &w.Threshold); err != nil {
+			rows.Close()
+			return err
+		}
+		k.Start = k.Start.UTC()
+		w.Start = k.Start
+		st.Windows[k] = w
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load windows: %w", err)
+	}
+
+	var ids []int64
+	for id := range postIDs {
+		ids = append(ids, id)
+	}
+	rows, err = tx.Query(ctx, `
+		SELECT post_id, partition, rating_sum, rating_count, weighted_sum, weight,
+		       baseline, current_window, current_count, current_threshold
+		FROM post_stats WHERE post_id = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("load post stats: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		p := &window.Post{}
+		if err := rows.Scan(&id, &p.Partition, &p.Totals.Sum, &p.Totals.Count, &p.Totals.WeightedSum, &p.Totals.Weight,
+			&p.Volume.Baseline, &p.Volume.Current, &p.Volume.CurrentCount, &p.Volume.CurrentThreshold); err != nil {
+			return err
+		}
+		p.Volume.Current = p.Volume.Current.UTC()
+		st.Posts[id] = p
+	}
+	return rows.Err()
+}
+
+func (s *store) write(ctx context.Context, tx pgx.Tx, st *window.State, b batch, maxEvent time.Time) error {
+	pb := &pgx.Batch{}
+
+	var rp []int64
+	var ru []string
+	var rs []int16
+	var ra []time.Time
+	var re []uuid.UUID
+	var rw []time.Time
+	for k := range st.DirtyVotes {
+		v := st.Votes[k]
+		rp, ru, rs, ra, re, rw = append(rp, k.PostID), append(ru, k.UserID), append(rs, int16(v.Score)), append(ra, v.RatedAt), append(re, v.EventID), append(rw, v.Window)
+	}
+	if len(rp) > 0 {
+		pb.Queue(`
+			INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::timestamptz[], $5::uuid[], $6::timestamptz[])
+			ON CONFLICT (post_id, user_id) DO UPDATE SET
+			  score = excluded.score, rated_at = excluded.rated_at,
+			  event_id = excluded.event_id, window_start = excluded.window_start`,
+			rp, ru, rs, ra, re, rw)
+	}
+
+	var wp []int64
+	var wst []time.Time
+	var wsum, wcnt []int64
+	var wth []float64
+	for k := range st.DirtyWindows {
+		w := st.Windows[k]
+		wp, wst, wsum, wcnt, wth = append(wp, k.PostID), append(wst, k.Start), append(wsum, w.Sum), append(wcnt, w.Count), append(wth, w.Threshold)
+	}
+	if len(wp) > 0 {
+		pb.Queue(`
+			INSERT INTO rating_averages (post_id, window_start, rating_sum, rating_count, threshold)
+			SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::float8[])
+			ON CONFLICT (post_id, window_start) DO UPDATE SET
+			  rating_sum = excluded.rating_sum, rating_count = excluded.rating_count`,
+			wp, wst, wsum, wcnt, wth)
+	}
+
+	n := len(st.DirtyPosts)
+	pid, ppart := make([]int64, 0, n), make([]int32, 0, n)
+	psum, pcnt, pws, pw, pcc := make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n)
+	pbase, pct := make([]float64, 0, n), make([]float64, 0, n)
+	pcur := make([]time.Time, 0, n)
+	for id := range st.DirtyPosts {
+		p := st.Posts[id]
+		pid, ppart = append(pid, id), append(ppart, int32(p.Partition))
+		psum, pcnt, pws, pw = append(psum, p.Totals.Sum), append(pcnt, p.Totals.Count), append(pws, p.Totals.WeightedSum), append(pw, p.Totals.Weight)
+		pbase, pcur, pcc, pct = append(pbase, p.Volume.Baseline), append(pcur, p.Volume.Current), append(pcc, p.Volume.CurrentCount), append(pct, p.Volume.CurrentThreshold)
+	}
+	if n > 0 {
+		pb.Queue(`
+			INSERT INTO post_stats (post_id, partition, rating_sum, rating_count, weighted_sum, weight,
+			                        baseline, current_window, current_count, current_threshold)
+			SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+			                     $7::float8[], $8::timestamptz[], $9::bigint[], $10::float8[])
+			ON CONFLICT (post_id) DO UPDATE SET
+			  rating_sum = excluded.rating_sum, rating_count = excluded.rating_count,
+			  weighted_sum = excluded.weighted_sum, weight = excluded.weight,
+			  baseline = excluded.baseline, current_window = excluded.current_window,
+			  current_count = excluded.current_count, current_threshold = excluded.current_threshold`,
+			pid, ppart, psum, pcnt, pws, pw, pbase, pcur, pcc, pct)
+		pb.Queue(`
+			INSERT INTO rescore_queue (post_id, partition)
+			SELECT * FROM unnest($1::bigint[], $2::int[])
+			ON CONFLICT (post_id) DO NOTHING`, pid, ppart)
+		pb.Queue(`SELECT pg_notify($1, $2)`, RescoreChannel, fmt.Sprint(b.partition))
+	}
+
+	var met, wm any
+	if !maxEvent.IsZero() {
+		met, wm = maxEvent, maxEvent.Add(-s.grace)
+	}
+	pb.Queue(`
+		INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, max_event_time, watermark, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, now())
+		ON CONFLICT (consumer, topic, partition) DO UPDATE SET
+		  next_offset = excluded.next_offset, max_event_time = excluded.max_event_time,
+		  watermark = excluded.watermark, updated_at = now()`,
+		s.consumer, s.topic, b.partition, b.next, met, wm)
+	if err := tx.SendBatch(ctx, pb).Close(); err != nil {
+		return fmt.Errorf("write batch of partition %d: %w", b.partition, err)
+	}
+	return nil
+}

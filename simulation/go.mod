@@ -1,0 +1,3 @@
+module github.com/ratestream/ratestream/simulation
+
+go 1.26.8

@@ -1,0 +1,98 @@
+// Command devbroker runs a Kafka-protocol broker (franz-go's kfake) on
+// loopback for development and tests. Services reach it over TCP with
+// kafka-go exactly as they would reach a real cluster. With a data dir the
+// log survives a restart.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/zap"
+
+	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/config"
+	"github.com/ratestream/ratestream/pkg/logging"
+)
+
+type settings struct {
+	Listen  string `env:"DEVBROKER_ADDR" default:"127.0.0.1:9092" help:"host:port the broker listens on"`
+	DataDir string `env:"DEVBROKER_DATA_DIR" default:".run/kafka" help:"where the log is kept (empty: memory only)"`
+	Sync    bool   `env:"DEVBROKER_SYNC_WRITES" default:"false" help:"fsync every produced batch"`
+	Kafka   broker.Config
+	Log     logging.Config
+}
+
+func main() {
+	var cfg settings
+	if err := config.Load(&cfg, os.Args[1:], os.Stdout); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "devbroker:", err)
+		os.Exit(2)
+	}
+	log, err := logging.New("devbroker", cfg.Log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "devbroker:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, log, cfg); err != nil {
+		log.Error("devbroker failed", zap.Error(err))
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, log *zap.Logger, cfg settings) error {
+	log.Info("starting", zap.Any("config", config.Describe(cfg)))
+	host, portStr, ok := strings.Cut(cfg.Listen, ":")
+	if !ok || host != "127.0.0.1" {
+		return fmt.Errorf("DEVBROKER_ADDR %q: want 127.0.0.1:PORT", cfg.Listen)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return fmt.Errorf("DEVBROKER_ADDR %q: %w", cfg.Listen, err)
+	}
+	opts := []kfake.Opt{
+		kfake.Ports(port),
+		kfake.SeedTopics(int32(cfg.Kafka.Partitions), cfg.Kafka.Topic, cfg.Kafka.DLQTopic()),
+	}
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return err
+		}
+		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	}
+	if cfg.Sync {
+		opts = append(opts, kfake.SyncWrites())
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return fmt.Errorf("start broker: %w", err)
+	}
+	defer c.Close()
+	// A data dir from an earlier run skips seeding: make sure the topics
+	// exist either way, through the same path the services use.
+	cfg.Kafka.Brokers = c.ListenAddrs()
+	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for _, t := range []string{cfg.Kafka.Topic, cfg.Kafka.DLQTopic()} {
+		if err := broker.EnsureTopic(ectx, cfg.Kafka, t, cfg.Kafka.Partitions); err != nil {
+			return err
+		}
+	}
+	log.Info("broker ready", zap.Strings("addrs", c.ListenAddrs()), zap.String("topic", cfg.Kafka.Topic))
+	<-ctx.Done()
+	log.Info("stopping")
+	return nil
+}

@@ -1,0 +1,328 @@
+// Command stack runs the whole ratestream system on loopback, each part a
+// process of its own: the dev broker, the migrations, and the ingest,
+// windower, scorer and query services. It restarts a process that dies and
+// stops everything on Ctrl-C or SIGTERM.
+//
+//	stack run      start and stay in the foreground
+//	stack run-bg   start in the background, return when healthy
+//	stack stop     stop a stack started with run or run-bg
+//	stack status   show what runs
+//
+// PostgreSQL is prepared by scripts/postgres.sh (or taken from
+// DATABASE_URL); binaries are looked up next to this one.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ratestream/ratestream/pkg/config"
+	"github.com/ratestream/ratestream/pkg/migrate"
+)
+
+type settings struct {
+	RunDir       string        `env:"RATESTREAM_RUN_DIR" default:".run" help:"pid files, logs, broker data"`
+	BrokerAddr   string        `env:"DEVBROKER_ADDR" default:"127.0.0.1:9092" help:"dev broker address"`
+	IngestAddr   string        `env:"INGEST_ADDR" default:"127.0.0.1:8080" help:"ingest HTTP address"`
+	QueryAddr    string        `env:"QUERY_ADDR" default:"127.0.0.1:8081" help:"query HTTP address"`
+	WindowerAddr string        `env:"WINDOWER_ADDR" default:"127.0.0.1:8082" help:"windower health/metrics address"`
+	ScorerAddr   string        `env:"SCORER_ADDR" default:"127.0.0.1:8083" help:"scorer health/metrics address"`
+	StartTimeout time.Duration `env:"STACK_START_TIMEOUT" default:"60s" help:"how long run-bg waits for health"`
+}
+
+func main() {
+	var cfg settings
+	if err := config.Load(&cfg, os.Args[1:], os.Stdout); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			fmt.Println("\nusage: stack run|run-bg|stop|status")
+			return
+		}
+		fail(err)
+	}
+	cmd := "run"
+	if len(os.Args) > 1 {
+		cmd = os.Args[1]
+	}
+	var err error
+	switch cmd {
+	case "run":
+		err = run(cfg)
+	case "run-bg":
+		err = runBackground(cfg)
+	case "stop":
+		err = stopStack(cfg)
+	case "status":
+		err = status(cfg)
+	default:
+		err = fmt.Errorf("unknown command %q: want run, run-bg, stop or status", cmd)
+	}
+	if err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "stack:", err)
+	os.Exit(1)
+}
+
+func logf(format string, args ...any) {
+	fmt.Printf("%s stack: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func binDir() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "bin"
+	}
+	return filepath.Dir(exe)
+}
+
+func run(cfg settings) error {
+	if err := os.MkdirAll(filepath.Join(cfg.RunDir, "logs"), 0o755); err != nil {
+		return err
+	}
+	pidFile := filepath.Join(cfg.RunDir, "stack.pid")
+	if pid, ok := readPid(pidFile); ok && pid != os.Getpid() && alive(pid) {
+		return fmt.Errorf("a stack already runs (pid %d); `make stop` first", pid)
+	}
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(pidFile)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// Database.
+	dbURL, err := postgresURL()
+	if err != nil {
+		return err
+	}
+	// Broker first: the services need it to start.
+	brokerEnv := []string{
+		"DEVBROKER_ADDR=" + cfg.BrokerAddr,
+		"DEVBROKER_DATA_DIR=" + filepath.Join(cfg.RunDir, "kafka"),
+	}
+	broker := newChild(cfg, "broker", "devbroker", brokerEnv)
+	bctx, stopBroker := context.WithCancel(context.Background())
+	defer stopBroker()
+	startChild(bctx, broker)
+	if err := waitTCP(ctx, cfg.BrokerAddr, 30*time.Second); err != nil {
+		broker.stop(5 * time.Second)
+		return fmt.Errorf("broker: %w (see %s)", err, broker.logFile())
+	}
+
+	// Migrations.
+	v, err := migrate.Up(dbURL)
+	if err != nil {
+		broker.stop(5 * time.Second)
+		return err
+	}
+	logf("database migrated to version %d", v)
+
+	// Services.
+	common := []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + cfg.BrokerAddr}
+	services := []*child{
+		newChild(cfg, "ingest", "ingest", append([]string{"INGEST_ADDR=" + cfg.IngestAddr}, common...)),
+		newChild(cfg, "windower", "windower", append([]string{"WINDOWER_ADDR=" + cfg.WindowerAddr}, common...)),
+		newChild(cfg, "scorer", "scorer", append([]string{"SCORER_ADDR=" + cfg.ScorerAddr}, common...)),
+		newChild(cfg, "query", "query", append([]string{"QUERY_ADDR=" + cfg.QueryAddr}, common...)),
+	}
+	sctx, stopServices := context.WithCancel(context.Background())
+	defer stopServices()
+	for _, s := range services {
+		startChild(sctx, s)
+	}
+	printWelcome(cfg)
+
+	<-ctx.Done()
+	logf("stopping")
+	stopServices()
+	for _, s := range services {
+		s.stop(20 * time.Second)
+	}
+	stopBroker()
+	broker.stop(10 * time.Second)
+	if os.Getenv("DATABASE_URL") == "" {
+		_ = exec.Command("scripts/postgres.sh", "stop").Run()
+	}
+	logf("stopped")
+	return nil
+}
+
+func newChild(cfg settings, name, bin string, env []string) *child {
+	return &child{name: name, bin: filepath.Join(binDir(), bin), env: env, runDir: cfg.RunDir, logf: logf}
+}
+
+func startChild(ctx context.Context, c *child) {
+	started := make(chan struct{})
+	go c.supervise(ctx, started)
+	<-started
+	logf("%s started (pid file %s, log %s)", c.name, c.pidFile(), c.logFile())
+}
+
+func postgresURL() (string, error) {
+	if u := os.Getenv("DATABASE_URL"); u != "" {
+		return u, nil
+	}
+	out, err := exec.Command("scripts/postgres.sh", "start").Output()
+	if err != nil {
+		return "", fmt.Errorf("start postgres: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func waitTCP(ctx context.Context, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s not reachable after %s", addr, timeout)
+}
+
+func printWelcome(cfg settings) {
+	fmt.Printf(`
+ratestream is up:
+  ingest    http://%[1]s   (POST /v1/posts/{id}/ratings, POST /api/rate)
+  query     http://%[2]s   (GET/POST /v1/posts, GET/POST /api/post)
+  windower  http://%[3]s/metrics
+  scorer    http://%[4]s/metrics
+  broker    %[5]s   logs in %[6]s/logs
+
+Try:
+  curl -s -XPOST http://%[2]s/v1/posts -H 'Content-Type: application/json' -d '{"title":"hello"}'
+  curl -s -XPOST http://%[1]s/v1/posts/1/ratings -H 'Content-Type: application/json' -d '{"user_id":"u-1","score":4}'
+  curl -s http://%[2]s/v1/posts/1 -H 'X-User-ID: u-1'
+
+Ctrl-C stops everything.
+`, cfg.IngestAddr, cfg.QueryAddr, cfg.WindowerAddr, cfg.ScorerAddr, cfg.BrokerAddr, cfg.RunDir)
+}
+
+func readPid(path string) (int, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid, err == nil && pid > 0
+}
+
+func healthURLs(cfg settings) map[string]string {
+	return map[string]string{
+		"ingest":   "http://" + cfg.IngestAddr + "/healthz",
+		"query":    "http://" + cfg.QueryAddr + "/healthz",
+		"windower": "http://" + cfg.WindowerAddr + "/healthz",
+		"scorer":   "http://" + cfg.ScorerAddr + "/healthz",
+	}
+}
+
+func healthy(url string) bool {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func runBackground(cfg settings) error {
+	if err := os.MkdirAll(filepath.Join(cfg.RunDir, "logs"), 0o755); err != nil {
+		return err
+	}
+	if pid, ok := readPid(filepath.Join(cfg.RunDir, "stack.pid")); ok && alive(pid) {
+		return fmt.Errorf("a stack already runs (pid %d)", pid)
+	}
+	logPath := filepath.Join(cfg.RunDir, "logs", "stack.log")
+	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	exe, _ := os.Executable()
+	cmd := exec.Command(exe, "run")
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	_ = cmd.Process.Release()
+	deadline := time.Now().Add(cfg.StartTimeout)
+	for time.Now().Before(deadline) {
+		all := true
+		for _, u := range healthURLs(cfg) {
+			all = all && healthy(u)
+		}
+		if all {
+			printWelcome(cfg)
+			fmt.Printf("running in the background; `make stop` stops it, log in %s\n", logPath)
+			return nil
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return fmt.Errorf("not healthy after %s; see %s", cfg.StartTimeout, logPath)
+}
+
+func stopStack(cfg settings) error {
+	pid, ok := readPid(filepath.Join(cfg.RunDir, "stack.pid"))
+	if !ok || !alive(pid) {
+		fmt.Println("no stack running")
+		return nil
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for i := 0; i < 600 && alive(pid); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if alive(pid) {
+		return fmt.Errorf("stack (pid %d) did not stop within 60s", pid)
+	}
+	fmt.Println("stopped")
+	return nil
+}
+
+func status(cfg settings) error {
+	pid, ok := readPid(filepath.Join(cfg.RunDir, "stack.pid"))
+	if !ok || !alive(pid) {
+		fmt.Println("stack: not running")
+	} else {
+		fmt.Printf("stack: running (pid %d)\n", pid)
+	}
+	urls := healthURLs(cfg)
+	for _, name := range []string{"broker", "ingest", "windower", "scorer", "query"} {
+		line := name + ": "
+		if p, ok := readPid(filepath.Join(cfg.RunDir, name+".pid")); ok && alive(p) {
+			line += fmt.Sprintf("running (pid %d)", p)
+		} else {
+			line += "not running"
+		}
+		if u, ok := urls[name]; ok {
+			if healthy(u) {
+				line += ", healthy"
+			} else {
+				line += ", not answering " + u
+			}
+		}
+		fmt.Println(line)
+	}
+	return nil
+}
