@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
-MODULES := pkg migrations services/ingest services/windower services/scorer services/query tools
+MODULES := pkg migrations services/ingest services/windower services/scorer services/query simulation tools
 PKGS := $(foreach m,$(MODULES),github.com/ratestream/ratestream/$(m)/...)
 TEST_TIMEOUT ?= 25m
 
@@ -18,7 +18,8 @@ build: ## build every command into bin/
 		github.com/ratestream/ratestream/services/windower \
 		github.com/ratestream/ratestream/services/scorer \
 		github.com/ratestream/ratestream/services/query \
-		github.com/ratestream/ratestream/tools/cmd/...
+		github.com/ratestream/ratestream/tools/cmd/... \
+		github.com/ratestream/ratestream/simulation/cmd/...
 
 run: build ## start PostgreSQL, the broker, migrations and all services; Ctrl-C stops
 	$(BIN)/stack run

@@ -44,6 +44,7 @@ CREATE TABLE post_stats (
     weighted_sum      bigint           NOT NULL,
     weight            bigint           NOT NULL,
     baseline          double precision NOT NULL,
+    baseline_seen     double precision NOT NULL,
     current_window    timestamptz      NOT NULL,
     current_count     bigint           NOT NULL,
     current_threshold double precision NOT NULL

@@ -53,8 +53,13 @@ func (p Params) alpha() float64 {
 	return math.Min(a, 1)
 }
 
-func (p Params) threshold(baseline float64) float64 {
-	return math.Max(p.Surge*baseline, p.Floor)
+// threshold is the anomaly threshold for a baseline estimate; with no
+// history yet (seen == 0) only the floor applies.
+func (p Params) threshold(baseline, seen float64) float64 {
+	if seen <= 0 {
+		return p.Floor
+	}
+	return math.Max(p.Surge*baseline/seen, p.Floor)
 }
 
 // WindowStart aligns t to the start of its window, counted from the Unix
@@ -69,16 +74,19 @@ func (p Params) WindowStart(t time.Time) time.Time {
 }
 
 // Weight is how many ratings' worth a window counts for: its count while
-// it is within its threshold, and beyond that a weight that falls with the
-// excess (T³/c²), so a burst of a hundred times the usual volume counts for
-// less than a single normal window instead of for a hundred of them.
+// it is within its threshold T, and beyond that T·(T/c)⁶, which falls
+// steeply with the excess: a window at 1.5 T counts for a tenth of T, a
+// burst of ten times T for nothing measurable. An anomalous window is held
+// out rather than capped because even a capped burst would keep a
+// permanent share of a post's score.
 func Weight(count int64, threshold float64) float64 {
 	c := float64(count)
 	if c <= threshold {
 		return c
 	}
 	r := threshold / c
-	return threshold * r * r
+	r3 := r * r * r
+	return threshold * r3 * r3
 }
 
 // Micro-units keep the running totals in exact integer arithmetic: the
@@ -118,9 +126,13 @@ func (t *Totals) Replace(old, new Window) {
 // Volume tracks a post's typical ratings per window: an exponential moving
 // average over finished windows of their counts, each capped at its own
 // threshold so that an attack cannot raise its own baseline by more than
-// a bounded step per window.
+// a bounded step per window. Seen is the total weight the average has
+// accumulated (1 - (1-α)^n after n windows); dividing by it corrects the
+// average's start-up bias, so a young post's baseline is the mean of the
+// few windows it has rather than a value dragged towards zero.
 type Volume struct {
 	Baseline         float64
+	Seen             float64
 	Current          time.Time // start of the newest window seen
 	CurrentCount     int64
 	CurrentThreshold float64
@@ -131,7 +143,7 @@ type Volume struct {
 // between) into the baseline.
 func (v *Volume) Advance(start time.Time, p Params) {
 	if v.Current.IsZero() {
-		v.Current, v.CurrentCount, v.CurrentThreshold = start, 0, p.threshold(v.Baseline)
+		v.Current, v.CurrentCount, v.CurrentThreshold = start, 0, p.threshold(v.Baseline, v.Seen)
 		return
 	}
 	if !start.After(v.Current) {
@@ -140,10 +152,14 @@ func (v *Volume) Advance(start time.Time, p Params) {
 	a := p.alpha()
 	capped := math.Min(float64(v.CurrentCount), v.CurrentThreshold)
 	v.Baseline += a * (capped - v.Baseline)
+	v.Seen += a * (1 - v.Seen)
 	if gap := int64(start.Sub(v.Current)/p.Window) - 1; gap > 0 {
-		v.Baseline *= math.Pow(1-a, float64(gap))
+		// Empty windows count as zeros.
+		decay := math.Pow(1-a, float64(gap))
+		v.Baseline *= decay
+		v.Seen = 1 - (1-v.Seen)*decay
 	}
-	v.Current, v.CurrentCount, v.CurrentThreshold = start, 0, p.threshold(v.Baseline)
+	v.Current, v.CurrentCount, v.CurrentThreshold = start, 0, p.threshold(v.Baseline, v.Seen)
 }
 
 // ThresholdFor is the threshold a window opening now at start gets: the
@@ -152,7 +168,7 @@ func (v *Volume) ThresholdFor(start time.Time, p Params) float64 {
 	if start.Equal(v.Current) {
 		return v.CurrentThreshold
 	}
-	return p.threshold(v.Baseline)
+	return p.threshold(v.Baseline, v.Seen)
 }
 
 // Counted records a rating added to (+1) or retracted from (-1) window

@@ -199,7 +199,7 @@ func (s *store) load(ctx context.Context, tx pgx.Tx, st *window.State, events []
 	}
 	rows, err = tx.Query(ctx, `
 		SELECT post_id, partition, rating_sum, rating_count, weighted_sum, weight,
-		       baseline, current_window, current_count, current_threshold
+		       baseline, baseline_seen, current_window, current_count, current_threshold
 		FROM post_stats WHERE post_id = ANY($1)`, ids)
 	if err != nil {
 		return fmt.Errorf("load post stats: %w", err)
@@ -209,7 +209,7 @@ func (s *store) load(ctx context.Context, tx pgx.Tx, st *window.State, events []
 		var id int64
 		p := &window.Post{}
 		if err := rows.Scan(&id, &p.Partition, &p.Totals.Sum, &p.Totals.Count, &p.Totals.WeightedSum, &p.Totals.Weight,
-			&p.Volume.Baseline, &p.Volume.Current, &p.Volume.CurrentCount, &p.Volume.CurrentThreshold); err != nil {
+			&p.Volume.Baseline, &p.Volume.Seen, &p.Volume.Current, &p.Volume.CurrentCount, &p.Volume.CurrentThreshold); err != nil {
 			return err
 		}
 		p.Volume.Current = p.Volume.Current.UTC()
@@ -261,26 +261,28 @@ func (s *store) write(ctx context.Context, tx pgx.Tx, st *window.State, b batch,
 	n := len(st.DirtyPosts)
 	pid, ppart := make([]int64, 0, n), make([]int32, 0, n)
 	psum, pcnt, pws, pw, pcc := make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n)
-	pbase, pct := make([]float64, 0, n), make([]float64, 0, n)
+	pbase, pseen, pct := make([]float64, 0, n), make([]float64, 0, n), make([]float64, 0, n)
 	pcur := make([]time.Time, 0, n)
 	for id := range st.DirtyPosts {
 		p := st.Posts[id]
 		pid, ppart = append(pid, id), append(ppart, int32(p.Partition))
 		psum, pcnt, pws, pw = append(psum, p.Totals.Sum), append(pcnt, p.Totals.Count), append(pws, p.Totals.WeightedSum), append(pw, p.Totals.Weight)
-		pbase, pcur, pcc, pct = append(pbase, p.Volume.Baseline), append(pcur, p.Volume.Current), append(pcc, p.Volume.CurrentCount), append(pct, p.Volume.CurrentThreshold)
+		pbase, pseen = append(pbase, p.Volume.Baseline), append(pseen, p.Volume.Seen)
+		pcur, pcc, pct = append(pcur, p.Volume.Current), append(pcc, p.Volume.CurrentCount), append(pct, p.Volume.CurrentThreshold)
 	}
 	if n > 0 {
 		pb.Queue(`
 			INSERT INTO post_stats (post_id, partition, rating_sum, rating_count, weighted_sum, weight,
-			                        baseline, current_window, current_count, current_threshold)
+			                        baseline, baseline_seen, current_window, current_count, current_threshold)
 			SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
-			                     $7::float8[], $8::timestamptz[], $9::bigint[], $10::float8[])
+			                     $7::float8[], $8::float8[], $9::timestamptz[], $10::bigint[], $11::float8[])
 			ON CONFLICT (post_id) DO UPDATE SET
 			  rating_sum = excluded.rating_sum, rating_count = excluded.rating_count,
 			  weighted_sum = excluded.weighted_sum, weight = excluded.weight,
-			  baseline = excluded.baseline, current_window = excluded.current_window,
+			  baseline = excluded.baseline, baseline_seen = excluded.baseline_seen,
+			  current_window = excluded.current_window,
 			  current_count = excluded.current_count, current_threshold = excluded.current_threshold`,
-			pid, ppart, psum, pcnt, pws, pw, pbase, pcur, pcc, pct)
+			pid, ppart, psum, pcnt, pws, pw, pbase, pseen, pcur, pcc, pct)
 		pb.Queue(`
 			INSERT INTO rescore_queue (post_id, partition)
 			SELECT * FROM unnest($1::bigint[], $2::int[])

@@ -1,0 +1,84 @@
+// Command ratesim replays a rating scenario through scoring strategies and
+// reports how far each strays from the honest mean.
+//
+//	ratesim -scenario FILE [-strategies a,b|all] [-format table|json] [-plot FILE.svg]
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/simulation/sim"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "ratesim:", err)
+		os.Exit(2)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("ratesim", flag.ContinueOnError)
+	scenario := fs.String("scenario", "", "scenario JSON file (required)")
+	names := fs.String("strategies", "all", "comma-separated strategies, or all ("+strings.Join(scoring.Names(), ", ")+")")
+	format := fs.String("format", "table", "table or json")
+	plot := fs.String("plot", "", "write an SVG plot of score over time to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *scenario == "" {
+		fs.Usage()
+		return fmt.Errorf("-scenario is required")
+	}
+	if *format != "table" && *format != "json" {
+		return fmt.Errorf("-format %q: want table or json", *format)
+	}
+	strategies, err := pick(*names)
+	if err != nil {
+		return err
+	}
+	s, err := sim.Load(*scenario)
+	if err != nil {
+		return err
+	}
+	rep, err := sim.Run(s, strategies, scoring.DefaultParams(s.WindowLength()))
+	if err != nil {
+		return err
+	}
+	if *plot != "" {
+		if err := os.WriteFile(*plot, []byte(sim.Plot(rep, strategies)), 0o644); err != nil {
+			return err
+		}
+	}
+	if *format == "json" {
+		return json.NewEncoder(os.Stdout).Encode(rep)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "scenario %s\t\t\t\t\n", rep.Scenario)
+	fmt.Fprintln(tw, "strategy\tmax_error\tp95_error\tfinal_error\t")
+	for _, r := range rep.Results {
+		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f\t\n", r.Strategy, r.MaxError, r.P95Error, r.FinalError)
+	}
+	return tw.Flush()
+}
+
+func pick(names string) ([]scoring.Strategy, error) {
+	if names == "all" || names == "" {
+		return scoring.Strategies(), nil
+	}
+	var out []scoring.Strategy
+	for _, n := range strings.Split(names, ",") {
+		s, err := scoring.Lookup(strings.TrimSpace(n))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}

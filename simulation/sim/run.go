@@ -1,0 +1,243 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ratestream/ratestream/pkg/rating"
+	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/window"
+)
+
+// postID is the one post a scenario rates.
+const postID = 1
+
+// minHonest is how many honest users must have rated before errors count.
+const minHonest = 50
+
+// Epoch is the event time at which every scenario starts.
+var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Point is the state after one window closed.
+type Point struct {
+	At         time.Duration      // since the scenario start
+	HonestMean float64            // NaN before any honest rating
+	Honest     int                // honest users so far
+	Scores     map[string]float64 // by strategy; NaN when no score yet
+}
+
+// Result is one strategy's error summary.
+type Result struct {
+	Strategy   string  `json:"strategy"`
+	MaxError   float64 `json:"max_error"`
+	P95Error   float64 `json:"p95_error"`
+	FinalError float64 `json:"final_error"`
+}
+
+// Report is a whole run.
+type Report struct {
+	Scenario string             `json:"scenario"`
+	Results  []Result           `json:"results"`
+	Points   []Point            `json:"-"`
+	Campaign [][2]time.Duration `json:"-"` // dishonest phases, for plots
+}
+
+// Run replays the scenario through the given strategies with params
+// (whose Window is replaced by the scenario's).
+func Run(s *Scenario, strategies []scoring.Strategy, params scoring.Params) (*Report, error) {
+	params.Window = s.window
+	rng := rand.New(rand.NewPCG(uint64(s.Seed), 0x5eed))
+	st := window.NewState(params)
+	g := &generator{s: s, rng: rng, honestSeen: map[string]bool{}}
+	honestLatest := map[string]int{}
+	var starts []time.Time // window starts of the post, ascending
+	known := map[time.Time]bool{}
+	rep := &Report{Scenario: s.Name}
+	for _, p := range s.Phases {
+		if !p.Honest {
+			rep.Campaign = append(rep.Campaign, [2]time.Duration{p.from, p.to})
+		}
+	}
+	var honestSum float64
+	for t := time.Duration(0); t < s.End(); t += s.window {
+		for _, e := range g.window(t) {
+			st.Apply(e.ev, 0)
+			if e.honest {
+				if old, ok := honestLatest[e.ev.UserID]; ok {
+					honestSum -= float64(old)
+				}
+				honestLatest[e.ev.UserID] = e.ev.Score
+				honestSum += float64(e.ev.Score)
+			}
+		}
+		for k := range st.DirtyWindows {
+			if !known[k.Start] {
+				known[k.Start] = true
+				starts = append(starts, k.Start)
+			}
+		}
+		st.ClearDirty()
+		sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
+		now := Epoch.Add(t + s.window)
+		pt := Point{At: t + s.window, HonestMean: math.NaN(), Honest: len(honestLatest), Scores: map[string]float64{}}
+		if pt.Honest > 0 {
+			pt.HonestMean = honestSum / float64(pt.Honest)
+		}
+		in := input(st, starts, now, params)
+		for _, strat := range strategies {
+			r := strat.Score(in)
+			pt.Scores[strat.Name()] = math.NaN()
+			if r.OK {
+				pt.Scores[strat.Name()] = r.Score
+			}
+		}
+		rep.Points = append(rep.Points, pt)
+	}
+	for _, strat := range strategies {
+		rep.Results = append(rep.Results, summarize(strat.Name(), rep.Points))
+	}
+	return rep, nil
+}
+
+// input builds what a strategy sees, as the scorer would from the tables.
+func input(st *window.State, starts []time.Time, now time.Time, p scoring.Params) scoring.Input {
+	in := scoring.Input{Now: now, Params: p}
+	post := st.Posts[postID]
+	if post == nil {
+		return in
+	}
+	in.Totals, in.Latest = post.Totals, post.Volume.Current
+	cutoff := scoring.RecentCutoff(now, p).Add(-p.Window)
+	for _, s := range starts {
+		w := st.Windows[window.Key{PostID: postID, Start: s}]
+		in.All = append(in.All, w)
+		if s.After(cutoff) {
+			in.Recent = append(in.Recent, w)
+		}
+	}
+	return in
+}
+
+func summarize(name string, pts []Point) Result {
+	var errs []float64
+	for _, p := range pts {
+		s := p.Scores[name]
+		if p.Honest < minHonest || math.IsNaN(s) || math.IsNaN(p.HonestMean) {
+			continue
+		}
+		errs = append(errs, math.Abs(s-p.HonestMean))
+	}
+	r := Result{Strategy: name}
+	if len(errs) == 0 {
+		return r
+	}
+	r.FinalError = errs[len(errs)-1]
+	sorted := append([]float64(nil), errs...)
+	sort.Float64s(sorted)
+	r.MaxError = sorted[len(sorted)-1]
+	r.P95Error = sorted[int(math.Ceil(0.95*float64(len(sorted))))-1]
+	return r
+}
+
+type generated struct {
+	ev     rating.Event
+	honest bool
+}
+
+type generator struct {
+	s           *Scenario
+	rng         *rand.Rand
+	next        int      // next fresh user number
+	honestUsers []string // users who rated in an honest phase, in order
+	honestSeen  map[string]bool
+}
+
+// window draws the ratings of the window starting at t, in time order.
+func (g *generator) window(t time.Duration) []generated {
+	var out []generated
+	for i, p := range g.s.Phases {
+		if t < p.from || t >= p.to {
+			continue
+		}
+		n := poisson(g.rng, p.RatingsPerWindow)
+		for j := 0; j < n; j++ {
+			user := g.user(i, p)
+			if user == "" {
+				continue
+			}
+			at := Epoch.Add(t + time.Duration(g.rng.Int64N(int64(g.s.window))))
+			out = append(out, generated{ev: event(user, score(g.rng, p.Scores), at, g.rng), honest: p.Honest})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].ev.RatedAt.Before(out[j].ev.RatedAt) })
+	for _, e := range out {
+		if e.honest {
+			if !g.honestSeen[e.ev.UserID] {
+				g.honestSeen[e.ev.UserID] = true
+				g.honestUsers = append(g.honestUsers, e.ev.UserID)
+			}
+		}
+	}
+	return out
+}
+
+func (g *generator) user(phase int, p Phase) string {
+	switch p.Users.Kind {
+	case "existing":
+		if len(g.honestUsers) == 0 {
+			return ""
+		}
+		return g.honestUsers[g.rng.IntN(len(g.honestUsers))]
+	case "pool":
+		return "pool-" + strconv.Itoa(g.rng.IntN(p.Users.Pool))
+	default:
+		g.next++
+		return fmt.Sprintf("p%d-u%d", phase, g.next)
+	}
+}
+
+func event(user string, s int, at time.Time, rng *rand.Rand) rating.Event {
+	var id uuid.UUID
+	for i := range id {
+		id[i] = byte(rng.UintN(256))
+	}
+	id[6] = (id[6] & 0x0f) | 0x70
+	id[8] = (id[8] & 0x3f) | 0x80
+	return rating.Event{V: rating.Version, EventID: id, PostID: postID, UserID: user, Score: s, RatedAt: at}
+}
+
+func score(rng *rand.Rand, probs []float64) int {
+	x := rng.Float64()
+	for s, p := range probs {
+		if x < p {
+			return s
+		}
+		x -= p
+	}
+	return len(probs) - 1
+}
+
+// poisson draws a Poisson count: Knuth's method for small means, a
+// rounded normal approximation for large ones.
+func poisson(rng *rand.Rand, mean float64) int {
+	if mean <= 0 {
+		return 0
+	}
+	if mean > 50 {
+		return max(0, int(math.Round(mean+math.Sqrt(mean)*rng.NormFloat64())))
+	}
+	l, k, p := math.Exp(-mean), 0, 1.0
+	for {
+		p *= rng.Float64()
+		if p <= l {
+			return k
+		}
+		k++
+	}
+}

@@ -1,0 +1,270 @@
+// Package testenv gives integration tests the real dependencies: a fresh
+// PostgreSQL database (migrated) on the project's private cluster, a
+// Kafka-protocol broker (kfake) on a loopback port, and the project's
+// binaries.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/migrate"
+)
+
+// Root is the repository root.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+var (
+	adminOnce sync.Once
+	adminURL  string
+	adminErr  error
+)
+
+// AdminURL is the URL of the test server's maintenance database:
+// RATESTREAM_TEST_DATABASE_URL when set (make test sets it), else the
+// private cluster started by scripts/postgres.sh.
+func AdminURL(t testing.TB) string {
+	adminOnce.Do(func() {
+		if u := os.Getenv("RATESTREAM_TEST_DATABASE_URL"); u != "" {
+			adminURL = u
+			return
+		}
+		out, err := exec.Command(filepath.Join(Root(), "scripts", "postgres.sh"), "start").Output()
+		adminURL, adminErr = strings.TrimSpace(string(out)), err
+	})
+	if adminErr != nil {
+		t.Fatalf("no PostgreSQL for tests (run `make test`): %v", adminErr)
+	}
+	return adminURL
+}
+
+// Database is a fresh migrated database, dropped after the test.
+type Database struct {
+	URL  string
+	Pool *pgxpool.Pool
+}
+
+// NewDatabase creates and migrates a database of its own for the test.
+func NewDatabase(t testing.TB) *Database {
+	t.Helper()
+	admin := AdminURL(t)
+	ctx := context.Background()
+	ap, err := pgxpool.New(ctx, admin)
+	if err != nil {
+		t.Fatalf("connect admin database: %v", err)
+	}
+	defer ap.Close()
+	name := "test_" + randHex(6)
+	if _, err := ap.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	url := replaceDB(admin, name)
+	if _, err := migrate.Up(url); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatalf("connect test database: %v", err)
+	}
+	t.Cleanup(func() {
+		pool.Close()
+		ap, err := pgxpool.New(context.Background(), admin)
+		if err == nil {
+			_, _ = ap.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			ap.Close()
+		}
+	})
+	return &Database{URL: url, Pool: pool}
+}
+
+// replaceDB swaps the database name of a postgres URL.
+func replaceDB(url, name string) string {
+	q := ""
+	if i := strings.IndexByte(url, '?'); i >= 0 {
+		url, q = url[:i], url[i:]
+	}
+	i := strings.LastIndexByte(url, '/')
+	return url[:i+1] + name + q
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Broker is a kfake cluster on a loopback port that a test can stop and
+// start again on the same port.
+type Broker struct {
+	t       testing.TB
+	Port    int
+	Config  broker.Config
+	dataDir string
+	c       *kfake.Cluster
+}
+
+// NewBroker starts a broker with the rating topic (and its dead-letter
+// topic) of the given partition count. Its log lives in a temporary
+// directory, so Stop and Start keep the data.
+func NewBroker(t testing.TB, partitions int) *Broker {
+	t.Helper()
+	b := &Broker{t: t, Port: FreePort(t), dataDir: t.TempDir()}
+	b.Config = broker.Config{
+		Brokers: []string{fmt.Sprintf("127.0.0.1:%d", b.Port)}, Topic: "ratings.v1",
+		Partitions: partitions, Replicas: 1,
+	}
+	b.Start()
+	t.Cleanup(b.Stop)
+	return b
+}
+
+// Start (re)starts the broker on its port.
+func (b *Broker) Start() {
+	b.t.Helper()
+	if b.c != nil {
+		return
+	}
+	var err error
+	for i := 0; i < 50; i++ { // the port may linger for a moment after Stop
+		b.c, err = kfake.NewCluster(kfake.Ports(b.Port), kfake.DataDir(b.dataDir),
+			kfake.SeedTopics(int32(b.Config.Partitions), b.Config.Topic, b.Config.DLQTopic()))
+		if err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.t.Fatalf("start broker: %v", err)
+}
+
+// Stop stops the broker (its data stays).
+func (b *Broker) Stop() {
+	if b.c != nil {
+		b.c.Close()
+		b.c = nil
+	}
+}
+
+// Messages reads every message of a topic from the beginning.
+func (b *Broker) Messages(t testing.TB, topic string) []kafka.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	parts, err := broker.Partitions(ctx, b.Config, topic)
+	if err != nil {
+		t.Fatalf("partitions of %s: %v", topic, err)
+	}
+	var out []kafka.Message
+	for _, p := range parts {
+		conn, err := kafka.DialLeader(ctx, "tcp", b.Config.Brokers[0], topic, p)
+		if err != nil {
+			t.Fatalf("dial leader: %v", err)
+		}
+		first, last, err := conn.ReadOffsets()
+		conn.Close()
+		if err != nil {
+			t.Fatalf("read offsets: %v", err)
+		}
+		if last <= first {
+			continue
+		}
+		r, err := broker.NewPartitionReader(b.Config, topic, p, first, 100*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				r.Close()
+				t.Fatalf("read %s/%d: %v", topic, p, err)
+			}
+			out = append(out, m)
+			if m.Offset >= last-1 {
+				break
+			}
+		}
+		r.Close()
+	}
+	return out
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Binary returns the path of a project command: from RATESTREAM_BIN when
+// make test set it, else built into a temporary directory.
+func Binary(t testing.TB, name, pkg string) string {
+	t.Helper()
+	if dir := os.Getenv("RATESTREAM_BIN"); dir != "" {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	out := filepath.Join(t.TempDir(), name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = Root()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+// WaitHTTP polls url until it answers 200 or the timeout passes.
+func WaitHTTP(t testing.TB, url string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	c := http.Client{Timeout: time.Second}
+	for time.Now().Before(deadline) {
+		resp, err := c.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer 200 within %s", url, timeout)
+}
+
+// Eventually retries check until it returns nil or the timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = check(); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("not within %s: %v", timeout, err)
+}
