@@ -28,6 +28,7 @@ type processor struct {
 	m        *metrics
 	maxBatch int
 	maxWait  time.Duration
+	session  time.Duration
 }
 
 // run joins the group and processes generation after generation until ctx
@@ -38,8 +39,8 @@ func (p *processor) run(ctx context.Context) error {
 		Brokers:               p.kafka.Brokers,
 		Topics:                []string{p.kafka.Topic},
 		HeartbeatInterval:     time.Second,
-		SessionTimeout:        10 * time.Second,
-		RebalanceTimeout:      10 * time.Second,
+		SessionTimeout:        p.session,
+		RebalanceTimeout:      p.session,
 		JoinGroupBackoff:      time.Second,
 		Timeout:               5 * time.Second,
 		WatchPartitionChanges: true,

@@ -30,6 +30,7 @@ type Config struct {
 	Grace    time.Duration `env:"GRACE" default:"5s" help:"how far behind the newest event time a window closes"`
 	MaxBatch int           `env:"BATCH_MAX_EVENTS" default:"5000" help:"most events per transaction"`
 	MaxWait  time.Duration `env:"BATCH_MAX_WAIT" default:"20ms" help:"longest wait to fill a batch"`
+	Session  time.Duration `env:"WINDOWER_SESSION_TIMEOUT" default:"10s" help:"group session timeout: how soon a dead instance's partitions move"`
 	Scoring  scoring.Config
 	HTTP     httpserver.Config
 	Kafka    broker.Config
@@ -102,7 +103,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		group: cfg.Group,
 		store: &store{pool: pool, consumer: cfg.Group, topic: cfg.Kafka.Topic, params: params, grace: cfg.Grace},
 		dlq:   dlq, m: newMetrics(srv.Registry),
-		maxBatch: cfg.MaxBatch, maxWait: cfg.MaxWait,
+		maxBatch: cfg.MaxBatch, maxWait: cfg.MaxWait, session: cfg.Session,
 	}
 
 	// Run until SIGTERM; an in-flight batch either commits or rolls back.

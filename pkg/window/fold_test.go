@@ -1,0 +1,142 @@
+package window
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ratestream/ratestream/pkg/rating"
+	"github.com/ratestream/ratestream/pkg/scoring"
+)
+
+// stream draws n events over a few posts and users, with re-ratings,
+// exact duplicates and events out of time order.
+func stream(seed uint64, n int) []rating.Event {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	base := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	var out []rating.Event
+	for len(out) < n {
+		if len(out) > 0 && rng.IntN(10) == 0 { // a duplicate delivery
+			out = append(out, out[rng.IntN(len(out))])
+			continue
+		}
+		var id uuid.UUID
+		for i := range id {
+			id[i] = byte(rng.UintN(256))
+		}
+		id[6], id[8] = id[6]&0x0f|0x70, id[8]&0x3f|0x80
+		at := base.Add(time.Duration(rng.Int64N(int64(20 * time.Second))))
+		if rng.IntN(8) == 0 { // same instant as another rating: the event id decides
+			at = base.Add(time.Duration(rng.IntN(3)) * time.Second)
+		}
+		out = append(out, rating.Event{
+			V: 1, EventID: id, PostID: int64(1 + rng.IntN(5)), UserID: "u" + string(rune('a'+rng.IntN(12))),
+			Score: rng.IntN(6), RatedAt: at,
+		})
+	}
+	return out
+}
+
+// naive computes the expected windows straight from the definition: each
+// (post, user)'s latest event by (rated_at, event_id), grouped by window.
+func naive(events []rating.Event, p scoring.Params) (map[VoteKey]rating.Event, map[Key][2]int64) {
+	latest := map[VoteKey]rating.Event{}
+	for _, e := range events {
+		k := VoteKey{e.PostID, e.UserID}
+		if old, ok := latest[k]; !ok || rating.Newer(Truncate(e.RatedAt), e.EventID, Truncate(old.RatedAt), old.EventID) {
+			latest[k] = e
+		}
+	}
+	win := map[Key][2]int64{}
+	for k, e := range latest {
+		wk := Key{k.PostID, p.WindowStart(Truncate(e.RatedAt))}
+		v := win[wk]
+		win[wk] = [2]int64{v[0] + int64(e.Score), v[1] + 1}
+	}
+	return latest, win
+}
+
+func TestFoldMatchesDefinitionOnRandomStreams(t *testing.T) {
+	p := scoring.DefaultParams(time.Second)
+	for seed := uint64(1); seed <= 200; seed++ {
+		events := stream(seed, 300)
+		st := NewState(p)
+		for _, e := range events {
+			st.Apply(e, 0)
+		}
+		latest, win := naive(events, p)
+		for k, e := range latest {
+			v := st.Votes[k]
+			if v.Score != e.Score || v.EventID != e.EventID {
+				t.Fatalf("seed %d: vote %v = %+v, want event %+v", seed, k, v, e)
+			}
+		}
+		raters := map[int64]int64{}
+		sums := map[int64]int64{}
+		for k, e := range latest {
+			raters[k.PostID]++
+			sums[k.PostID] += int64(e.Score)
+		}
+		for k, w := range st.Windows {
+			if want := win[k]; w.Sum != want[0] || w.Count != want[1] {
+				t.Fatalf("seed %d: window %v = %d/%d, want %d/%d", seed, k, w.Sum, w.Count, want[0], want[1])
+			}
+		}
+		for id, post := range st.Posts {
+			if post.Totals.Count != raters[id] || post.Totals.Sum != sums[id] {
+				t.Fatalf("seed %d: post %d totals %d/%d, want %d raters summing %d", seed, id, post.Totals.Sum, post.Totals.Count, raters[id], sums[id])
+			}
+			var ws, wc, wsum, wweight int64
+			for k, w := range st.Windows {
+				if k.PostID == id {
+					ws += w.Sum
+					wc += w.Count
+					wsum += scoring.ContribMicro(w)
+					wweight += scoring.WeightMicro(w)
+				}
+			}
+			if ws != sums[id] || wc != raters[id] {
+				t.Fatalf("seed %d: post %d windows sum to %d/%d, want %d/%d", seed, id, ws, wc, sums[id], raters[id])
+			}
+			if wsum != post.Totals.WeightedSum || wweight != post.Totals.Weight {
+				t.Fatalf("seed %d: post %d weighted totals drifted from its windows", seed, id)
+			}
+		}
+	}
+}
+
+func TestReratingMovesTheVoteBetweenWindows(t *testing.T) {
+	p := scoring.DefaultParams(time.Minute)
+	st := NewState(p)
+	t0 := time.Date(2026, 1, 1, 0, 0, 10, 0, time.UTC)
+	mk := func(post int64, user string, score int, at time.Time) rating.Event {
+		id, _ := uuid.NewV7()
+		return rating.Event{V: 1, EventID: id, PostID: post, UserID: user, Score: score, RatedAt: at}
+	}
+	if got := st.Apply(mk(1, "u", 5, t0), 0); got != Counted {
+		t.Fatalf("first rating: %v", got)
+	}
+	if got := st.Apply(mk(2, "u", 3, t0), 0); got != Counted {
+		t.Fatalf("same user, other post: %v (the seed overwrote it)", got)
+	}
+	later := t0.Add(3 * time.Minute)
+	if got := st.Apply(mk(1, "u", 1, later), 0); got != Replaced {
+		t.Fatalf("re-rating: %v", got)
+	}
+	old := st.Windows[Key{1, p.WindowStart(t0)}]
+	cur := st.Windows[Key{1, p.WindowStart(later)}]
+	if old.Count != 0 || old.Sum != 0 || cur.Count != 1 || cur.Sum != 1 {
+		t.Fatalf("old window %d/%d, new window %d/%d; want 0/0 and 1/1", old.Sum, old.Count, cur.Sum, cur.Count)
+	}
+	if c := st.Posts[1].Totals.Count; c != 1 {
+		t.Fatalf("post 1 has %d raters, want 1: a re-rater counts once", c)
+	}
+	if c := st.Posts[2].Totals.Count; c != 1 {
+		t.Fatalf("post 2 has %d raters, want 1", c)
+	}
+	if got := st.Apply(mk(1, "u", 4, t0.Add(time.Minute)), 0); got != Superseded {
+		t.Fatalf("an older event must not replace a newer rating, got %v", got)
+	}
+}
