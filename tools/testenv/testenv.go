@@ -268,3 +268,27 @@ func Eventually(t testing.TB, timeout time.Duration, check func() error) {
 	}
 	t.Fatalf("not within %s: %v", timeout, err)
 }
+
+// Spawn starts a command with extra environment variables and stops it
+// (SIGTERM, then SIGKILL) when the test ends.
+func Spawn(t testing.TB, bin string, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	return cmd
+}

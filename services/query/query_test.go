@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ratestream/ratestream/pkg/config"
+	"github.com/ratestream/ratestream/tools/testenv"
+)
+
+type harness struct {
+	base string
+	db   *testenv.Database
+}
+
+func start(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{db: testenv.NewDatabase(t)}
+	var cfg Config
+	if err := config.Load(&cfg, nil, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cfg.DB.URL = h.db.URL
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, zap.NewNop(), cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("query: %v", err)
+		}
+	})
+	h.base = "http://" + cfg.Addr
+	testenv.WaitHTTP(t, h.base+"/readyz", 20*time.Second)
+	return h
+}
+
+func (h *harness) do(t *testing.T, method, path, body string, header ...string) (int, http.Header, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, h.base+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(raw, &m)
+	return resp.StatusCode, resp.Header, m
+}
+
+func TestCreateAndReadPosts(t *testing.T) {
+	h := start(t)
+	st, hdr, p := h.do(t, "POST", "/v1/posts", `{"title":"  First post  "}`)
+	if st != 201 || p["title"] != "First post" || p["score"] != nil || p["user_count"] != float64(0) || hdr.Get("Location") == "" {
+		t.Fatalf("create: %d %v", st, p)
+	}
+	id := int64(p["id"].(float64))
+	st, _, p = h.do(t, "POST", "/api/post", `{"title":"seed shaped"}`)
+	if _, ok := p["rate_average"]; st != 201 || !ok || p["user_count"] != float64(0) {
+		t.Fatalf("seed create: %d %v", st, p)
+	}
+	st, _, p = h.do(t, "GET", fmt.Sprintf("/v1/posts/%d", id), "")
+	if st != 200 || p["title"] != "First post" || p["score"] != nil || p["my_score"] != nil {
+		t.Fatalf("get: %d %v", st, p)
+	}
+	// A post inserted behind the service's back (another instance) is
+	// found too.
+	var other int64
+	if err := h.db.Pool.QueryRow(context.Background(), `INSERT INTO posts (title) VALUES ('elsewhere') RETURNING id`).Scan(&other); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, p = h.do(t, "GET", fmt.Sprintf("/v1/posts/%d", other), ""); st != 200 || p["title"] != "elsewhere" {
+		t.Fatalf("get other: %d %v", st, p)
+	}
+}
+
+func TestValidation(t *testing.T) {
+	h := start(t)
+	cases := []struct {
+		method, path, body string
+		header             []string
+		status             int
+		field              string
+	}{
+		{"POST", "/v1/posts", `{"title":""}`, nil, 422, "title"},
+		{"POST", "/v1/posts", `{"title":"   "}`, nil, 422, "title"},
+		{"POST", "/v1/posts", `{"title":"` + strings.Repeat("é", 201) + `"}`, nil, 422, "title"},
+		{"POST", "/v1/posts", `{"title":5}`, nil, 422, "title"},
+		{"POST", "/v1/posts", `{}`, nil, 422, "title"},
+		{"POST", "/v1/posts", `{"title":"x","score":1}`, nil, 422, "score"},
+		{"POST", "/v1/posts", `{"title":`, nil, 400, ""},
+		{"POST", "/api/post", `["x"]`, nil, 400, ""},
+		{"GET", "/v1/posts/abc", "", nil, 400, "id"},
+		{"GET", "/v1/posts/0", "", nil, 400, "id"},
+		{"GET", "/v1/posts/987654", "", nil, 404, "id"},
+		{"GET", "/v1/posts?limit=0", "", nil, 400, "limit"},
+		{"GET", "/v1/posts?limit=101", "", nil, 400, "limit"},
+		{"GET", "/v1/posts?limit=ten", "", nil, 400, "limit"},
+		{"GET", "/v1/posts?after=-1", "", nil, 400, "after"},
+		{"GET", "/v1/posts?after=x", "", nil, 400, "after"},
+		{"GET", "/v1/posts", "", []string{"X-User-ID", strings.Repeat("u", 129)}, 400, "X-User-ID"},
+		{"GET", "/api/post", "", []string{"X-User-ID", strings.Repeat("u", 129)}, 400, "X-User-ID"},
+	}
+	for _, tc := range cases {
+		st, hdr, p := h.do(t, tc.method, tc.path, tc.body, tc.header...)
+		if st != tc.status || hdr.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s %s %s: %d %q, want %d problem", tc.method, tc.path, tc.body, st, hdr.Get("Content-Type"), tc.status)
+			continue
+		}
+		if tc.field != "" && p["field"] != tc.field {
+			t.Errorf("%s %s: field %v, want %s", tc.method, tc.path, p["field"], tc.field)
+		}
+	}
+	req, _ := http.NewRequest("POST", h.base+"/v1/posts", strings.NewReader(`{"title":"x"}`))
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 415 {
+		t.Errorf("text/plain: %d, want 415", resp.StatusCode)
+	}
+}
+
+func TestKeysetPagesListEveryPostOnce(t *testing.T) {
+	h := start(t)
+	for i := 0; i < 25; i++ {
+		if st, _, _ := h.do(t, "POST", "/v1/posts", fmt.Sprintf(`{"title":"p%d"}`, i)); st != 201 {
+			t.Fatal(st)
+		}
+	}
+	seen := map[float64]bool{}
+	after, pages := "0", 0
+	for {
+		st, _, p := h.do(t, "GET", "/v1/posts?limit=10&after="+after, "")
+		if st != 200 {
+			t.Fatal(st, p)
+		}
+		pages++
+		for _, it := range p["items"].([]any) {
+			id := it.(map[string]any)["id"].(float64)
+			if seen[id] {
+				t.Fatalf("post %v listed twice", id)
+			}
+			seen[id] = true
+		}
+		if p["next_after"] == nil {
+			break
+		}
+		after = fmt.Sprint(int64(p["next_after"].(float64)))
+	}
+	if len(seen) != 25 || pages != 3 {
+		t.Fatalf("%d posts over %d pages, want 25 over 3", len(seen), pages)
+	}
+}
+
+func TestSeedPagesAndMyScore(t *testing.T) {
+	h := start(t)
+	for i := 0; i < 12; i++ {
+		h.do(t, "POST", "/api/post", fmt.Sprintf(`{"title":"p%d"}`, i))
+	}
+	if _, err := h.db.Pool.Exec(context.Background(), `
+		INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
+		VALUES (2, 'me', 4, now(), gen_random_uuid(), now()), (3, 'someone', 1, now(), gen_random_uuid(), now())`); err != nil {
+		t.Fatal(err)
+	}
+	st, _, p := h.do(t, "GET", "/api/post", "", "X-User-ID", "me")
+	if st != 200 || p["count"] != float64(12) || p["limit"] != float64(10) || p["offset"] != float64(0) || p["previous"] != nil {
+		t.Fatalf("first page: %d %v", st, p)
+	}
+	if next, _ := p["next"].(string); !strings.HasSuffix(next, "/api/post?limit=10&offset=10") {
+		t.Errorf("next = %v", p["next"])
+	}
+	results := p["results"].([]any)
+	if len(results) != 10 {
+		t.Fatalf("%d results", len(results))
+	}
+	for _, r := range results {
+		m := r.(map[string]any)
+		want := any(nil)
+		if m["id"] == float64(2) {
+			want = float64(4)
+		}
+		if m["my_score"] != want {
+			t.Errorf("post %v my_score %v, want %v", m["id"], m["my_score"], want)
+		}
+		if _, ok := m["rate_average"]; !ok {
+			t.Errorf("seed result without rate_average: %v", m)
+		}
+	}
+	// The seed's lenient parameters: bad values fall back to defaults,
+	// limits above 50 are cut to 50.
+	for q, want := range map[string][2]float64{"limit=abc&offset=zz": {10, 0}, "limit=500": {50, 0}, "limit=-3&offset=-2": {10, 0}, "limit=5&offset=10": {5, 10}} {
+		_, _, p := h.do(t, "GET", "/api/post?"+q, "")
+		if p["limit"] != want[0] || p["offset"] != want[1] {
+			t.Errorf("%s: limit %v offset %v, want %v", q, p["limit"], p["offset"], want)
+		}
+	}
+	_, _, p = h.do(t, "GET", "/api/post?limit=5&offset=10", "")
+	if prev, _ := p["previous"].(string); !strings.HasSuffix(prev, "/api/post?limit=5&offset=5") || p["next"] != nil {
+		t.Errorf("last page links: previous %v next %v", p["previous"], p["next"])
+	}
+}
+
+func TestScoresReachTheViewThroughNotifications(t *testing.T) {
+	h := start(t)
+	h.do(t, "POST", "/v1/posts", `{"title":"scored"}`)
+	if _, err := h.db.Pool.Exec(context.Background(), `
+		INSERT INTO post_scores (post_id, score, user_count, mean, strategy, partition, as_of, stable_at)
+		VALUES (1, 3.14159, 7, 3.2, 'surge-guard', 0, now(), now())`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.db.Pool.Exec(context.Background(), `SELECT pg_notify('post_scores', '1')`); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, time.Second, func() error {
+		_, _, p := h.do(t, "GET", "/v1/posts/1", "")
+		if p["score"] != 3.14 || p["user_count"] != float64(7) {
+			return fmt.Errorf("post is %v", p)
+		}
+		return nil
+	})
+}
