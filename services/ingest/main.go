@@ -49,6 +49,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ingest:", err)
 		os.Exit(2)
 	}
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		os.Exit(httpserver.Probe(cfg.Addr))
+	}
 	log, err := logging.New("ingest", cfg.Log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ingest:", err)

@@ -39,6 +39,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "query:", err)
 		os.Exit(2)
 	}
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		os.Exit(httpserver.Probe(cfg.Addr))
+	}
 	log, err := logging.New("query", cfg.Log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "query:", err)

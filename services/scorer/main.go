@@ -46,6 +46,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "scorer:", err)
 		os.Exit(2)
 	}
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		os.Exit(httpserver.Probe(cfg.Addr))
+	}
 	log, err := logging.New("scorer", cfg.Log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "scorer:", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"sort"
@@ -376,4 +377,35 @@ func TestSurvivesKill9AtRandomPoints(t *testing.T) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	_ = cmd.Wait()
 	sameDump(t, "killed three times vs uninterrupted", dump(t, reference), dump(t, db))
+}
+
+func TestReadinessFollowsTheBrokerAndConsumptionResumes(t *testing.T) {
+	b := testenv.NewBroker(t, 3)
+	db := testenv.NewDatabase(t)
+	cfg := testConfig(t, db, b)
+	start(t, cfg)
+	first := events(5, 300, 5, 50)
+	produce(t, b, first)
+	waitConsumed(t, db, 300, 60*time.Second)
+	ready := func() int {
+		resp, err := http.Get("http://" + cfg.Addr + "/readyz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	b.Stop()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if s := ready(); s != http.StatusServiceUnavailable {
+			return fmt.Errorf("readyz %d with the broker down", s)
+		}
+		return nil
+	})
+	b.Start()
+	testenv.WaitHTTP(t, "http://"+cfg.Addr+"/readyz", 30*time.Second)
+	second := events(6, 300, 5, 50)
+	produce(t, b, second)
+	waitConsumed(t, db, 600, 90*time.Second)
+	checkAgainstDefinition(t, db, append(first, second...), time.Second)
 }

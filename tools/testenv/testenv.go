@@ -292,3 +292,24 @@ func Spawn(t testing.TB, bin string, env ...string) *exec.Cmd {
 	})
 	return cmd
 }
+
+// Binaries returns a directory holding every project command: the one
+// make test built (RATESTREAM_BIN), or a fresh build.
+func Binaries(t testing.TB) string {
+	t.Helper()
+	if dir := os.Getenv("RATESTREAM_BIN"); dir != "" {
+		if _, err := os.Stat(filepath.Join(dir, "stack")); err == nil {
+			return dir
+		}
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", dir+"/",
+		"github.com/ratestream/ratestream/services/ingest", "github.com/ratestream/ratestream/services/windower",
+		"github.com/ratestream/ratestream/services/scorer", "github.com/ratestream/ratestream/services/query",
+		"github.com/ratestream/ratestream/tools/cmd/...")
+	cmd.Dir = Root()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build commands: %v\n%s", err, b)
+	}
+	return dir
+}

@@ -1,0 +1,165 @@
+// Package deploycheck validates the deployment files by parsing them:
+// there is no container engine on the build machines to run them.
+package deploycheck
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+	"gopkg.in/yaml.v3"
+
+	"github.com/ratestream/ratestream/tools/testenv"
+)
+
+func loadCompose(t *testing.T) *types.Project {
+	t.Helper()
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(testenv.Root(), "docker-compose.yml")},
+		cli.WithWorkingDirectory(testenv.Root()), cli.WithName("ratestream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("docker-compose.yml does not load: %v", err)
+	}
+	return p
+}
+
+func TestComposePromises(t *testing.T) {
+	p := loadCompose(t)
+	svc := func(name string) types.ServiceConfig {
+		s, err := p.GetService(name)
+		if err != nil {
+			t.Fatalf("service %s: %v", name, err)
+		}
+		return s
+	}
+	if img := svc("kafka").Image; !strings.HasPrefix(img, "apache/kafka:") {
+		t.Errorf("kafka image %q, want the official apache/kafka", img)
+	}
+	if roles := svc("kafka").Environment["KAFKA_PROCESS_ROLES"]; roles == nil || *roles != "broker,controller" {
+		t.Errorf("kafka is not in KRaft mode (KAFKA_PROCESS_ROLES=%v)", roles)
+	}
+	if img := svc("postgres").Image; img != "postgres:16" {
+		t.Errorf("postgres image %q, want postgres:16", img)
+	}
+	if svc("kafka").HealthCheck == nil || svc("postgres").HealthCheck == nil {
+		t.Error("kafka and postgres need healthchecks for depends_on: service_healthy")
+	}
+	mig := svc("migrate")
+	if mig.Build == nil || mig.Build.Args["PKG"] == nil || *mig.Build.Args["PKG"] != "./tools/cmd/dbmigrate" {
+		t.Errorf("migrate does not build the migrate command: %+v", mig.Build)
+	}
+	ports := map[string]string{"ingest": "8080", "query": "8081", "windower": "8082", "scorer": "8083"}
+	for name, port := range ports {
+		s := svc(name)
+		if s.Build == nil || *s.Build.Args["PKG"] != "./services/"+name {
+			t.Errorf("%s is not built from ./services/%s", name, name)
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(testenv.Root(), s.Build.Dockerfile)); err != nil {
+			t.Errorf("%s: Dockerfile %s: %v", name, s.Build.Dockerfile, err)
+		}
+		if s.HealthCheck == nil || len(s.HealthCheck.Test) == 0 {
+			t.Errorf("%s has no healthcheck", name)
+		}
+		published := false
+		for _, pc := range s.Ports {
+			published = published || (pc.Published == port && pc.Target == mustAtoi(t, port))
+		}
+		if !published {
+			t.Errorf("%s does not publish %s", name, port)
+		}
+		for dep, cond := range map[string]string{"kafka": "service_healthy", "postgres": "service_healthy", "migrate": "service_completed_successfully"} {
+			if d, ok := s.DependsOn[dep]; !ok || d.Condition != cond {
+				t.Errorf("%s: depends_on %s condition %q, want %s", name, dep, d.Condition, cond)
+			}
+		}
+		for _, env := range []string{"DATABASE_URL", "KAFKA_BROKERS"} {
+			if s.Environment[env] == nil {
+				t.Errorf("%s lacks %s", name, env)
+			}
+		}
+	}
+}
+
+func mustAtoi(t *testing.T, s string) uint32 {
+	var n uint32
+	for _, c := range s {
+		n = n*10 + uint32(c-'0')
+	}
+	return n
+}
+
+// Every path the Dockerfile copies and every package the compose file
+// builds must exist.
+func TestDockerfileReferencesExist(t *testing.T) {
+	root := testenv.Root()
+	b, err := os.ReadFile(filepath.Join(root, "deployments", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies := 0
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 3 || f[0] != "COPY" || strings.HasPrefix(f[1], "--from") {
+			continue
+		}
+		for _, src := range f[1 : len(f)-1] {
+			copies++
+			if _, err := os.Stat(filepath.Join(root, src)); err != nil {
+				t.Errorf("Dockerfile copies %s: %v", src, err)
+			}
+		}
+	}
+	if copies == 0 {
+		t.Fatal("no COPY lines found")
+	}
+	for _, s := range loadCompose(t).Services {
+		if s.Build == nil {
+			continue
+		}
+		pkg := *s.Build.Args["PKG"]
+		if _, err := os.Stat(filepath.Join(root, pkg, "main.go")); err != nil {
+			t.Errorf("service %s builds %s: %v", s.Name, pkg, err)
+		}
+	}
+}
+
+func TestKubernetesManifestsParse(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(testenv.Root(), "deployments", "kubernetes", "ratestream.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	kinds := map[string]int{}
+	for {
+		var doc struct {
+			Kind     string `yaml:"kind"`
+			Metadata struct {
+				Name string `yaml:"name"`
+			} `yaml:"metadata"`
+		}
+		if err := dec.Decode(&doc); err != nil {
+			if err.Error() == "EOF" {
+				break
+			}
+			t.Fatal(err)
+		}
+		if doc.Kind == "" || doc.Metadata.Name == "" {
+			t.Fatalf("document without kind or name: %+v", doc)
+		}
+		kinds[doc.Kind]++
+	}
+	if kinds["Deployment"] != 4 || kinds["Job"] != 1 {
+		t.Fatalf("kinds %v, want 4 Deployments and a migration Job", kinds)
+	}
+}

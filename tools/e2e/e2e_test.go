@@ -1,0 +1,248 @@
+// Package e2e starts the whole system as `make run` does, each part its
+// own process, and checks it through the HTTP APIs only.
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ratestream/ratestream/tools/testenv"
+)
+
+type stack struct {
+	ingest, query string
+	runDir        string
+	cmd           *exec.Cmd
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	bin := testenv.Binaries(t)
+	db := testenv.NewDatabase(t)
+	s := &stack{runDir: t.TempDir()}
+	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) }
+	ingest, query := addr(), addr()
+	s.ingest, s.query = "http://"+ingest, "http://"+query
+	s.cmd = exec.Command(filepath.Join(bin, "stack"), "run")
+	s.cmd.Dir = testenv.Root()
+	s.cmd.Env = append(os.Environ(),
+		"RATESTREAM_RUN_DIR="+s.runDir, "DATABASE_URL="+db.URL,
+		"DEVBROKER_ADDR="+addr(), "INGEST_ADDR="+ingest, "QUERY_ADDR="+query,
+		"WINDOWER_ADDR="+addr(), "SCORER_ADDR="+addr(),
+		"WINDOW=1s", "GRACE=1s", "LOG_LEVEL=warn")
+	out, err := os.Create(filepath.Join(s.runDir, "stack.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { out.Close() })
+	s.cmd.Stdout, s.cmd.Stderr = out, os.Stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- s.cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("stack did not stop cleanly: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			_ = s.cmd.Process.Kill()
+			t.Error("stack did not stop within 60s of SIGTERM")
+		}
+	})
+	testenv.WaitHTTP(t, s.ingest+"/readyz", 60*time.Second)
+	testenv.WaitHTTP(t, s.query+"/readyz", 60*time.Second)
+	return s
+}
+
+func call(t *testing.T, method, url, body string, header ...string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+func TestWholeSystemThroughHTTP(t *testing.T) {
+	s := startStack(t)
+
+	// Posts, through both shapes.
+	var ids []int
+	for i := 0; i < 5; i++ {
+		path, code := "/v1/posts", 201
+		if i%2 == 1 {
+			path = "/api/post"
+		}
+		st, p := call(t, "POST", s.query+path, fmt.Sprintf(`{"title":"post %d"}`, i))
+		if st != code {
+			t.Fatalf("create post: %d %v", st, p)
+		}
+		ids = append(ids, int(p["id"].(float64)))
+	}
+	p1, p2 := ids[0], ids[1]
+	rate := func(post int, user string, score int) time.Time {
+		st, body := call(t, "POST", fmt.Sprintf("%s/v1/posts/%d/ratings", s.ingest, post), fmt.Sprintf(`{"user_id":%q,"score":%d}`, user, score))
+		if st != 202 {
+			t.Fatalf("rate %d by %s: %d %v", post, user, st, body)
+		}
+		return time.Now()
+	}
+	myScore := func(post int, user string) any {
+		_, p := call(t, "GET", fmt.Sprintf("%s/v1/posts/%d", s.query, post), "", "X-User-ID", user)
+		return p["my_score"]
+	}
+
+	// Warm-up: the windower joins its group; the first rating may wait for it.
+	rate(ids[4], "warm", 3)
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if v := myScore(ids[4], "warm"); v != float64(3) {
+			return fmt.Errorf("my_score %v", v)
+		}
+		return nil
+	})
+
+	rate(p1, "u1", 5)
+	rate(p1, "u2", 3)
+	rate(p2, "u1", 4) // the same user on another post: both votes stand
+	rate(p1, "u3", 1)
+	st, body := call(t, "POST", s.ingest+"/api/rate", fmt.Sprintf(`{"post":%d,"user_id":"u3","score":4}`, p1))
+	if st != 201 {
+		t.Fatalf("seed-shaped re-rating: %d %v", st, body)
+	}
+	rerated := time.Now()
+	for _, bad := range []string{`{"user_id":"u1","score":9}`, `{"user_id":"","score":1}`, `nope`} {
+		if st, _ := call(t, "POST", fmt.Sprintf("%s/v1/posts/%d/ratings", s.ingest, p1), bad); st < 400 || st >= 500 {
+			t.Errorf("bad input %s answered %d", bad, st)
+		}
+	}
+	if st, _ := call(t, "POST", s.ingest+"/v1/posts/999999/ratings", `{"user_id":"u1","score":1}`); st != 404 {
+		t.Errorf("unknown post answered %d", st)
+	}
+
+	// my_score follows the latest rating within a (generous) bound.
+	testenv.Eventually(t, 3*time.Second, func() error {
+		if v := myScore(p1, "u3"); v != float64(4) {
+			return fmt.Errorf("u3's my_score on post %d is %v", p1, v)
+		}
+		return nil
+	})
+	t.Logf("re-rating visible as my_score after %s", time.Since(rerated))
+
+	want := map[[2]any]any{
+		{p1, "u1"}: float64(5), {p1, "u2"}: float64(3), {p1, "u3"}: float64(4),
+		{p2, "u1"}: float64(4), {p2, "u2"}: nil, {ids[2], "u1"}: nil,
+	}
+	for k, v := range want {
+		if got := myScore(k[0].(int), k[1].(string)); got != v {
+			t.Errorf("my_score of %s on post %d = %v, want %v", k[1], k[0], got, v)
+		}
+	}
+
+	// Scores and distinct raters, once the scorer has caught up.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		_, a := call(t, "GET", fmt.Sprintf("%s/v1/posts/%d", s.query, p1), "")
+		_, b := call(t, "GET", fmt.Sprintf("%s/v1/posts/%d", s.query, p2), "")
+		if a["user_count"] != float64(3) || a["score"] == nil || b["user_count"] != float64(1) || b["score"] != float64(4) {
+			return fmt.Errorf("post %d: %v; post %d: %v", p1, a, p2, b)
+		}
+		return nil
+	})
+	_, a := call(t, "GET", fmt.Sprintf("%s/v1/posts/%d", s.query, ids[3]), "")
+	if a["score"] != nil || a["user_count"] != float64(0) {
+		t.Errorf("unrated post: %v", a)
+	}
+
+	// Keyset pages list every post once.
+	seen := map[float64]int{}
+	after := "0"
+	for {
+		_, page := call(t, "GET", s.query+"/v1/posts?limit=2&after="+after, "")
+		for _, it := range page["items"].([]any) {
+			seen[it.(map[string]any)["id"].(float64)]++
+		}
+		if page["next_after"] == nil {
+			break
+		}
+		after = strconv.Itoa(int(page["next_after"].(float64)))
+	}
+	if len(seen) != 5 {
+		t.Errorf("keyset pages listed %d posts, want 5", len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("post %v listed %d times", id, n)
+		}
+	}
+
+	// The seed's page shape.
+	_, page := call(t, "GET", s.query+"/api/post?limit=2&offset=0", "", "X-User-ID", "u1")
+	for _, f := range []string{"limit", "offset", "count", "next", "previous", "results"} {
+		if _, ok := page[f]; !ok {
+			t.Errorf("seed page lacks %s: %v", f, page)
+		}
+	}
+	first := page["results"].([]any)[0].(map[string]any)
+	if first["my_score"] != float64(5) || first["user_count"] != float64(3) || first["rate_average"] == nil {
+		t.Errorf("seed page's first post: %v", first)
+	}
+}
+
+func TestKilledServiceIsRestarted(t *testing.T) {
+	s := startStack(t)
+	for _, name := range []string{"ingest", "windower"} {
+		pidFile := filepath.Join(s.runDir, name+".pid")
+		b, err := os.ReadFile(pidFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		killed := time.Now()
+		testenv.Eventually(t, 10*time.Second, func() error {
+			b, err := os.ReadFile(pidFile)
+			if err != nil {
+				return err
+			}
+			if np, _ := strconv.Atoi(strings.TrimSpace(string(b))); np == pid || np == 0 {
+				return fmt.Errorf("%s not restarted yet", name)
+			}
+			return nil
+		})
+		t.Logf("%s restarted %s after kill -9", name, time.Since(killed))
+	}
+	testenv.WaitHTTP(t, s.ingest+"/healthz", 10*time.Second)
+	if _, err := os.Stat(filepath.Join(s.runDir, "logs", "ingest.log")); err != nil {
+		t.Errorf("no ingest log in the run directory: %v", err)
+	}
+	out, _ := os.ReadFile(filepath.Join(s.runDir, "stack.out"))
+	for _, name := range []string{"ingest", "windower"} {
+		if !strings.Contains(string(out), name+" exited (signal: killed); restarting") {
+			t.Errorf("the restart of %s is not logged:\n%s", name, out)
+		}
+	}
+}
