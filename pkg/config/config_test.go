@@ -35,7 +35,9 @@ func TestLoad(t *testing.T) {
 				len(s.List) == 2 && s.List[1] == "b" && s.Inner.URL == "postgres://u:secret@h/db"
 		}, ""},
 		{"overrides", map[string]string{"CFG_TEST_ADDR": ":9", "CFG_TEST_WAIT": "5ms", "CFG_TEST_N": "7", "CFG_TEST_ON": "true", "CFG_TEST_URL": "x"},
-			func(s settings) bool { return s.Addr == ":9" && s.Wait == 5*time.Millisecond && s.N == 7 && s.On && s.Inner.URL == "x" }, ""},
+			func(s settings) bool {
+				return s.Addr == ":9" && s.Wait == 5*time.Millisecond && s.N == 7 && s.On && s.Inner.URL == "x"
+			}, ""},
 		{"bad duration", map[string]string{"CFG_TEST_WAIT": "soon"}, nil, "CFG_TEST_WAIT"},
 		{"bad int", map[string]string{"CFG_TEST_N": "3.5"}, nil, "CFG_TEST_N"},
 		{"bad bool", map[string]string{"CFG_TEST_ON": "maybe"}, nil, "CFG_TEST_ON"},
