@@ -1,0 +1,52 @@
+package httpserver
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/goccy/go-yaml"
+)
+
+var ginParam = regexp.MustCompile(`:([A-Za-z_]+)`)
+
+// CompareOpenAPI lists the differences between the routes of e and the
+// operations an OpenAPI document declares (for the services' tests).
+func CompareOpenAPI(e *gin.Engine, specPath string) ([]string, error) {
+	b, err := os.ReadFile(specPath)
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Paths map[string]map[string]any `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", specPath, err)
+	}
+	spec := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			spec[strings.ToUpper(method)+" "+path] = true
+		}
+	}
+	routes := map[string]bool{}
+	for _, r := range e.Routes() {
+		routes[r.Method+" "+ginParam.ReplaceAllString(r.Path, "{$1}")] = true
+	}
+	var diff []string
+	for k := range routes {
+		if !spec[k] {
+			diff = append(diff, "served but not documented: "+k)
+		}
+	}
+	for k := range spec {
+		if !routes[k] {
+			diff = append(diff, "documented but not served: "+k)
+		}
+	}
+	sort.Strings(diff)
+	return diff, nil
+}
