@@ -8,6 +8,10 @@ MODULES := pkg migrations services/ingest services/windower services/scorer serv
 PKGS := $(foreach m,$(MODULES),github.com/ratestream/ratestream/$(m)/...)
 TEST_TIMEOUT ?= 25m
 
+# Settings the stack passes on to the services (make run WINDOW=2s works
+# as well as WINDOW=2s make run).
+export WINDOW GRACE SCORING_STRATEGY
+
 .PHONY: build run run-bg stop status migrate test test-short bench bench-ingest bench-windower bench-scorer bench-query \
 	seed-posts demo-campaign lint clean
 
@@ -62,8 +66,9 @@ N ?= 1000
 seed-posts: build ## create N posts (default 1000) in the running stack's database
 	@export DATABASE_URL="$${DATABASE_URL:-$$(scripts/postgres.sh start)}" && $(BIN)/seedposts -n $(N)
 
-demo-campaign: build ## live campaign against a stack started with WINDOW=2s
-	$(BIN)/loadgen campaign -out simulation/out
+demo-campaign: build ## live campaign against a running stack (make run-bg WINDOW=2s first)
+	@export DATABASE_URL="$${DATABASE_URL:-$$(scripts/postgres.sh start)}" && $(BIN)/seedposts -n 100
+	$(BIN)/loadgen campaign -posts 100 -out simulation/out
 
 clean:
 	rm -rf $(BIN)

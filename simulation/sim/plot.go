@@ -5,15 +5,13 @@ import (
 	"math"
 	"strings"
 	"time"
-
-	"github.com/ratestream/ratestream/pkg/scoring"
 )
 
 var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"}
 
-// Plot draws every strategy's score over time against the honest mean,
-// with the dishonest phases shaded, as a standalone SVG document.
-func Plot(rep *Report, strategies []scoring.Strategy) string {
+// Plot draws the named series (strategies) over time against the honest
+// mean, with the dishonest phases shaded, as a standalone SVG document.
+func Plot(rep *Report, names []string) string {
 	const w, h, left, right, top, bottom = 900.0, 420.0, 60.0, 190.0, 40.0, 50.0
 	pw, ph := w-left-right, h-top-bottom
 	var end time.Duration
@@ -64,8 +62,7 @@ func Plot(rep *Report, strategies []scoring.Strategy) string {
 		flush()
 	}
 	line(func(p Point) float64 { return p.HonestMean }, "#000", "6 4", 2)
-	for i, s := range strategies {
-		name := s.Name()
+	for i, name := range names {
 		line(func(p Point) float64 { return p.Scores[name] }, palette[i%len(palette)], "none", 1.6)
 	}
 	ly := top + 10
@@ -75,8 +72,8 @@ func Plot(rep *Report, strategies []scoring.Strategy) string {
 		ly += 20
 	}
 	legend("#000", "6 4", "honest mean")
-	for i, s := range strategies {
-		legend(palette[i%len(palette)], "none", s.Name())
+	for i, name := range names {
+		legend(palette[i%len(palette)], "none", name)
 	}
 	if len(rep.Campaign) > 0 {
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="25" height="12" fill="#f4c7c3"/>`+"\n", left+pw+15, ly-6)

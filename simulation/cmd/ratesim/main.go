@@ -52,7 +52,7 @@ func run(args []string) error {
 		return err
 	}
 	if *plot != "" {
-		if err := os.WriteFile(*plot, []byte(sim.Plot(rep, strategies)), 0o644); err != nil {
+		if err := os.WriteFile(*plot, []byte(sim.Plot(rep, strategyNames(strategies))), 0o644); err != nil {
 			return err
 		}
 	}
@@ -81,4 +81,12 @@ func pick(names string) ([]scoring.Strategy, error) {
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+func strategyNames(ss []scoring.Strategy) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.Name()
+	}
+	return out
 }

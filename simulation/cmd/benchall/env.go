@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ratestream/ratestream/pkg/migrate"
+)
+
+// env owns what a benchmark starts: databases and processes, all torn
+// down by close.
+type env struct {
+	admin   string // DATABASE_URL of the server benchmarks create databases on
+	bin     string
+	workDir string
+	cleanup []func()
+}
+
+func newEnv(admin string) (*env, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "ratestream-bench-")
+	if err != nil {
+		return nil, err
+	}
+	e := &env{admin: admin, bin: filepath.Dir(exe), workDir: dir}
+	e.cleanup = append(e.cleanup, func() { os.RemoveAll(dir) })
+	return e, nil
+}
+
+func (e *env) close() {
+	for i := len(e.cleanup) - 1; i >= 0; i-- {
+		e.cleanup[i]()
+	}
+	e.cleanup = nil
+}
+
+// database creates and migrates a fresh database.
+func (e *env) database(ctx context.Context) (string, *pgxpool.Pool, error) {
+	ap, err := pgxpool.New(ctx, e.admin)
+	if err != nil {
+		return "", nil, err
+	}
+	defer ap.Close()
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	name := "bench_" + hex.EncodeToString(b)
+	if _, err := ap.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", nil, err
+	}
+	url := withDB(e.admin, name)
+	e.cleanup = append(e.cleanup, func() {
+		if ap, err := pgxpool.New(context.Background(), e.admin); err == nil {
+			_, _ = ap.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			ap.Close()
+		}
+	})
+	if _, err := migrate.Up(url); err != nil {
+		return "", nil, err
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return "", nil, err
+	}
+	e.cleanup = append(e.cleanup, pool.Close)
+	return url, pool, nil
+}
+
+func withDB(url, name string) string {
+	q := ""
+	if i := strings.IndexByte(url, '?'); i >= 0 {
+		url, q = url[:i], url[i:]
+	}
+	return url[:strings.LastIndexByte(url, '/')+1] + name + q
+}
+
+// spawn starts a project command with extra environment; it is stopped
+// with SIGTERM on close.
+func (e *env) spawn(name string, envv ...string) (*exec.Cmd, error) {
+	return e.spawnArgs(name, nil, envv...)
+}
+
+// spawnArgs is spawn with command-line arguments.
+func (e *env) spawnArgs(name string, args []string, envv ...string) (*exec.Cmd, error) {
+	cmd := exec.Command(filepath.Join(e.bin, name), args...)
+	cmd.Env = append(os.Environ(), append([]string{"LOG_LEVEL=warn"}, envv...)...)
+	logf, err := os.Create(filepath.Join(e.workDir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	e.cleanup = append(e.cleanup, func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+		logf.Close()
+	})
+	return cmd, nil
+}
+
+// broker starts a memory-only dev broker and returns its address.
+func (e *env) broker(partitions int) (string, error) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	if _, err := e.spawn("devbroker", "DEVBROKER_ADDR="+addr, "DEVBROKER_DATA_DIR=", fmt.Sprintf("KAFKA_PARTITIONS=%d", partitions)); err != nil {
+		return "", err
+	}
+	return addr, waitTCP(addr, 20*time.Second)
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitTCP(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not reachable after %s", addr, timeout)
+}
+
+func waitReady(base string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready after %s", base, timeout)
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/simulation/loadgen"
+)
+
+// ingestBench drives the seed's random_rating request at ingest and at a
+// bare gin handler that only decodes the body, then checks that the topic
+// holds exactly as many events as ingest answered 2xx.
+func ingestBench(ctx context.Context, e *env, o opts) ([]figure, error) {
+	url, _, err := e.database(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cmd, err := e.spawn("seedposts", "DATABASE_URL="+url); err != nil || cmd.Wait() != nil {
+		return nil, fmt.Errorf("seed posts: %v", err)
+	}
+	brokerAddr, err := e.broker(12)
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	if _, err := e.spawn("ingest", "INGEST_ADDR="+addr, "DATABASE_URL="+url, "KAFKA_BROKERS="+brokerAddr); err != nil {
+		return nil, err
+	}
+	if err := waitReady("http://"+addr, 30*time.Second); err != nil {
+		return nil, err
+	}
+	t := loadgen.Target{Ingest: "http://" + addr, Posts: 1000, Users: 1_000_000}
+	warm := loadgen.Run(ctx, loadgen.Plan{Name: "warm-up", VUs: o.vus, Duration: 2 * time.Second, Request: t.RateRequest()})
+	real := loadgen.Run(ctx, loadgen.Plan{Name: "ingest /api/rate", VUs: o.vus, Duration: o.duration, Request: t.RateRequest()})
+	fmt.Println(real)
+
+	bare, stop, err := bareGin(func(c *gin.Context) {
+		var body struct {
+			Post   int64  `json:"post"`
+			UserID string `json:"user_id"`
+			Score  int    `json:"score"`
+		}
+		if err := json.NewDecoder(c.Request.Body).Decode(&body); err != nil {
+			c.Status(http.StatusBadRequest)
+			return
+		}
+		c.JSON(http.StatusAccepted, body)
+	}, "POST", "/api/rate")
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	bt := loadgen.Target{Ingest: bare, Posts: 1000, Users: 1_000_000}
+	loadgen.Run(ctx, loadgen.Plan{Name: "warm-up", VUs: o.vus, Duration: 2 * time.Second, Request: bt.RateRequest()})
+	ceiling := loadgen.Run(ctx, loadgen.Plan{Name: "bare gin", VUs: o.vus, Duration: o.duration, Request: bt.RateRequest()})
+	fmt.Println(ceiling)
+
+	accepted := warm.Statuses["201"] + real.Statuses["201"]
+	events, err := countEvents(ctx, broker.Config{Brokers: []string{brokerAddr}, Topic: "ratings.v1"})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("2xx answers %d, events in ratings.v1 %d\n", accepted, events)
+	ratio := real.PerSecond / ceiling.PerSecond
+	figs := httpFigures("ingest", "ingest", real)
+	figs = append(figs, httpFigures("ingest", "bare gin", ceiling)...)
+	figs = append(figs,
+		target("ingest", "throughput ratio ingest/bare", ratio, "", ">= 0.5", ratio >= 0.5),
+		target("ingest", "ingest p99", real.P99ms, "ms", "<= 50", real.P99ms <= 50),
+		target("ingest", "ingest errors", float64(real.Errors), "", "0", real.Errors == 0),
+		target("ingest", "events in topic - 2xx answers", float64(events-int64(accepted)), "", "0", events == int64(accepted)),
+	)
+	return figs, nil
+}
+
+// bareGin serves one handler on a loopback port: the ceiling a gin
+// service can reach on this machine.
+func bareGin(h gin.HandlerFunc, method, path string) (string, func(), error) {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.Handle(method, path, h)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: e}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+// countEvents sums the end offsets of every partition of the topic.
+func countEvents(ctx context.Context, cfg broker.Config) (int64, error) {
+	parts, err := broker.Partitions(ctx, cfg, cfg.Topic)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, p := range parts {
+		conn, err := kafka.DialLeader(ctx, "tcp", cfg.Brokers[0], cfg.Topic, p)
+		if err != nil {
+			return 0, err
+		}
+		first, last, err := conn.ReadOffsets()
+		conn.Close()
+		if err != nil {
+			return 0, err
+		}
+		total += last - first
+	}
+	return total, nil
+}

@@ -1,0 +1,130 @@
+// Command benchall runs ratestream's benchmarks in one go and prints one
+// summary table of every figure, ratio and target; -json writes the same
+// as JSON (default simulation/out/bench.json).
+//
+//	benchall [-only ingest|windower|scorer|query|freshness] [-duration 20s]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ratestream/ratestream/simulation/loadgen"
+)
+
+// figure is one reported number.
+type figure struct {
+	Bench  string  `json:"bench"`
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	Unit   string  `json:"unit"`
+	Target string  `json:"target,omitempty"`
+	Met    *bool   `json:"met,omitempty"`
+}
+
+type bench struct {
+	name string
+	run  func(ctx context.Context, e *env, o opts) ([]figure, error)
+}
+
+type opts struct {
+	duration time.Duration
+	vus      int
+}
+
+func main() {
+	only := flag.String("only", "", "run one benchmark: ingest, windower, scorer, query or freshness")
+	duration := flag.Duration("duration", 20*time.Second, "load duration of the HTTP benchmarks")
+	vus := flag.Int("vus", 200, "concurrent connections of the HTTP benchmarks")
+	out := flag.String("json", filepath.Join("simulation", "out", "bench.json"), "JSON summary file")
+	flag.Parse()
+	admin := os.Getenv("DATABASE_URL")
+	if admin == "" {
+		fail(fmt.Errorf("DATABASE_URL must name a PostgreSQL server to create benchmark databases on (make bench sets it)"))
+	}
+	benches := []bench{
+		{"ingest", ingestBench}, {"windower", windowerBench}, {"scorer", scorerBench},
+		{"query", queryBench}, {"freshness", freshnessBench},
+	}
+	ctx := context.Background()
+	var all []figure
+	for _, b := range benches {
+		if *only != "" && *only != b.name {
+			continue
+		}
+		e, err := newEnv(admin)
+		if err != nil {
+			fail(err)
+		}
+		fmt.Printf("== %s\n", b.name)
+		figs, err := b.run(ctx, e, opts{duration: *duration, vus: *vus})
+		e.close()
+		if err != nil {
+			fail(fmt.Errorf("%s: %w", b.name, err))
+		}
+		all = append(all, figs...)
+	}
+	fmt.Println()
+	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "BENCH\tFIGURE\tVALUE\tUNIT\tTARGET\tMET")
+	for _, f := range all {
+		met := ""
+		if f.Met != nil {
+			met = map[bool]string{true: "yes", false: "NO"}[*f.Met]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Bench, f.Name, format(f.Value), f.Unit, f.Target, met)
+	}
+	tw.Flush()
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		fail(err)
+	}
+	f, err := os.Create(*out)
+	if err != nil {
+		fail(err)
+	}
+	defer f.Close()
+	if err := loadgen.WriteJSON(f, all); err != nil {
+		fail(err)
+	}
+	fmt.Println("\nwrote", *out)
+}
+
+func format(v float64) string {
+	switch {
+	case v >= 1000:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.4f", v), "0"), ".")
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "benchall:", err)
+	os.Exit(1)
+}
+
+func target(bench, name string, v float64, unit, tgt string, met bool) figure {
+	return figure{Bench: bench, Name: name, Value: v, Unit: unit, Target: tgt, Met: &met}
+}
+
+func plain(bench, name string, v float64, unit string) figure {
+	return figure{Bench: bench, Name: name, Value: v, Unit: unit}
+}
+
+// httpFigures reports a load result.
+func httpFigures(bench, label string, r loadgen.Result) []figure {
+	return []figure{
+		plain(bench, label+" throughput", r.PerSecond, "req/s"),
+		plain(bench, label+" p50", r.P50ms, "ms"),
+		plain(bench, label+" p99", r.P99ms, "ms"),
+		plain(bench, label+" error share", r.ErrorRate, ""),
+	}
+}

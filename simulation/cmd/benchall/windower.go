@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/rating"
+)
+
+const (
+	windowerEvents = 1_000_000
+	windowerPosts  = 1000
+	windowerUsers  = 200_000
+)
+
+// windowerBench fills the topic with a million ratings (with re-ratings),
+// then measures the raw kafka-go consume+decode rate of that topic and the
+// windower's rate from start to zero lag.
+func windowerBench(ctx context.Context, e *env, o opts) ([]figure, error) {
+	brokerAddr, err := e.broker(12)
+	if err != nil {
+		return nil, err
+	}
+	cfg := broker.Config{Brokers: []string{brokerAddr}, Topic: "ratings.v1", Partitions: 12, Replicas: 1}
+	began := time.Now()
+	if err := fill(ctx, cfg); err != nil {
+		return nil, err
+	}
+	fmt.Printf("produced %d events in %s\n", windowerEvents, time.Since(began).Round(time.Millisecond))
+
+	raw, err := rawConsume(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("raw kafka-go consume+decode: %.0f events/s\n", raw)
+
+	url, pool, err := e.database(ctx)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if _, err := e.spawn("windower", fmt.Sprintf("WINDOWER_ADDR=127.0.0.1:%d", freePort()),
+		"DATABASE_URL="+url, "KAFKA_BROKERS="+brokerAddr); err != nil {
+		return nil, err
+	}
+	var consumed int64
+	for consumed < windowerEvents {
+		time.Sleep(200 * time.Millisecond)
+		if err := pool.QueryRow(ctx, `SELECT COALESCE(sum(next_offset), 0) FROM consumer_offsets`).Scan(&consumed); err != nil {
+			return nil, err
+		}
+		if time.Since(start) > 10*time.Minute {
+			return nil, fmt.Errorf("windower consumed %d of %d in 10 minutes", consumed, windowerEvents)
+		}
+	}
+	took := time.Since(start)
+	rate := windowerEvents / took.Seconds()
+	fmt.Printf("windower: %d events to zero lag in %s (group join included): %.0f events/s\n", windowerEvents, took.Round(time.Millisecond), rate)
+	ratio := rate / raw
+	return []figure{
+		plain("windower", "windower rate (start to zero lag)", rate, "events/s"),
+		plain("windower", "raw consume+decode rate", raw, "events/s"),
+		target("windower", "ratio windower/raw", ratio, "", ">= 0.5", ratio >= 0.5),
+	}, nil
+}
+
+func fill(ctx context.Context, cfg broker.Config) error {
+	w := broker.NewWriter(cfg, cfg.Topic, broker.WriterTuning{BatchSize: 10000, BatchBytes: 8 << 20, BatchTimeout: 10 * time.Millisecond, WriteTimeout: 30 * time.Second})
+	defer w.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	base := time.Now().Add(-2 * time.Hour).UTC()
+	const chunk = 20000
+	msgs := make([]kafka.Message, 0, chunk)
+	for i := 0; i < windowerEvents; i++ {
+		e, err := rating.New(int64(1+rng.IntN(windowerPosts)), fmt.Sprintf("device-id-%d", rng.IntN(windowerUsers)), rng.IntN(6),
+			base.Add(time.Duration(i)*7*time.Millisecond))
+		if err != nil {
+			return err
+		}
+		v, _ := e.Marshal()
+		msgs = append(msgs, kafka.Message{Key: e.Key(), Value: v})
+		if len(msgs) == chunk || i == windowerEvents-1 {
+			if err := w.WriteMessages(ctx, msgs...); err != nil {
+				return err
+			}
+			msgs = msgs[:0]
+		}
+	}
+	return nil
+}
+
+// rawConsume reads every partition to its end with kafka-go and decodes
+// each event, the floor of what any consumer must do.
+func rawConsume(ctx context.Context, cfg broker.Config) (float64, error) {
+	parts, err := broker.Partitions(ctx, cfg, cfg.Topic)
+	if err != nil {
+		return 0, err
+	}
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, len(parts))
+	start := time.Now()
+	for _, p := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := kafka.DialLeader(ctx, "tcp", cfg.Brokers[0], cfg.Topic, p)
+			if err != nil {
+				errs <- err
+				return
+			}
+			_, last, err := conn.ReadOffsets()
+			conn.Close()
+			if err != nil || last == 0 {
+				errs <- err
+				return
+			}
+			r, err := broker.NewPartitionReader(cfg, cfg.Topic, p, kafka.FirstOffset, 20*time.Millisecond)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer r.Close()
+			for {
+				m, err := r.FetchMessage(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if _, err := rating.Unmarshal(m.Value); err != nil {
+					errs <- err
+					return
+				}
+				n.Add(1)
+				if m.Offset >= last-1 {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return 0, err
+		}
+	}
+	return float64(n.Load()) / time.Since(start).Seconds(), nil
+}
