@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -23,6 +24,7 @@ type Config struct {
 	WriteTimeout    time.Duration `env:"HTTP_WRITE_TIMEOUT" default:"10s" help:"time to write a response"`
 	IdleTimeout     time.Duration `env:"HTTP_IDLE_TIMEOUT" default:"60s" help:"keep-alive idle time"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"15s" help:"grace period for requests in flight on SIGTERM"`
+	Pprof           bool          `env:"HTTP_PPROF" default:"false" help:"serve Go profiles under /debug/pprof"`
 }
 
 // Check reports whether one dependency is reachable.
@@ -58,6 +60,15 @@ func New(log *zap.Logger, cfg Config, addr string, checks ...Check) *Server {
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", s.ready)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	if cfg.Pprof {
+		e.GET("/debug/pprof/*name", func(c *gin.Context) {
+			if c.Param("name") == "/profile" {
+				pprof.Profile(c.Writer, c.Request)
+				return
+			}
+			pprof.Index(c.Writer, c.Request)
+		})
+	}
 	return s
 }
 

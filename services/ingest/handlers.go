@@ -58,7 +58,7 @@ func (h *handlers) rateV1(c *gin.Context) {
 		return
 	}
 	if e, ok := h.publish(c, req); ok {
-		c.JSON(http.StatusAccepted, eventBody(e))
+		c.JSON(http.StatusAccepted, eventBody(e, false))
 	}
 }
 
@@ -79,9 +79,7 @@ func (h *handlers) rateSeed(c *gin.Context) {
 		return
 	}
 	if e, ok := h.publish(c, req); ok {
-		body := eventBody(e)
-		body["post"] = e.PostID
-		c.JSON(http.StatusCreated, body)
+		c.JSON(http.StatusCreated, eventBody(e, true))
 	}
 }
 
@@ -163,13 +161,22 @@ func reason(e *httpserver.BodyError) string {
 	return "invalid"
 }
 
-func eventBody(e rating.Event) gin.H {
-	return gin.H{
-		"v":        e.V,
-		"event_id": e.EventID.String(),
-		"post_id":  e.PostID,
-		"user_id":  e.UserID,
-		"score":    e.Score,
-		"rated_at": e.RatedAt.Format(time.RFC3339Nano),
+// eventJSON is the answer to an accepted rating: the published event,
+// plus the seed's "post" field on the seed's route.
+type eventJSON struct {
+	V       int    `json:"v"`
+	EventID string `json:"event_id"`
+	Post    *int64 `json:"post,omitempty"`
+	PostID  int64  `json:"post_id"`
+	UserID  string `json:"user_id"`
+	Score   int    `json:"score"`
+	RatedAt string `json:"rated_at"`
+}
+
+func eventBody(e rating.Event, seed bool) eventJSON {
+	b := eventJSON{V: e.V, EventID: e.EventID.String(), PostID: e.PostID, UserID: e.UserID, Score: e.Score, RatedAt: e.RatedAt.Format(time.RFC3339Nano)}
+	if seed {
+		b.Post = &b.PostID
 	}
+	return b
 }

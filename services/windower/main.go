@@ -56,6 +56,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "windower:", err)
 		os.Exit(2)
 	}
+	config.TuneGC(400)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, log, cfg); err != nil {
