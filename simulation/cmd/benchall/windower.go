@@ -50,22 +50,28 @@ func windowerBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 		"DATABASE_URL="+url, "KAFKA_BROKERS="+brokerAddr); err != nil {
 		return nil, err
 	}
-	var consumed int64
+	var consumed, firstCount int64
+	var first time.Time
 	for consumed < windowerEvents {
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 		if err := pool.QueryRow(ctx, `SELECT COALESCE(sum(next_offset), 0) FROM consumer_offsets`).Scan(&consumed); err != nil {
 			return nil, err
+		}
+		if first.IsZero() && consumed > 0 {
+			first, firstCount = time.Now(), consumed
 		}
 		if time.Since(start) > 10*time.Minute {
 			return nil, fmt.Errorf("windower consumed %d of %d in 10 minutes", consumed, windowerEvents)
 		}
 	}
 	took := time.Since(start)
-	rate := windowerEvents / took.Seconds()
-	fmt.Printf("windower: %d events to zero lag in %s (group join included): %.0f events/s\n", windowerEvents, took.Round(time.Millisecond), rate)
+	rate := float64(windowerEvents-firstCount) / time.Since(first).Seconds()
+	fmt.Printf("windower: %d events to zero lag in %s, %s of it joining the group: %.0f events/s once consuming\n",
+		windowerEvents, took.Round(time.Millisecond), first.Sub(start).Round(time.Millisecond), rate)
 	ratio := rate / raw
 	return []figure{
-		plain("windower", "windower rate (start to zero lag)", rate, "events/s"),
+		plain("windower", "start to zero lag", took.Seconds(), "s"),
+		plain("windower", "windower rate (first batch to zero lag)", rate, "events/s"),
 		plain("windower", "raw consume+decode rate", raw, "events/s"),
 		target("windower", "ratio windower/raw", ratio, "", ">= 0.5", ratio >= 0.5),
 	}, nil
