@@ -32,6 +32,7 @@ const (
 type handlers struct {
 	pool *pgxpool.Pool
 	view *view
+	mine *myScoreLoader
 	hits *prometheus.CounterVec
 }
 
@@ -83,7 +84,8 @@ func caller(c *gin.Context) (string, bool) {
 	return uid, true
 }
 
-// myScores is one indexed query for the caller's ratings of a page.
+// myScores reads the caller's ratings of a page's posts (through the
+// loader, which merges concurrent requests into one indexed query).
 func (h *handlers) myScores(ctx context.Context, user string, posts []*Post) (map[int64]int, error) {
 	if user == "" || len(posts) == 0 {
 		return nil, nil
@@ -92,22 +94,7 @@ func (h *handlers) myScores(ctx context.Context, user string, posts []*Post) (ma
 	for i, p := range posts {
 		ids[i] = p.ID
 	}
-	rows, err := h.pool.Query(ctx, `SELECT post_id, score FROM ratings WHERE post_id = ANY($1) AND user_id = $2`, ids, user)
-	if err != nil {
-		return nil, fmt.Errorf("read caller's ratings: %w", err)
-	}
-	out := map[int64]int{}
-	for rows.Next() {
-		var id int64
-		var s int16
-		if err := rows.Scan(&id, &s); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		out[id] = int(s)
-	}
-	rows.Close()
-	return out, rows.Err()
+	return h.mine.get(ctx, user, ids)
 }
 
 func mine(m map[int64]int, id int64) *int {

@@ -25,6 +25,7 @@ import (
 type Config struct {
 	Addr   string        `env:"QUERY_ADDR" default:":8081" help:"HTTP listen address"`
 	Resync time.Duration `env:"QUERY_RESYNC" default:"60s" help:"full reload interval of the in-memory view"`
+	MyWait time.Duration `env:"MY_SCORE_BATCH_WAIT" default:"500us" help:"how long a my_score lookup waits to share a query"`
 	HTTP   httpserver.Config
 	DB     database.Config
 	Log    logging.Config
@@ -80,7 +81,9 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		Name: "query_cache_lookups_total", Help: "Single-post lookups by result (hit: served from memory).",
 	}, []string{"result"})
 	srv.Registry.MustRegister(hits)
-	h := &handlers{pool: pool, view: v, hits: hits}
+	mine := newMyScoreLoader(pool, cfg.MyWait, 1000, max(cfg.DB.MaxConns/2, 1))
+	go mine.run(bg)
+	h := &handlers{pool: pool, view: v, mine: mine, hits: hits}
 	h.routes(srv.Engine)
 	return srv.Run(ctx)
 }

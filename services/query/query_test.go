@@ -238,3 +238,42 @@ func TestScoresReachTheViewThroughNotifications(t *testing.T) {
 		return nil
 	})
 }
+
+// Concurrent callers share my_score queries; each must get its own
+// ratings and nobody else's.
+func TestConcurrentCallersGetTheirOwnScores(t *testing.T) {
+	h := start(t)
+	for i := 0; i < 5; i++ {
+		h.do(t, "POST", "/v1/posts", fmt.Sprintf(`{"title":"p%d"}`, i))
+	}
+	if _, err := h.db.Pool.Exec(context.Background(), `
+		INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
+		SELECT p, 'user-' || u, (p + u) % 6, now(), gen_random_uuid(), now()
+		FROM generate_series(1, 5) p, generate_series(0, 39) u WHERE (p + u) % 3 <> 0`); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 40)
+	for u := 0; u < 40; u++ {
+		go func() {
+			_, _, page := h.do(t, "GET", "/v1/posts?limit=5", "", "X-User-ID", fmt.Sprintf("user-%d", u))
+			for _, it := range page["items"].([]any) {
+				m := it.(map[string]any)
+				p := int(m["id"].(float64))
+				var want any
+				if (p+u)%3 != 0 {
+					want = float64((p + u) % 6)
+				}
+				if m["my_score"] != want {
+					errs <- fmt.Errorf("user-%d post %d: my_score %v, want %v", u, p, m["my_score"], want)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for i := 0; i < 40; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// myScoreLoader answers "what did this user give these posts" for many
+// concurrent requests with one indexed query: requests arriving within a
+// short window are merged, which turns thousands of tiny queries a second
+// into a few hundred larger ones.
+type myScoreLoader struct {
+	pool    *pgxpool.Pool
+	wait    time.Duration // how long the first request of a batch waits for company
+	maxKeys int           // (user, post) pairs per query
+	in      chan *lookup
+	slots   chan struct{} // queries in flight
+}
+
+type lookup struct {
+	user  string
+	ids   []int64
+	reply chan lookupResult
+}
+
+type lookupResult struct {
+	scores map[int64]int
+	err    error
+}
+
+func newMyScoreLoader(pool *pgxpool.Pool, wait time.Duration, maxKeys, parallel int) *myScoreLoader {
+	return &myScoreLoader{pool: pool, wait: wait, maxKeys: maxKeys, in: make(chan *lookup, 4096), slots: make(chan struct{}, parallel)}
+}
+
+// get returns the user's scores of the given posts.
+func (l *myScoreLoader) get(ctx context.Context, user string, ids []int64) (map[int64]int, error) {
+	q := &lookup{user: user, ids: ids, reply: make(chan lookupResult, 1)}
+	select {
+	case l.in <- q:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case r := <-q.reply:
+		return r.scores, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// run batches lookups until ctx ends.
+func (l *myScoreLoader) run(ctx context.Context) {
+	for {
+		var batch []*lookup
+		select {
+		case <-ctx.Done():
+			return
+		case q := <-l.in:
+			batch = append(batch, q)
+		}
+		keys := len(batch[0].ids)
+		timer := time.NewTimer(l.wait)
+	fill:
+		for keys < l.maxKeys {
+			select {
+			case q := <-l.in:
+				batch = append(batch, q)
+				keys += len(q.ids)
+			case <-timer.C:
+				break fill
+			}
+		}
+		timer.Stop()
+		l.slots <- struct{}{}
+		go func() {
+			defer func() { <-l.slots }()
+			l.answer(ctx, batch, keys)
+		}()
+	}
+}
+
+func (l *myScoreLoader) answer(ctx context.Context, batch []*lookup, keys int) {
+	users := make([]string, 0, keys)
+	posts := make([]int64, 0, keys)
+	for _, q := range batch {
+		for _, id := range q.ids {
+			users, posts = append(users, q.user), append(posts, id)
+		}
+	}
+	byUser := map[string]map[int64]int{}
+	rows, err := l.pool.Query(ctx, `
+		SELECT r.user_id, r.post_id, r.score
+		FROM unnest($1::text[], $2::bigint[]) AS k(user_id, post_id)
+		JOIN ratings r ON r.post_id = k.post_id AND r.user_id = k.user_id`, users, posts)
+	if err == nil {
+		for rows.Next() {
+			var u string
+			var id int64
+			var s int16
+			if err = rows.Scan(&u, &id, &s); err != nil {
+				break
+			}
+			if byUser[u] == nil {
+				byUser[u] = map[int64]int{}
+			}
+			byUser[u][id] = int(s)
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("read callers' ratings: %w", err)
+	}
+	for _, q := range batch {
+		q.reply <- lookupResult{scores: byUser[q.user], err: err}
+	}
+}
