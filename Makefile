@@ -13,7 +13,7 @@ TEST_TIMEOUT ?= 25m
 export WINDOW GRACE SCORING_STRATEGY
 
 .PHONY: build run run-bg stop status migrate test test-short bench bench-ingest bench-windower bench-scorer bench-query \
-	seed-posts demo-campaign lint clean
+	seed-posts demo-campaign scoring-docs clean
 
 build: ## build every command into bin/
 	@mkdir -p $(BIN)
@@ -69,6 +69,11 @@ seed-posts: build ## create N posts (default 1000) in the running stack's databa
 demo-campaign: build ## live campaign against a running stack (make run-bg WINDOW=2s first)
 	@export DATABASE_URL="$${DATABASE_URL:-$$(scripts/postgres.sh start)}" && $(BIN)/seedposts -n 100
 	$(BIN)/loadgen campaign -posts 100 -out simulation/out
+
+scoring-docs: build ## rerun every scenario; refresh the plots in docs/scoring/
+	@for f in simulation/scenarios/*.json; do \
+		$(BIN)/ratesim -scenario $$f -plot docs/scoring/$$(basename $$f .json).svg || exit 1; \
+	done
 
 clean:
 	rm -rf $(BIN)

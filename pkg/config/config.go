@@ -30,7 +30,7 @@ import (
 var ErrHelp = errors.New("help requested")
 
 // Load fills dst (a pointer to a struct) from the environment. Fields
-// without a value in the environment take their `default` tag. When args
+// without a value (unset or empty) take their `default` tag. When args
 // contain -h, -help or --help, Load prints every setting to out and returns
 // ErrHelp.
 func Load(dst any, args []string, out io.Writer) error {
@@ -46,8 +46,10 @@ func Load(dst any, args []string, out io.Writer) error {
 	}
 	var errs []error
 	for _, f := range fields {
-		raw, ok := os.LookupEnv(f.env)
-		if !ok {
+		// Set but empty counts as unset: make and compose export empty
+		// variables for settings nobody gave.
+		raw := os.Getenv(f.env)
+		if raw == "" {
 			raw = f.def
 		}
 		if err := set(f.value, raw); err != nil {

@@ -38,6 +38,8 @@ func TestLoad(t *testing.T) {
 			func(s settings) bool {
 				return s.Addr == ":9" && s.Wait == 5*time.Millisecond && s.N == 7 && s.On && s.Inner.URL == "x"
 			}, ""},
+		{"empty means default", map[string]string{"CFG_TEST_WAIT": "", "CFG_TEST_ADDR": ""},
+			func(s settings) bool { return s.Wait == 2*time.Second && s.Addr == ":8080" }, ""},
 		{"bad duration", map[string]string{"CFG_TEST_WAIT": "soon"}, nil, "CFG_TEST_WAIT"},
 		{"bad int", map[string]string{"CFG_TEST_N": "3.5"}, nil, "CFG_TEST_N"},
 		{"bad bool", map[string]string{"CFG_TEST_ON": "maybe"}, nil, "CFG_TEST_ON"},

@@ -90,12 +90,12 @@ func withDB(url, name string) string {
 
 // spawn starts a project command with extra environment; it is stopped
 // with SIGTERM on close.
-func (e *env) spawn(name string, envv ...string) (*exec.Cmd, error) {
+func (e *env) spawn(name string, envv ...string) (*proc, error) {
 	return e.spawnArgs(name, nil, envv...)
 }
 
 // spawnArgs is spawn with command-line arguments.
-func (e *env) spawnArgs(name string, args []string, envv ...string) (*exec.Cmd, error) {
+func (e *env) spawnArgs(name string, args []string, envv ...string) (*proc, error) {
 	cmd := exec.Command(filepath.Join(e.bin, name), args...)
 	cmd.Env = append(os.Environ(), append([]string{"LOG_LEVEL=warn"}, envv...)...)
 	logf, err := os.Create(filepath.Join(e.workDir, name+".log"))
@@ -106,24 +106,48 @@ func (e *env) spawnArgs(name string, args []string, envv ...string) (*exec.Cmd, 
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
+	p := &proc{name: name, log: logf.Name(), done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
 	e.cleanup = append(e.cleanup, func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-p.done:
 		case <-time.After(20 * time.Second):
 			_ = cmd.Process.Kill()
 		}
 		logf.Close()
 	})
-	return cmd, nil
+	return p, nil
+}
+
+// proc is a spawned command.
+type proc struct {
+	name, log string
+	done      chan struct{}
+	err       error
+}
+
+// wait waits for the command to exit and reports how it ended.
+func (p *proc) wait() error {
+	<-p.done
+	return p.err
+}
+
+// exited reports an error once the command has ended, with its log.
+func (p *proc) exited() error {
+	select {
+	case <-p.done:
+		b, _ := os.ReadFile(p.log)
+		return fmt.Errorf("%s exited (%v): %s", p.name, p.err, b)
+	default:
+		return nil
+	}
 }
 
 // broker starts a memory-only dev broker and returns its address.
 func (e *env) broker(partitions int) (string, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	if _, err := e.spawn("devbroker", "DEVBROKER_ADDR="+addr, "DEVBROKER_DATA_DIR=", fmt.Sprintf("KAFKA_PARTITIONS=%d", partitions)); err != nil {
+	if _, err := e.spawn("devbroker", "DEVBROKER_ADDR="+addr, "DEVBROKER_MEMORY_ONLY=true", fmt.Sprintf("KAFKA_PARTITIONS=%d", partitions)); err != nil {
 		return "", err
 	}
 	return addr, waitTCP(addr, 20*time.Second)

@@ -46,8 +46,9 @@ func windowerBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 		return nil, err
 	}
 	start := time.Now()
-	if _, err := e.spawn("windower", fmt.Sprintf("WINDOWER_ADDR=127.0.0.1:%d", freePort()),
-		"DATABASE_URL="+url, "KAFKA_BROKERS="+brokerAddr); err != nil {
+	w, err := e.spawn("windower", fmt.Sprintf("WINDOWER_ADDR=127.0.0.1:%d", freePort()),
+		"DATABASE_URL="+url, "KAFKA_BROKERS="+brokerAddr)
+	if err != nil {
 		return nil, err
 	}
 	var consumed, firstCount int64
@@ -59,6 +60,9 @@ func windowerBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 		}
 		if first.IsZero() && consumed > 0 {
 			first, firstCount = time.Now(), consumed
+		}
+		if err := w.exited(); err != nil {
+			return nil, err
 		}
 		if time.Since(start) > 10*time.Minute {
 			return nil, fmt.Errorf("windower consumed %d of %d in 10 minutes", consumed, windowerEvents)

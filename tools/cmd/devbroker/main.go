@@ -25,7 +25,8 @@ import (
 
 type settings struct {
 	Listen  string `env:"DEVBROKER_ADDR" default:"127.0.0.1:9092" help:"host:port the broker listens on"`
-	DataDir string `env:"DEVBROKER_DATA_DIR" default:".run/kafka" help:"where the log is kept (empty: memory only)"`
+	DataDir string `env:"DEVBROKER_DATA_DIR" default:".run/kafka" help:"where the log is kept"`
+	Memory  bool   `env:"DEVBROKER_MEMORY_ONLY" default:"false" help:"keep the log in memory only (benchmarks)"`
 	Sync    bool   `env:"DEVBROKER_SYNC_WRITES" default:"false" help:"fsync every produced batch"`
 	Kafka   broker.Config
 	Log     logging.Config
@@ -67,7 +68,7 @@ func run(ctx context.Context, log *zap.Logger, cfg settings) error {
 		kfake.Ports(port),
 		kfake.SeedTopics(int32(cfg.Kafka.Partitions), cfg.Kafka.Topic, cfg.Kafka.DLQTopic()),
 	}
-	if cfg.DataDir != "" {
+	if !cfg.Memory {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 			return err
 		}
