@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/simulation/loadgen"
 )
 
@@ -39,6 +41,7 @@ func ingestBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	}
 	t := loadgen.Target{Ingest: "http://" + addr, Posts: 1000, Users: 1_000_000}
 	warm := loadgen.Run(ctx, loadgen.Plan{Name: "warm-up", VUs: o.vus, Duration: 2 * time.Second, Request: t.RateRequest()})
+	fmt.Println(warm)
 	real := loadgen.Run(ctx, loadgen.Plan{Name: "ingest /api/rate", VUs: o.vus, Duration: o.duration, Request: t.RateRequest()})
 	fmt.Println(real)
 
@@ -64,11 +67,11 @@ func ingestBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	fmt.Println(ceiling)
 
 	accepted := warm.Statuses["201"] + real.Statuses["201"]
-	events, err := countEvents(ctx, broker.Config{Brokers: []string{brokerAddr}, Topic: "ratings.v1"})
+	events, distinct, err := countEvents(ctx, broker.Config{Brokers: []string{brokerAddr}, Topic: "ratings.v1"})
 	if err != nil {
 		return nil, err
 	}
-	fmt.Printf("2xx answers %d, events in ratings.v1 %d\n", accepted, events)
+	fmt.Printf("2xx answers %d; ratings.v1 holds %d events, %d distinct event ids\n", accepted, events, distinct)
 	ratio := real.PerSecond / ceiling.PerSecond
 	figs := httpFigures("ingest", "ingest", real)
 	figs = append(figs, httpFigures("ingest", "bare gin", ceiling)...)
@@ -76,7 +79,11 @@ func ingestBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 		target("ingest", "throughput ratio ingest/bare", ratio, "", ">= 0.5", ratio >= 0.5),
 		target("ingest", "ingest p99", real.P99ms, "ms", "<= 50", real.P99ms <= 50),
 		target("ingest", "ingest errors", float64(real.Errors), "", "0", real.Errors == 0),
-		target("ingest", "events in topic - 2xx answers", float64(events-int64(accepted)), "", "0", events == int64(accepted)),
+		// A produce retry after a lost acknowledgement writes an event twice
+		// (kafka-go has no idempotent producer); the windower ignores the
+		// second copy, so what must match the 2xx answers is distinct ids.
+		target("ingest", "distinct events in topic - 2xx answers", float64(distinct-int64(accepted)), "", "0", distinct == int64(accepted)),
+		plain("ingest", "duplicate deliveries in topic", float64(events-distinct), ""),
 	)
 	return figs, nil
 }
@@ -96,24 +103,49 @@ func bareGin(h gin.HandlerFunc, method, path string) (string, func(), error) {
 	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
-// countEvents sums the end offsets of every partition of the topic.
-func countEvents(ctx context.Context, cfg broker.Config) (int64, error) {
+// countEvents reads the whole topic and counts its events and their
+// distinct event ids.
+func countEvents(ctx context.Context, cfg broker.Config) (total, distinct int64, err error) {
 	parts, err := broker.Partitions(ctx, cfg, cfg.Topic)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	var total int64
+	seen := map[uuid.UUID]struct{}{}
 	for _, p := range parts {
 		conn, err := kafka.DialLeader(ctx, "tcp", cfg.Brokers[0], cfg.Topic, p)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		first, last, err := conn.ReadOffsets()
 		conn.Close()
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		total += last - first
+		if last <= first {
+			continue
+		}
+		r, err := broker.NewPartitionReader(cfg, cfg.Topic, p, first, 20*time.Millisecond)
+		if err != nil {
+			return 0, 0, err
+		}
+		for {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				r.Close()
+				return 0, 0, err
+			}
+			e, err := rating.Unmarshal(m.Value)
+			if err != nil {
+				r.Close()
+				return 0, 0, err
+			}
+			total++
+			seen[e.EventID] = struct{}{}
+			if m.Offset >= last-1 {
+				break
+			}
+		}
+		r.Close()
 	}
-	return total, nil
+	return total, int64(len(seen)), nil
 }
