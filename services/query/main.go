@@ -5,20 +5,15 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/pkg/database"
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/logging"
+	"github.com/ratestream/ratestream/pkg/service"
 )
 
 // Config is every setting of the query service.
@@ -32,34 +27,15 @@ type Config struct {
 }
 
 func main() {
-	var cfg Config
-	if err := config.Load(&cfg, os.Args[1:], os.Stdout); err != nil {
-		if errors.Is(err, config.ErrHelp) {
-			return
-		}
-		fmt.Fprintln(os.Stderr, "query:", err)
-		os.Exit(2)
-	}
-	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		os.Exit(httpserver.Probe(cfg.Addr))
-	}
-	log, err := logging.New("query", cfg.Log)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "query:", err)
-		os.Exit(2)
-	}
-	config.TuneGC(400)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, log, cfg); err != nil {
-		log.Error("query failed", zap.Error(err))
-		_ = log.Sync()
-		os.Exit(1)
-	}
+	service.Main(service.Spec[Config]{
+		Name: "query",
+		Log:  func(c *Config) logging.Config { return c.Log },
+		Addr: func(c *Config) string { return c.Addr },
+		Run:  run,
+	})
 }
 
 func run(ctx context.Context, log *zap.Logger, cfg Config) error {
-	log.Info("starting", zap.Any("config", config.Describe(cfg)))
 
 	// Database and the view over it.
 	pool, err := database.Open(ctx, cfg.DB)

@@ -6,21 +6,16 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/ratestream/ratestream/pkg/broker"
-	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/pkg/database"
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/logging"
 	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/service"
 )
 
 // Config is every setting of the windower.
@@ -40,34 +35,15 @@ type Config struct {
 }
 
 func main() {
-	var cfg Config
-	if err := config.Load(&cfg, os.Args[1:], os.Stdout); err != nil {
-		if errors.Is(err, config.ErrHelp) {
-			return
-		}
-		fmt.Fprintln(os.Stderr, "windower:", err)
-		os.Exit(2)
-	}
-	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		os.Exit(httpserver.Probe(cfg.Addr))
-	}
-	log, err := logging.New("windower", cfg.Log)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "windower:", err)
-		os.Exit(2)
-	}
-	config.TuneGC(400)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, log, cfg); err != nil {
-		log.Error("windower failed", zap.Error(err))
-		_ = log.Sync()
-		os.Exit(1)
-	}
+	service.Main(service.Spec[Config]{
+		Name: "windower",
+		Log:  func(c *Config) logging.Config { return c.Log },
+		Addr: func(c *Config) string { return c.Addr },
+		Run:  run,
+	})
 }
 
 func run(ctx context.Context, log *zap.Logger, cfg Config) error {
-	log.Info("starting", zap.Any("config", config.Describe(cfg)))
 	params, err := cfg.Scoring.Params()
 	if err != nil {
 		return err

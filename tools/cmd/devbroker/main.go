@@ -6,21 +6,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
 
 	"github.com/ratestream/ratestream/pkg/broker"
-	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/pkg/logging"
+	"github.com/ratestream/ratestream/pkg/service"
 )
 
 type settings struct {
@@ -33,29 +30,14 @@ type settings struct {
 }
 
 func main() {
-	var cfg settings
-	if err := config.Load(&cfg, os.Args[1:], os.Stdout); err != nil {
-		if errors.Is(err, config.ErrHelp) {
-			return
-		}
-		fmt.Fprintln(os.Stderr, "devbroker:", err)
-		os.Exit(2)
-	}
-	log, err := logging.New("devbroker", cfg.Log)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "devbroker:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, log, cfg); err != nil {
-		log.Error("devbroker failed", zap.Error(err))
-		os.Exit(1)
-	}
+	service.Main(service.Spec[settings]{
+		Name: "devbroker",
+		Log:  func(c *settings) logging.Config { return c.Log },
+		Run:  run,
+	})
 }
 
 func run(ctx context.Context, log *zap.Logger, cfg settings) error {
-	log.Info("starting", zap.Any("config", config.Describe(cfg)))
 	host, portStr, ok := strings.Cut(cfg.Listen, ":")
 	if !ok || host != "127.0.0.1" {
 		return fmt.Errorf("DEVBROKER_ADDR %q: want 127.0.0.1:PORT", cfg.Listen)
