@@ -45,7 +45,6 @@ func main() {
 }
 
 func run(ctx context.Context, log *zap.Logger, cfg Config) error {
-
 	// Database: only the post-id cache reads it.
 	pool, err := database.Open(ctx, cfg.DB)
 	if err != nil {

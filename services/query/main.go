@@ -36,7 +36,6 @@ func main() {
 }
 
 func run(ctx context.Context, log *zap.Logger, cfg Config) error {
-
 	// Database and the view over it.
 	pool, err := database.Open(ctx, cfg.DB)
 	if err != nil {
