@@ -95,7 +95,8 @@ func (s *store) apply(ctx context.Context, b batch) (result, error) {
 			return errFenced
 		}
 		st := window.NewState(s.params)
-		if err := s.load(ctx, tx, st, b.events); err != nil {
+		fresh, err := s.load(ctx, tx, st, b.events)
+		if err != nil {
 			return err
 		}
 		watermark := cur.maxEventTime.Add(-s.grace)
@@ -115,7 +116,7 @@ func (s *store) apply(ctx context.Context, b batch) (result, error) {
 			}
 		}
 		res.posts = len(st.DirtyPosts)
-		if err := s.write(ctx, tx, st, b, maxEvent); err != nil {
+		if err := s.write(ctx, tx, st, b, maxEvent, fresh); err != nil {
 			return err
 		}
 		res.position = position{exists: true, next: b.next, maxEventTime: maxEvent}
@@ -124,44 +125,86 @@ func (s *store) apply(ctx context.Context, b batch) (result, error) {
 	return res, err
 }
 
-func (s *store) load(ctx context.Context, tx pgx.Tx, st *window.State, events []rating.Event) error {
-	voteKeys := map[window.VoteKey]struct{}{}
+// load fills st with what the events can touch. New (post, user) pairs
+// are written straight away with the newest of their events in the batch,
+// with ON CONFLICT DO NOTHING: the insert is the existence check, and only
+// the pairs that already had a rating are read back. It returns the pairs
+// it inserted and the event each now holds.
+func (s *store) load(ctx context.Context, tx pgx.Tx, st *window.State, events []rating.Event) (map[window.VoteKey]uuid.UUID, error) {
+	newest := map[window.VoteKey]rating.Event{}
 	winKeys := map[window.Key]struct{}{}
 	postIDs := map[int64]struct{}{}
 	for _, e := range events {
 		vk, wk := st.Needs(e)
-		voteKeys[vk] = struct{}{}
+		if cur, ok := newest[vk]; !ok || rating.Newer(window.Truncate(e.RatedAt), e.EventID, window.Truncate(cur.RatedAt), cur.EventID) {
+			newest[vk] = e
+		}
 		winKeys[wk] = struct{}{}
 		postIDs[e.PostID] = struct{}{}
 	}
-	var vp []int64
-	var vu []string
-	for k := range voteKeys {
-		vp, vu = append(vp, k.PostID), append(vu, k.UserID)
+	n := len(newest)
+	ip, iu, is := make([]int64, 0, n), make([]string, 0, n), make([]int16, 0, n)
+	ia, ie, iw := make([]time.Time, 0, n), make([][16]byte, 0, n), make([]time.Time, 0, n)
+	for k, e := range newest {
+		at := window.Truncate(e.RatedAt)
+		ip, iu, is = append(ip, k.PostID), append(iu, k.UserID), append(is, int16(e.Score))
+		ia, ie, iw = append(ia, at), append(ie, [16]byte(e.EventID)), append(iw, s.params.WindowStart(at))
 	}
 	rows, err := tx.Query(ctx, `
-		SELECT r.post_id, r.user_id, r.score, r.rated_at, r.event_id, r.window_start
-		FROM ratings r
-		JOIN unnest($1::bigint[], $2::text[]) AS k(post_id, user_id)
-		  ON r.post_id = k.post_id AND r.user_id = k.user_id`, vp, vu)
+		INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::timestamptz[], $5::uuid[], $6::timestamptz[])
+		ON CONFLICT (post_id, user_id) DO NOTHING
+		RETURNING post_id, user_id`, ip, iu, is, ia, ie, iw)
 	if err != nil {
-		return fmt.Errorf("load ratings: %w", err)
+		return nil, fmt.Errorf("insert new ratings: %w", err)
 	}
+	fresh := make(map[window.VoteKey]uuid.UUID, n)
 	for rows.Next() {
 		var k window.VoteKey
-		var v window.Vote
-		var score int16
-		if err := rows.Scan(&k.PostID, &k.UserID, &score, &v.RatedAt, &v.EventID, &v.Window); err != nil {
+		if err := rows.Scan(&k.PostID, &k.UserID); err != nil {
 			rows.Close()
-			return err
+			return nil, err
 		}
-		v.Score, v.RatedAt, v.Window = int(score), v.RatedAt.UTC(), v.Window.UTC()
-		st.Votes[k] = v
-		winKeys[window.Key{PostID: k.PostID, Start: v.Window}] = struct{}{}
+		fresh[k] = newest[k].EventID
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("load ratings: %w", err)
+		return nil, fmt.Errorf("insert new ratings: %w", err)
+	}
+
+	var vp []int64
+	var vu []string
+	for k := range newest {
+		if _, ok := fresh[k]; !ok {
+			vp, vu = append(vp, k.PostID), append(vu, k.UserID)
+		}
+	}
+	if len(vp) > 0 {
+		rows, err = tx.Query(ctx, `
+			SELECT r.post_id, r.user_id, r.score, r.rated_at, r.event_id, r.window_start
+			FROM ratings r
+			JOIN unnest($1::bigint[], $2::text[]) AS k(post_id, user_id)
+			  ON r.post_id = k.post_id AND r.user_id = k.user_id`, vp, vu)
+		if err != nil {
+			return nil, fmt.Errorf("load ratings: %w", err)
+		}
+		for rows.Next() {
+			var k window.VoteKey
+			var v window.Vote
+			var score int16
+			var id [16]byte
+			if err := rows.Scan(&k.PostID, &k.UserID, &score, &v.RatedAt, &id, &v.Window); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			v.Score, v.RatedAt, v.EventID, v.Window = int(score), v.RatedAt.UTC(), uuid.UUID(id), v.Window.UTC()
+			st.Votes[k] = v
+			winKeys[window.Key{PostID: k.PostID, Start: v.Window}] = struct{}{}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("load ratings: %w", err)
+		}
 	}
 
 	var wp []int64
@@ -175,14 +218,14 @@ func (s *store) load(ctx context.Context, tx pgx.Tx, st *window.State, events []
 		JOIN unnest($1::bigint[], $2::timestamptz[]) AS k(post_id, window_start)
 		  ON a.post_id = k.post_id AND a.window_start = k.window_start`, wp, ws)
 	if err != nil {
-		return fmt.Errorf("load windows: %w", err)
+		return nil, fmt.Errorf("load windows: %w", err)
 	}
 	for rows.Next() {
 		var k window.Key
 		var w scoring.Window
 		if err := rows.Scan(&k.PostID, &k.Start, &w.Sum, &w.Count, &w.Threshold); err != nil {
 			rows.Close()
-			return err
+			return nil, err
 		}
 		k.Start = k.Start.UTC()
 		w.Start = k.Start
@@ -190,7 +233,7 @@ func (s *store) load(ctx context.Context, tx pgx.Tx, st *window.State, events []
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("load windows: %w", err)
+		return nil, fmt.Errorf("load windows: %w", err)
 	}
 
 	var ids []int64
@@ -202,7 +245,7 @@ func (s *store) load(ctx context.Context, tx pgx.Tx, st *window.State, events []
 		       baseline, baseline_seen, current_window, current_count, current_threshold
 		FROM post_stats WHERE post_id = ANY($1)`, ids)
 	if err != nil {
-		return fmt.Errorf("load post stats: %w", err)
+		return nil, fmt.Errorf("load post stats: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -210,26 +253,29 @@ func (s *store) load(ctx context.Context, tx pgx.Tx, st *window.State, events []
 		p := &window.Post{}
 		if err := rows.Scan(&id, &p.Partition, &p.Totals.Sum, &p.Totals.Count, &p.Totals.WeightedSum, &p.Totals.Weight,
 			&p.Volume.Baseline, &p.Volume.Seen, &p.Volume.Current, &p.Volume.CurrentCount, &p.Volume.CurrentThreshold); err != nil {
-			return err
+			return nil, err
 		}
 		p.Volume.Current = p.Volume.Current.UTC()
 		st.Posts[id] = p
 	}
-	return rows.Err()
+	return fresh, rows.Err()
 }
 
-func (s *store) write(ctx context.Context, tx pgx.Tx, st *window.State, b batch, maxEvent time.Time) error {
+func (s *store) write(ctx context.Context, tx pgx.Tx, st *window.State, b batch, maxEvent time.Time, fresh map[window.VoteKey]uuid.UUID) error {
 	pb := &pgx.Batch{}
 
 	var rp []int64
 	var ru []string
 	var rs []int16
 	var ra []time.Time
-	var re []uuid.UUID
+	var re [][16]byte // not uuid.UUID: pgx would encode each through driver.Valuer
 	var rw []time.Time
 	for k := range st.DirtyVotes {
 		v := st.Votes[k]
-		rp, ru, rs, ra, re, rw = append(rp, k.PostID), append(ru, k.UserID), append(rs, int16(v.Score)), append(ra, v.RatedAt), append(re, v.EventID), append(rw, v.Window)
+		if id, ok := fresh[k]; ok && id == v.EventID {
+			continue // inserted by load with exactly this vote
+		}
+		rp, ru, rs, ra, re, rw = append(rp, k.PostID), append(ru, k.UserID), append(rs, int16(v.Score)), append(ra, v.RatedAt), append(re, [16]byte(v.EventID)), append(rw, v.Window)
 	}
 	if len(rp) > 0 {
 		pb.Queue(`
