@@ -74,32 +74,36 @@ start() {
 	local bin
 	bin=$(find_bin) || { install_pg; bin=$(find_bin) || { say "no PostgreSQL after install"; exit 1; }; }
 	mkdir -p "$root/.run" "$logdir"
-	local real="$data"
 	if [ ! -e "$data" ]; then
+		local base="$root/.run"
 		if ! owner_can_use "$root/.run"; then
 			# The checkout sits where the postgres user cannot reach it
-			# (e.g. under /root): keep the cluster in a place it can, and
-			# point .run/pg at it.
-			real="/var/tmp/ratestream-pg-$(echo "$root" | md5sum | cut -c1-12)"
-			ln -sfn "$real" "$data"
+			# (e.g. under /root): keep the cluster and its log where it
+			# can, and link them into .run.
+			base="/var/tmp/ratestream-pg-$(echo "$root" | md5sum | cut -c1-12)"
+			mkdir -p "$base"
+			ln -sfn "$base/pg" "$data"
+			ln -sfn "$base/postgres.log" "$logdir/postgres.log"
 		fi
-		mkdir -p "$real"
-		[ "$(id -u)" = 0 ] && chown postgres:postgres "$real"
-		chmod 700 "$real"
+		mkdir -p "$base/pg"
+		[ "$(id -u)" = 0 ] && chown postgres:postgres "$base/pg"
+		chmod 700 "$base/pg"
 	fi
+	local real log
 	real=$(readlink -f "$data")
+	log=$(readlink -f "$logdir/postgres.log")
 	if [ ! -f "$real/PG_VERSION" ]; then
 		say "initialising cluster in $data"
-		as_owner "$bin/initdb" -D "$real" -U "$user" --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$logdir/postgres-initdb.log" 2>&1 ||
+		(cd / && as_owner "$bin/initdb" -D "$real" -U "$user" --auth=trust --encoding=UTF8 --locale=C.UTF-8) >"$logdir/postgres-initdb.log" 2>&1 ||
 			{ cat "$logdir/postgres-initdb.log" >&2; exit 1; }
 	fi
-	if ! as_owner "$bin/pg_ctl" -D "$real" status >/dev/null 2>&1; then
+	if ! (cd / && as_owner "$bin/pg_ctl" -D "$real" status) >/dev/null 2>&1; then
 		say "starting on 127.0.0.1:$port"
-		touch "$logdir/postgres.log"
-		[ "$(id -u)" = 0 ] && chown postgres "$logdir/postgres.log"
-		as_owner "$bin/pg_ctl" -D "$real" -l "$logdir/postgres.log" -w -t 60 \
-			-o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=300 -c shared_buffers=256MB -c fsync=on" \
-			start >/dev/null || { tail -n 20 "$logdir/postgres.log" >&2; exit 1; }
+		touch "$log"
+		[ "$(id -u)" = 0 ] && chown postgres "$log"
+		(cd / && as_owner "$bin/pg_ctl" -D "$real" -l "$log" -w -t 60 \
+			-o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=300 -c shared_buffers=256MB" \
+			start) >/dev/null || { tail -n 20 "$log" >&2; exit 1; }
 	fi
 	if ! "$bin/psql" -h 127.0.0.1 -p "$port" -U "$user" -d postgres -tAc "select 1 from pg_database where datname='$db'" | grep -q 1; then
 		"$bin/createdb" -h 127.0.0.1 -p "$port" -U "$user" "$db"
@@ -112,7 +116,7 @@ stop() {
 	local bin
 	bin=$(find_bin) || return 0
 	[ -f "$data/PG_VERSION" ] || return 0
-	as_owner "$bin/pg_ctl" -D "$(readlink -f "$data")" -m fast stop >/dev/null 2>&1 || true
+	(cd / && as_owner "$bin/pg_ctl" -D "$(readlink -f "$data")" -m fast stop) >/dev/null 2>&1 || true
 }
 
 case "${1:-}" in
