@@ -115,8 +115,16 @@ func TestWholeSystemThroughHTTP(t *testing.T) {
 		return p["my_score"]
 	}
 
-	// Warm-up: the windower joins its group; the first rating may wait for it.
-	rate(ids[4], "warm", 3)
+	// A new post is rateable within a second (ingest learns of it by
+	// notification), and the first rating may wait for the windower to
+	// join its group.
+	testenv.Eventually(t, time.Second, func() error {
+		st, body := call(t, "POST", fmt.Sprintf("%s/v1/posts/%d/ratings", s.ingest, ids[4]), `{"user_id":"warm","score":3}`)
+		if st != 202 {
+			return fmt.Errorf("rating the newest post: %d %v", st, body)
+		}
+		return nil
+	})
 	testenv.Eventually(t, 60*time.Second, func() error {
 		if v := myScore(ids[4], "warm"); v != float64(3) {
 			return fmt.Errorf("my_score %v", v)
