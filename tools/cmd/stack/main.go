@@ -156,7 +156,7 @@ func run(cfg settings) error {
 	stopBroker()
 	broker.stop(10 * time.Second)
 	if os.Getenv("DATABASE_URL") == "" {
-		_ = exec.Command("scripts/postgres.sh", "stop").Run()
+		_ = exec.Command(postgresScript(), "stop").Run()
 	}
 	logf("stopped")
 	return nil
@@ -177,11 +177,18 @@ func postgresURL() (string, error) {
 	if u := os.Getenv("DATABASE_URL"); u != "" {
 		return u, nil
 	}
-	out, err := exec.Command("scripts/postgres.sh", "start").Output()
+	out, err := exec.Command(postgresScript(), "start").Output()
 	if err != nil {
 		return "", fmt.Errorf("start postgres: %w", err)
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// postgresScript is scripts/postgres.sh of the checkout the binaries were
+// built into (bin/ sits next to scripts/), so the stack starts from any
+// working directory.
+func postgresScript() string {
+	return filepath.Join(binDir(), "..", "scripts", "postgres.sh")
 }
 
 func waitTCP(ctx context.Context, addr string, timeout time.Duration) error {
