@@ -6,8 +6,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -161,5 +163,50 @@ func TestKubernetesManifestsParse(t *testing.T) {
 	}
 	if kinds["Deployment"] != 4 || kinds["Job"] != 1 {
 		t.Fatalf("kinds %v, want 4 Deployments and a migration Job", kinds)
+	}
+}
+
+// Every metric the dashboard queries must be one the services export.
+func TestDashboardQueriesExportedMetrics(t *testing.T) {
+	root := testenv.Root()
+	b, err := os.ReadFile(filepath.Join(root, "deployments", "dashboards", "ratestream.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("dashboard is not JSON: %v", err)
+	}
+	var source strings.Builder
+	for _, dir := range []string{"pkg", "services"} {
+		_ = filepath.WalkDir(filepath.Join(root, dir), func(p string, d os.DirEntry, err error) error {
+			if err == nil && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+				src, _ := os.ReadFile(p)
+				source.Write(src)
+			}
+			return nil
+		})
+	}
+	metric := regexp.MustCompile(`\b((?:http|ingest|windower|scorer|query)_[a-z_]+?)(?:_bucket)?\b[{\[)]`)
+	checked := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range metric.FindAllStringSubmatch(tg.Expr, -1) {
+				checked++
+				if !strings.Contains(source.String(), `"`+m[1]+`"`) {
+					t.Errorf("panel %q queries %s, which no service exports", p.Title, m[1])
+				}
+			}
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("only %d metric references found in the dashboard", checked)
 	}
 }
