@@ -94,7 +94,8 @@ func (l *myScoreLoader) answer(ctx context.Context, batch []*lookup, keys int) {
 	rows, err := l.pool.Query(ctx, `
 		SELECT r.user_id, r.post_id, r.score
 		FROM unnest($1::text[], $2::bigint[]) AS k(user_id, post_id)
-		JOIN ratings r ON r.post_id = k.post_id AND r.user_id = k.user_id`, users, posts)
+		CROSS JOIN LATERAL (
+		  SELECT * FROM ratings r WHERE r.post_id = k.post_id AND r.user_id = k.user_id) r`, users, posts)
 	if err == nil {
 		for rows.Next() {
 			var u string

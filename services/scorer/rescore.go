@@ -134,10 +134,10 @@ func (r *rescorer) load(ctx context.Context, tx pgx.Tx, ids []int64) ([]*post, e
 	}
 	rows, err = tx.Query(ctx, `
 		SELECT a.post_id, a.window_start, a.rating_sum, a.rating_count, a.threshold
-		FROM rating_averages a
-		JOIN unnest($1::bigint[], $2::timestamptz[]) AS c(post_id, cutoff)
-		  ON a.post_id = c.post_id AND a.window_start > c.cutoff
-		ORDER BY a.post_id, a.window_start`, pids, cutoffs)
+		FROM unnest($1::bigint[], $2::timestamptz[]) AS c(post_id, cutoff)
+		CROSS JOIN LATERAL (
+		  SELECT * FROM rating_averages a WHERE a.post_id = c.post_id AND a.window_start > c.cutoff
+		  ORDER BY a.window_start) a`, pids, cutoffs)
 	if err != nil {
 		return nil, fmt.Errorf("load windows: %w", err)
 	}

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -129,7 +132,10 @@ func (s *store) apply(ctx context.Context, b batch) (result, error) {
 // are written straight away with the newest of their events in the batch,
 // with ON CONFLICT DO NOTHING: the insert is the existence check, and only
 // the pairs that already had a rating are read back. It returns the pairs
-// it inserted and the event each now holds.
+// it inserted and the event each now holds. Lookups go through LATERAL
+// subqueries so that each key is an index probe whatever the planner
+// believes about the tables' sizes (statistics lag behind a table that
+// grows by thousands of rows a second).
 func (s *store) load(ctx context.Context, tx pgx.Tx, st *window.State, events []rating.Event) (map[window.VoteKey]uuid.UUID, error) {
 	newest := map[window.VoteKey]rating.Event{}
 	winKeys := map[window.Key]struct{}{}
@@ -145,7 +151,20 @@ func (s *store) load(ctx context.Context, tx pgx.Tx, st *window.State, events []
 	n := len(newest)
 	ip, iu, is := make([]int64, 0, n), make([]string, 0, n), make([]int16, 0, n)
 	ia, ie, iw := make([]time.Time, 0, n), make([][16]byte, 0, n), make([]time.Time, 0, n)
-	for k, e := range newest {
+	keys := make([]window.VoteKey, 0, n)
+	for k := range newest {
+		keys = append(keys, k)
+	}
+	// In index order: the inserts then walk the primary key's pages in
+	// sequence instead of jumping between them.
+	slices.SortFunc(keys, func(a, b window.VoteKey) int {
+		if c := cmp.Compare(a.PostID, b.PostID); c != 0 {
+			return c
+		}
+		return strings.Compare(a.UserID, b.UserID)
+	})
+	for _, k := range keys {
+		e := newest[k]
 		at := window.Truncate(e.RatedAt)
 		ip, iu, is = append(ip, k.PostID), append(iu, k.UserID), append(is, int16(e.Score))
 		ia, ie, iw = append(ia, at), append(ie, [16]byte(e.EventID)), append(iw, s.params.WindowStart(at))
@@ -182,9 +201,9 @@ func (s *store) load(ctx context.Context, tx pgx.Tx, st *window.State, events []
 	if len(vp) > 0 {
 		rows, err = tx.Query(ctx, `
 			SELECT r.post_id, r.user_id, r.score, r.rated_at, r.event_id, r.window_start
-			FROM ratings r
-			JOIN unnest($1::bigint[], $2::text[]) AS k(post_id, user_id)
-			  ON r.post_id = k.post_id AND r.user_id = k.user_id`, vp, vu)
+			FROM unnest($1::bigint[], $2::text[]) AS k(post_id, user_id)
+			CROSS JOIN LATERAL (
+			  SELECT * FROM ratings r WHERE r.post_id = k.post_id AND r.user_id = k.user_id) r`, vp, vu)
 		if err != nil {
 			return nil, fmt.Errorf("load ratings: %w", err)
 		}
@@ -214,9 +233,9 @@ func (s *store) load(ctx context.Context, tx pgx.Tx, st *window.State, events []
 	}
 	rows, err = tx.Query(ctx, `
 		SELECT a.post_id, a.window_start, a.rating_sum, a.rating_count, a.threshold
-		FROM rating_averages a
-		JOIN unnest($1::bigint[], $2::timestamptz[]) AS k(post_id, window_start)
-		  ON a.post_id = k.post_id AND a.window_start = k.window_start`, wp, ws)
+		FROM unnest($1::bigint[], $2::timestamptz[]) AS k(post_id, window_start)
+		CROSS JOIN LATERAL (
+		  SELECT * FROM rating_averages a WHERE a.post_id = k.post_id AND a.window_start = k.window_start) a`, wp, ws)
 	if err != nil {
 		return nil, fmt.Errorf("load windows: %w", err)
 	}
