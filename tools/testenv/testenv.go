@@ -6,8 +6,6 @@ package testenv
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -67,50 +65,20 @@ type Database struct {
 // NewDatabase creates and migrates a database of its own for the test.
 func NewDatabase(t testing.TB) *Database {
 	t.Helper()
-	admin := AdminURL(t)
-	ctx := context.Background()
-	ap, err := pgxpool.New(ctx, admin)
+	url, drop, err := migrate.Scratch(context.Background(), AdminURL(t), "test")
 	if err != nil {
-		t.Fatalf("connect admin database: %v", err)
+		t.Fatalf("test database: %v", err)
 	}
-	defer ap.Close()
-	name := "test_" + randHex(6)
-	if _, err := ap.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	url := replaceDB(admin, name)
-	if _, err := migrate.Up(url); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	pool, err := pgxpool.New(ctx, url)
+	pool, err := pgxpool.New(context.Background(), url)
 	if err != nil {
+		drop()
 		t.Fatalf("connect test database: %v", err)
 	}
 	t.Cleanup(func() {
 		pool.Close()
-		ap, err := pgxpool.New(context.Background(), admin)
-		if err == nil {
-			_, _ = ap.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			ap.Close()
-		}
+		drop()
 	})
 	return &Database{URL: url, Pool: pool}
-}
-
-// replaceDB swaps the database name of a postgres URL.
-func replaceDB(url, name string) string {
-	q := ""
-	if i := strings.IndexByte(url, '?'); i >= 0 {
-		url, q = url[:i], url[i:]
-	}
-	i := strings.LastIndexByte(url, '/')
-	return url[:i+1] + name + q
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // Broker is a kfake cluster on a loopback port that a test can stop and

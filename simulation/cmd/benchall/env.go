@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -51,41 +48,17 @@ func (e *env) close() {
 
 // database creates and migrates a fresh database.
 func (e *env) database(ctx context.Context) (string, *pgxpool.Pool, error) {
-	ap, err := pgxpool.New(ctx, e.admin)
+	url, drop, err := migrate.Scratch(ctx, e.admin, "bench")
 	if err != nil {
 		return "", nil, err
 	}
-	defer ap.Close()
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	name := "bench_" + hex.EncodeToString(b)
-	if _, err := ap.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return "", nil, err
-	}
-	url := withDB(e.admin, name)
-	e.cleanup = append(e.cleanup, func() {
-		if ap, err := pgxpool.New(context.Background(), e.admin); err == nil {
-			_, _ = ap.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			ap.Close()
-		}
-	})
-	if _, err := migrate.Up(url); err != nil {
-		return "", nil, err
-	}
+	e.cleanup = append(e.cleanup, drop)
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		return "", nil, err
 	}
 	e.cleanup = append(e.cleanup, pool.Close)
 	return url, pool, nil
-}
-
-func withDB(url, name string) string {
-	q := ""
-	if i := strings.IndexByte(url, '?'); i >= 0 {
-		url, q = url[:i], url[i:]
-	}
-	return url[:strings.LastIndexByte(url, '/')+1] + name + q
 }
 
 // spawn starts a project command with extra environment; it is stopped
