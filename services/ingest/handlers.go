@@ -105,6 +105,12 @@ func (h *handlers) fill(c *gin.Context, f httpserver.Fields, req *request) bool 
 }
 
 func (h *handlers) publish(c *gin.Context, req request) (rating.Event, bool) {
+	if h.posts.Ready(c) != nil {
+		// Until the post ids are loaded every post would look unknown.
+		h.metrics.rejected.WithLabelValues("starting").Inc()
+		problem.Unavailable(c, time.Second, "starting up; retry shortly")
+		return rating.Event{}, false
+	}
 	if !h.posts.Has(req.postID) {
 		h.reject(c, "unknown_post", &httpserver.BodyError{Status: http.StatusNotFound, Field: "post_id", Detail: "no post with id " + strconv.FormatInt(req.postID, 10)})
 		return rating.Event{}, false
