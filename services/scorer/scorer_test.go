@@ -16,6 +16,7 @@ import (
 	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/pkg/rating"
+	"github.com/ratestream/ratestream/pkg/scoring"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
@@ -188,5 +189,47 @@ func TestMaturingPostsFollowTheWatermark(t *testing.T) {
 	}
 	if !after.After(before.Add(20 * time.Second)) {
 		t.Fatalf("post 1 scored as of %s, then %s: it did not follow the watermark", before, after)
+	}
+}
+
+// seed-linear reads a post's whole history: the scorer must hand it every
+// window, not only the maturing ones.
+func TestSeedLinearScoresFromEveryWindow(t *testing.T) {
+	b := testenv.NewBroker(t, 2)
+	// Ten minutes of ratings on 3 posts: about 200 one-second windows
+	// each, far more than one maturity (a minute here) holds.
+	evs := ratings(5, 1800, 3, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+	for i := range evs {
+		evs[i].RatedAt = evs[i].RatedAt.Add(time.Duration(i) * 300 * time.Millisecond)
+	}
+	produce(t, b, evs)
+	p := newPipeline(t, b, "seed-linear", "500")
+	p.settled(t, int64(len(evs)))
+	for post := int64(1); post <= 3; post++ {
+		rows, err := p.db.Pool.Query(context.Background(),
+			`SELECT window_start, rating_sum, rating_count, threshold FROM rating_averages WHERE post_id = $1 ORDER BY window_start`, post)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ws []scoring.Window
+		for rows.Next() {
+			var w scoring.Window
+			if err := rows.Scan(&w.Start, &w.Sum, &w.Count, &w.Threshold); err != nil {
+				t.Fatal(err)
+			}
+			ws = append(ws, w)
+		}
+		rows.Close()
+		if len(ws) < 100 {
+			t.Fatalf("post %d has %d windows; the test needs a long history", post, len(ws))
+		}
+		want := scoring.SeedLinear{}.Score(scoring.Input{All: ws})
+		var got float64
+		if err := p.db.Pool.QueryRow(context.Background(), `SELECT score FROM post_scores WHERE post_id = $1`, post).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want.Score {
+			t.Errorf("post %d: seed-linear %v, computed from all %d windows %v", post, got, len(ws), want.Score)
+		}
 	}
 }
