@@ -150,3 +150,38 @@ func NewPartitionReader(cfg Config, topic string, partition int, offset int64, m
 	}
 	return r, nil
 }
+
+// ReadPartition reads one partition from its first offset to the last one
+// present when it is called, handing each message to fn; it stops at fn's
+// first error. Tests and benchmarks use it to read a whole topic.
+func ReadPartition(ctx context.Context, cfg Config, topic string, partition int, fn func(kafka.Message) error) error {
+	conn, err := kafka.DialLeader(ctx, "tcp", cfg.Brokers[0], topic, partition)
+	if err != nil {
+		return fmt.Errorf("dial leader of %s/%d: %w", topic, partition, err)
+	}
+	first, last, err := conn.ReadOffsets()
+	conn.Close()
+	if err != nil {
+		return fmt.Errorf("read offsets of %s/%d: %w", topic, partition, err)
+	}
+	if last <= first {
+		return nil
+	}
+	r, err := NewPartitionReader(cfg, topic, partition, first, 20*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			return fmt.Errorf("read %s/%d: %w", topic, partition, err)
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+		if m.Offset >= last-1 {
+			return nil
+		}
+	}
+}

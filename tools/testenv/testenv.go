@@ -143,34 +143,13 @@ func (b *Broker) Messages(t testing.TB, topic string) []kafka.Message {
 	}
 	var out []kafka.Message
 	for _, p := range parts {
-		conn, err := kafka.DialLeader(ctx, "tcp", b.Config.Brokers[0], topic, p)
-		if err != nil {
-			t.Fatalf("dial leader: %v", err)
-		}
-		first, last, err := conn.ReadOffsets()
-		conn.Close()
-		if err != nil {
-			t.Fatalf("read offsets: %v", err)
-		}
-		if last <= first {
-			continue
-		}
-		r, err := broker.NewPartitionReader(b.Config, topic, p, first, 100*time.Millisecond)
+		err := broker.ReadPartition(ctx, b.Config, topic, p, func(m kafka.Message) error {
+			out = append(out, m)
+			return nil
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for {
-			m, err := r.FetchMessage(ctx)
-			if err != nil {
-				r.Close()
-				t.Fatalf("read %s/%d: %v", topic, p, err)
-			}
-			out = append(out, m)
-			if m.Offset >= last-1 {
-				break
-			}
-		}
-		r.Close()
 	}
 	return out
 }

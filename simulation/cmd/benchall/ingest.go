@@ -112,40 +112,18 @@ func countEvents(ctx context.Context, cfg broker.Config) (total, distinct int64,
 	}
 	seen := map[uuid.UUID]struct{}{}
 	for _, p := range parts {
-		conn, err := kafka.DialLeader(ctx, "tcp", cfg.Brokers[0], cfg.Topic, p)
-		if err != nil {
-			return 0, 0, err
-		}
-		first, last, err := conn.ReadOffsets()
-		conn.Close()
-		if err != nil {
-			return 0, 0, err
-		}
-		if last <= first {
-			continue
-		}
-		r, err := broker.NewPartitionReader(cfg, cfg.Topic, p, first, 20*time.Millisecond)
-		if err != nil {
-			return 0, 0, err
-		}
-		for {
-			m, err := r.FetchMessage(ctx)
-			if err != nil {
-				r.Close()
-				return 0, 0, err
-			}
+		err := broker.ReadPartition(ctx, cfg, cfg.Topic, p, func(m kafka.Message) error {
 			e, err := rating.Unmarshal(m.Value)
 			if err != nil {
-				r.Close()
-				return 0, 0, err
+				return err
 			}
 			total++
 			seen[e.EventID] = struct{}{}
-			if m.Offset >= last-1 {
-				break
-			}
+			return nil
+		})
+		if err != nil {
+			return 0, 0, err
 		}
-		r.Close()
 	}
 	return total, int64(len(seen)), nil
 }

@@ -121,38 +121,13 @@ func rawConsume(ctx context.Context, cfg broker.Config) (float64, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := kafka.DialLeader(ctx, "tcp", cfg.Brokers[0], cfg.Topic, p)
-			if err != nil {
-				errs <- err
-				return
-			}
-			_, last, err := conn.ReadOffsets()
-			conn.Close()
-			if err != nil || last == 0 {
-				errs <- err
-				return
-			}
-			r, err := broker.NewPartitionReader(cfg, cfg.Topic, p, kafka.FirstOffset, 20*time.Millisecond)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer r.Close()
-			for {
-				m, err := r.FetchMessage(ctx)
-				if err != nil {
-					errs <- err
-					return
-				}
+			errs <- broker.ReadPartition(ctx, cfg, cfg.Topic, p, func(m kafka.Message) error {
 				if _, err := rating.Unmarshal(m.Value); err != nil {
-					errs <- err
-					return
+					return err
 				}
 				n.Add(1)
-				if m.Offset >= last-1 {
-					return
-				}
-			}
+				return nil
+			})
 		}()
 	}
 	wg.Wait()
