@@ -40,16 +40,18 @@ func Write(c *gin.Context, status int, detail, field string) {
 
 // Unavailable answers 503 with a Retry-After header.
 func Unavailable(c *gin.Context, retryAfter time.Duration, detail string) {
-	c.Header("Retry-After", strconv.Itoa(int((retryAfter+time.Second-1)/time.Second)))
+	c.Header("Retry-After", seconds(retryAfter))
 	Write(c, http.StatusServiceUnavailable, detail, "")
 }
 
 // TooMany answers 429 with a Retry-After header.
 func TooMany(c *gin.Context, retryAfter time.Duration, detail string) {
-	secs := int((retryAfter + time.Second - 1) / time.Second)
-	if secs < 1 {
-		secs = 1
-	}
-	c.Header("Retry-After", strconv.Itoa(secs))
+	c.Header("Retry-After", seconds(retryAfter))
 	Write(c, http.StatusTooManyRequests, detail, "")
+}
+
+// seconds renders a Retry-After value: whole seconds, rounded up, at
+// least one.
+func seconds(d time.Duration) string {
+	return strconv.Itoa(max(1, int((d+time.Second-1)/time.Second)))
 }

@@ -133,8 +133,8 @@ func (s *State) change(post *Post, k Key, dsum, dcount int64) {
 }
 
 // Needs lists the keys an event can touch before its stored vote is
-// known: its vote and its own window. The window of the stored vote is
-// added by NeedsAfterVotes once votes are loaded.
+// known: its vote and its own window. Whoever loads the state must add
+// the window of each stored vote it finds.
 func (s *State) Needs(e rating.Event) (VoteKey, Key) {
 	return VoteKey{e.PostID, e.UserID}, Key{e.PostID, s.Params.WindowStart(Truncate(e.RatedAt))}
 }

@@ -26,7 +26,6 @@ type handlers struct {
 	users   *limit.Limiter
 	ips     *limit.Limiter
 	metrics *metrics
-	now     func() time.Time
 }
 
 func (h *handlers) routes(e *gin.Engine) {
@@ -125,11 +124,7 @@ func (h *handlers) publish(c *gin.Context, req request) (rating.Event, bool) {
 		problem.TooMany(c, wait, "too many ratings from this user")
 		return rating.Event{}, false
 	}
-	now := time.Now
-	if h.now != nil {
-		now = h.now
-	}
-	e, err := rating.New(req.postID, req.userID, req.score, now())
+	e, err := rating.New(req.postID, req.userID, req.score, time.Now())
 	if err == nil {
 		err = h.pub.Publish(c.Request.Context(), e)
 	}
