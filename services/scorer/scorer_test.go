@@ -42,7 +42,7 @@ func newPipeline(t *testing.T, b *testenv.Broker, strategy string, batch string)
 	// Pipelines sharing a broker must not share a consumer group.
 	p.cfg.Group = "windower-" + strings.TrimPrefix(p.db.URL[strings.LastIndexByte(p.db.URL, '/')+1:], "test_")
 
-	bin := testenv.Binary(t, "windower", "github.com/ratestream/ratestream/services/windower")
+	bin := testenv.Binary(t, "windower")
 	testenv.Spawn(t, bin,
 		fmt.Sprintf("WINDOWER_ADDR=127.0.0.1:%d", testenv.FreePort(t)),
 		"KAFKA_BROKERS="+b.Config.Brokers[0], "DATABASE_URL="+p.db.URL,

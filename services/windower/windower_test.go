@@ -333,7 +333,7 @@ func TestSurvivesKill9AtRandomPoints(t *testing.T) {
 	waitConsumed(t, reference, total, 180*time.Second)
 	stop()
 
-	bin := testenv.Binary(t, "windower", "github.com/ratestream/ratestream/services/windower")
+	bin := testenv.Binary(t, "windower")
 	db := testenv.NewDatabase(t)
 	cfg := testConfig(t, db, b)
 	env := append(os.Environ(),

@@ -165,23 +165,10 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// Binary returns the path of a project command: from RATESTREAM_BIN when
-// make test set it, else built into a temporary directory.
-func Binary(t testing.TB, name, pkg string) string {
+// Binary returns the path of a project command (see Binaries).
+func Binary(t testing.TB, name string) string {
 	t.Helper()
-	if dir := os.Getenv("RATESTREAM_BIN"); dir != "" {
-		p := filepath.Join(dir, name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	out := filepath.Join(t.TempDir(), name)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = Root()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", pkg, err, b)
-	}
-	return out
+	return filepath.Join(Binaries(t), name)
 }
 
 // WaitHTTP polls url until it answers 200 or the timeout passes.
