@@ -11,9 +11,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/ratestream/ratestream/pkg/jsoncheck"
 	"github.com/ratestream/ratestream/pkg/problem"
 )
 
@@ -56,6 +58,11 @@ func Object(c *gin.Context, maxBytes int64, allowed ...string) (Fields, *BodyErr
 		return nil, &BodyError{StatusMalformed, "", "could not read body: " + err.Error()}
 	}
 	trimmed := bytes.TrimSpace(raw)
+	// Checked on the bytes, before any decoder can replace what it does
+	// not like with U+FFFD or keep one of two values for a key.
+	if err := jsoncheck.Strict(trimmed); err != nil {
+		return nil, strictError(err)
+	}
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		if !json.Valid(trimmed) {
 			return nil, &BodyError{StatusMalformed, "", "body is not valid JSON"}
@@ -82,6 +89,31 @@ func Object(c *gin.Context, maxBytes int64, allowed ...string) (Fields, *BodyErr
 		return nil, &BodyError{StatusInvalid, unknown[0], fmt.Sprintf("unknown field %q (allowed: %s)", unknown[0], strings.Join(allowed, ", "))}
 	}
 	return Fields(fields), nil
+}
+
+// strictError explains a body that jsoncheck refused, naming the key.
+func strictError(err error) *BodyError {
+	var je *jsoncheck.Error
+	key := ""
+	if errors.As(err, &je) && utf8.ValidString(je.Key) {
+		key = je.Key
+	}
+	switch {
+	case errors.Is(err, jsoncheck.ErrInvalidUTF8):
+		return &BodyError{StatusMalformed, key, "body is not valid UTF-8" + inKey(key)}
+	case errors.Is(err, jsoncheck.ErrSurrogate):
+		return &BodyError{StatusMalformed, key, "body has an unpaired UTF-16 surrogate escape" + inKey(key)}
+	case errors.Is(err, jsoncheck.ErrDuplicateKey):
+		return &BodyError{StatusMalformed, key, fmt.Sprintf("field %q appears more than once", key)}
+	}
+	return &BodyError{StatusMalformed, key, "body is not valid JSON"}
+}
+
+func inKey(key string) string {
+	if key == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (in %q)", key)
 }
 
 func contains(list []string, s string) bool {

@@ -8,13 +8,17 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	json "github.com/goccy/go-json"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
+	json "github.com/goccy/go-json"
 	"github.com/google/uuid"
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/ratestream/ratestream/pkg/jsoncheck"
 )
 
 // Version is the schema version of events produced today.
@@ -58,17 +62,46 @@ func New(postID int64, userID string, score int, now time.Time) (Event, error) {
 	return Event{V: Version, EventID: id, PostID: postID, UserID: userID, Score: score, RatedAt: now.UTC()}, nil
 }
 
-// ValidateUserID checks a user id as the schema does.
+// ValidateUserID checks a user id that a client sends (the ingest body,
+// the query service's X-User-ID). It is stricter than the event schema:
+// every character is printable (no C0 or C1 controls, no NUL, no CR or LF,
+// no format characters such as zero-width spaces, no unassigned code
+// points), there is no leading or trailing space, and the id is in Unicode
+// normal form C. An id that is not NFC is refused, not normalised: two
+// byte strings that look the same must not silently become one user, and
+// the stored id is always exactly the bytes the client sent.
 func ValidateUserID(id string) error {
+	if err := schemaUserID(id); err != nil {
+		return err
+	}
+	for i, r := range id {
+		if !unicode.IsPrint(r) {
+			return &FieldError{"user_id", fmt.Sprintf("must contain only printable characters (U+%04X at byte %d)", r, i)}
+		}
+	}
+	if strings.TrimSpace(id) != id {
+		return &FieldError{"user_id", "must not start or end with a space"}
+	}
+	if !norm.NFC.IsNormalString(id) {
+		return &FieldError{"user_id", "must be in Unicode normal form C (NFC)"}
+	}
+	return nil
+}
+
+// schemaUserID is the event schema's rule for user_id. Events already on
+// the topic (from an older ingest or another producer) are judged by it,
+// not by the client rule above, so that tightening what clients may send
+// never changes what a replay of old events produces.
+func schemaUserID(id string) error {
 	switch {
 	case id == "":
 		return &FieldError{"user_id", "must not be empty"}
 	case len(id) > MaxUserIDBytes:
 		return &FieldError{"user_id", fmt.Sprintf("must be at most %d bytes", MaxUserIDBytes)}
-	case strings.TrimSpace(id) == "":
-		return &FieldError{"user_id", "must not be blank"}
 	case !utf8.ValidString(id):
 		return &FieldError{"user_id", "must be valid UTF-8"}
+	case strings.TrimSpace(id) == "":
+		return &FieldError{"user_id", "must not be blank"}
 	}
 	return nil
 }
@@ -81,7 +114,8 @@ func ValidateScore(s int) error {
 	return nil
 }
 
-// Validate checks every rule of the schema.
+// Validate checks every rule of the event schema (the client rules of
+// ValidateUserID are checked at the door, not here).
 func (e Event) Validate() error {
 	if e.V != Version {
 		return &FieldError{"v", fmt.Sprintf("unsupported version %d", e.V)}
@@ -92,7 +126,7 @@ func (e Event) Validate() error {
 	if e.PostID < 1 {
 		return &FieldError{"post_id", "must be a positive integer"}
 	}
-	if err := ValidateUserID(e.UserID); err != nil {
+	if err := schemaUserID(e.UserID); err != nil {
 		return err
 	}
 	if err := ValidateScore(e.Score); err != nil {
@@ -124,8 +158,12 @@ func (e Event) Marshal() ([]byte, error) {
 var ErrMalformed = errors.New("malformed rating event")
 
 // Unmarshal decodes and validates an event value. Unknown fields, missing
-// fields and wrong types are errors: a consumer must never guess.
+// fields, wrong types, invalid UTF-8, unpaired surrogate escapes and
+// duplicate keys are errors: a consumer must never guess.
 func Unmarshal(b []byte) (Event, error) {
+	if err := jsoncheck.Strict(b); err != nil {
+		return Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
 	var w struct {
 		V       *int    `json:"v"`
 		EventID *string `json:"event_id"`

@@ -65,3 +65,86 @@ func TestNewerOrdersByTimeThenID(t *testing.T) {
 		t.Fatal("equal times: the larger event id wins, and an event is not newer than itself")
 	}
 }
+
+func TestValidateUserID(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		id string
+		ok bool
+	}{
+		{"u-1", true},
+		{"device-7f3a", true},
+		{"Jürgen", true},
+		{"用户-42", true},
+		{"😀", true},
+		{"a b", true},
+		{"", false},
+		{" ", false},
+		{" u", false},
+		{"u ", false},
+		{"a\x00b", false},
+		{"a\r\nb", false},
+		{"a\tb", false},
+		{"a\u0085b", false},     // C1 control (NEL)
+		{"a\u200bb", false},     // zero-width space
+		{"a\u202eb", false},     // right-to-left override
+		{"a\u00a0b", false},     // no-break space
+		{"a\ue000b", false},     // private use
+		{"a\U000e0001b", false}, // language tag
+		{"e\u0301", false},      // not NFC
+		{"\u00e9", true},        // the same, NFC
+		{"a\xff\xfeb", false},
+		{strings.Repeat("x", 128), true},
+		{strings.Repeat("x", 129), false},
+	}
+	for _, c := range cases {
+		err := ValidateUserID(c.id)
+		if (err == nil) != c.ok {
+			t.Errorf("ValidateUserID(%q) = %v, want ok=%v", c.id, err, c.ok)
+		}
+		var fe *FieldError
+		if err != nil && (!errors.As(err, &fe) || fe.Field != "user_id") {
+			t.Errorf("ValidateUserID(%q) = %v, want a user_id FieldError", c.id, err)
+		}
+	}
+}
+
+func TestUnmarshalRefusesAmbiguousJSON(t *testing.T) {
+	t.Parallel()
+	ok := `{"v":1,"event_id":"01a21210-a2ee-7374-aba6-54a3e2cb9927","post_id":1,"user_id":"u","score":3,"rated_at":"2026-01-01T00:00:00Z"}`
+	for name, v := range map[string]string{
+		"duplicate score": strings.Replace(ok, `"score":3`, `"score":3,"score":5`, 1),
+		"invalid UTF-8":   strings.Replace(ok, `"user_id":"u"`, "\"user_id\":\"\xff\xfe\"", 1),
+		"lone surrogate":  strings.Replace(ok, `"user_id":"u"`, `"user_id":"\udcff"`, 1),
+	} {
+		if _, err := Unmarshal([]byte(v)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: Unmarshal = %v, want ErrMalformed", name, err)
+		}
+	}
+	// The topic's schema is looser than the door: an id that a client may
+	// no longer send (a trailing space, a control character) still decodes,
+	// so a replay of old events gives the same state.
+	v := strings.Replace(ok, `"user_id":"u"`, `"user_id":"u \u0007"`, 1)
+	if e, err := Unmarshal([]byte(v)); err != nil || e.UserID != "u \a" {
+		t.Errorf("schema-valid event refused: %+v, %v", e, err)
+	}
+}
+
+// FuzzUnmarshal: any value either fails or round-trips through Marshal.
+// The seed corpus is in testdata/fuzz/FuzzUnmarshal.
+func FuzzUnmarshal(f *testing.F) {
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := Unmarshal(b)
+		if err != nil {
+			return
+		}
+		out, err := e.Marshal()
+		if err != nil {
+			t.Fatalf("Marshal of a decoded event: %v", err)
+		}
+		again, err := Unmarshal(out)
+		if err != nil || again != e {
+			t.Fatalf("round trip: %+v, %v; want %+v", again, err, e)
+		}
+	})
+}

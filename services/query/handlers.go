@@ -9,12 +9,14 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/problem"
@@ -263,12 +265,37 @@ func title(c *gin.Context) (string, bool) {
 		berr.Write(c)
 		return "", false
 	}
-	t = strings.TrimSpace(t)
-	if t == "" || utf8.RuneCountInString(t) > maxTitle || !utf8.ValidString(t) {
-		problem.Write(c, httpserver.StatusInvalid, fmt.Sprintf("title must have 1 to %d characters", maxTitle), "title")
+	t, err := cleanTitle(t)
+	if err != nil {
+		problem.Write(c, httpserver.StatusInvalid, "title "+err.Error(), "title")
 		return "", false
 	}
 	return t, true
+}
+
+// cleanTitle normalises a title to NFC without surrounding space, and
+// refuses one that is not a single line of text: control characters
+// (NUL, CR, LF, tab, C1), line and paragraph separators, more than
+// maxTitle characters, or nothing visible (only spaces, zero-width or
+// combining characters).
+func cleanTitle(t string) (string, error) {
+	t = strings.TrimSpace(norm.NFC.String(t))
+	visible := false
+	for _, r := range t {
+		switch {
+		case unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp):
+			return "", fmt.Errorf("must be one line without control characters (U+%04X)", r)
+		case unicode.In(r, unicode.L, unicode.N, unicode.P, unicode.S):
+			visible = true
+		}
+	}
+	switch {
+	case !visible:
+		return "", errors.New("must have at least one visible character")
+	case utf8.RuneCountInString(t) > maxTitle:
+		return "", fmt.Errorf("must have at most %d characters", maxTitle)
+	}
+	return t, nil
 }
 
 func (h *handlers) create(c *gin.Context) (*Post, bool) {

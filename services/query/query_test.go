@@ -79,6 +79,11 @@ func TestCreateAndReadPosts(t *testing.T) {
 	if st != 200 || p["title"] != "First post" || p["score"] != nil || p["my_score"] != nil {
 		t.Fatalf("get: %d %v", st, p)
 	}
+	// Titles are stored in NFC; emoji joined by ZWJ stay allowed.
+	st, _, p = h.do(t, "POST", "/v1/posts", `{"title":"Cafe\u0301 \ud83d\udc69\u200d\ud83d\udcbb"}`)
+	if want := "Caf\u00e9 \U0001F469\u200d\U0001F4BB"; st != 201 || p["title"] != want {
+		t.Fatalf("create unicode title: %d %v, want title %q", st, p, want)
+	}
 	// A post inserted behind the service's back (another instance) is
 	// found too.
 	var other int64
@@ -106,6 +111,20 @@ func TestValidation(t *testing.T) {
 		{"POST", "/v1/posts", `{"title":"x","score":1}`, nil, 422, "score"},
 		{"POST", "/v1/posts", `{"title":`, nil, 400, ""},
 		{"POST", "/api/post", `["x"]`, nil, 400, ""},
+		{"POST", "/v1/posts", `{"title":"a\u0000b"}`, nil, 422, "title"},
+		{"POST", "/api/post", `{"title":"a\u0000b"}`, nil, 422, "title"},
+		{"POST", "/v1/posts", `{"title":"two\nlines"}`, nil, 422, "title"},
+		{"POST", "/v1/posts", `{"title":"cr\rhere"}`, nil, 422, "title"},
+		{"POST", "/v1/posts", `{"title":"c1\u0085here"}`, nil, 422, "title"},
+		{"POST", "/v1/posts", `{"title":"line\u2028sep"}`, nil, 422, "title"},
+		{"POST", "/v1/posts", `{"title":"\u200b\u200c\u200d\ufeff"}`, nil, 422, "title"},
+		{"POST", "/v1/posts", `{"title":"\u0301\u0302"}`, nil, 422, "title"},
+		{"POST", "/v1/posts", "{\"title\":\"bad \xff bytes\"}", nil, 400, "title"},
+		{"POST", "/v1/posts", `{"title":"\ud800"}`, nil, 400, "title"},
+		{"POST", "/v1/posts", `{"title":"a","title":"b"}`, nil, 400, "title"},
+		{"GET", "/v1/posts", "", []string{"X-User-ID", "a\xff\xfeb"}, 400, "X-User-ID"},
+		{"GET", "/v1/posts", "", []string{"X-User-ID", "e\u0301"}, 400, "X-User-ID"},
+		{"GET", "/v1/posts/1", "", []string{"X-User-ID", "a\u200bb"}, 400, "X-User-ID"},
 		{"GET", "/v1/posts/abc", "", nil, 400, "id"},
 		{"GET", "/v1/posts/0", "", nil, 400, "id"},
 		{"GET", "/v1/posts/987654", "", nil, 404, "id"},
