@@ -185,3 +185,99 @@ func ReadPartition(ctx context.Context, cfg Config, topic string, partition int,
 		}
 	}
 }
+
+// Dead-letter headers: a message parked on the dead-letter topic keeps its
+// key, value and headers, and gains these.
+const (
+	HeaderDLQError     = "dlq.error"     // why it could not become state
+	HeaderDLQStage     = "dlq.stage"     // DLQStageDecode or DLQStageStore
+	HeaderDLQSQLState  = "dlq.sqlstate"  // the PostgreSQL error code, when the store refused it
+	HeaderDLQTopic     = "dlq.topic"     // where it was read
+	HeaderDLQPartition = "dlq.partition" // its partition there
+	HeaderDLQOffset    = "dlq.offset"    // its offset there
+)
+
+// Stages at which an event can be refused.
+const (
+	DLQStageDecode = "decode" // not a valid rating event
+	DLQStageStore  = "store"  // a valid event that PostgreSQL refused for its content
+)
+
+// DeadLetter is m as it goes to the dead-letter topic, with the reason.
+func DeadLetter(m kafka.Message, stage, sqlState string, cause error) kafka.Message {
+	h := make([]kafka.Header, 0, len(m.Headers)+6)
+	h = append(h, m.Headers...)
+	h = append(h,
+		kafka.Header{Key: HeaderDLQError, Value: []byte(cause.Error())},
+		kafka.Header{Key: HeaderDLQStage, Value: []byte(stage)},
+		kafka.Header{Key: HeaderDLQTopic, Value: []byte(m.Topic)},
+		kafka.Header{Key: HeaderDLQPartition, Value: []byte(strconv.Itoa(m.Partition))},
+		kafka.Header{Key: HeaderDLQOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+	)
+	if sqlState != "" {
+		h = append(h, kafka.Header{Key: HeaderDLQSQLState, Value: []byte(sqlState)})
+	}
+	return kafka.Message{Key: m.Key, Value: m.Value, Headers: h}
+}
+
+// Bounds is where a partition's log starts and ends (the offset the next
+// message will get).
+type Bounds struct{ First, End int64 }
+
+// LogBounds asks the broker for the first and end offsets of every
+// partition of topic.
+func LogBounds(ctx context.Context, cfg Config, topic string) (map[int]Bounds, error) {
+	parts, err := Partitions(ctx, cfg, topic)
+	if err != nil {
+		return nil, err
+	}
+	reqs := make([]kafka.OffsetRequest, 0, 2*len(parts))
+	for _, p := range parts {
+		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
+	}
+	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}
+	resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
+	}
+	out := make(map[int]Bounds, len(parts))
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("list offsets of %s/%d: %w", topic, po.Partition, po.Error)
+		}
+		out[po.Partition] = Bounds{First: po.FirstOffset, End: po.LastOffset}
+	}
+	return out, nil
+}
+
+// Owners maps each assigned partition of topic to the group member that
+// owns it, as the group coordinator sees it, and says the group's state.
+func Owners(ctx context.Context, cfg Config, group, topic string) (map[int]Member, string, error) {
+	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}
+	resp, err := c.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+	if err != nil {
+		return nil, "", fmt.Errorf("describe group %s: %w", group, err)
+	}
+	if len(resp.Groups) != 1 {
+		return nil, "", fmt.Errorf("describe group %s: %d groups in the answer", group, len(resp.Groups))
+	}
+	g := resp.Groups[0]
+	if g.Error != nil {
+		return nil, "", fmt.Errorf("describe group %s: %w", group, g.Error)
+	}
+	out := map[int]Member{}
+	for _, m := range g.Members {
+		for _, t := range m.MemberAssignments.Topics {
+			if t.Topic != topic {
+				continue
+			}
+			for _, p := range t.Partitions {
+				out[p] = Member{ID: m.MemberID, ClientID: m.ClientID, Host: m.ClientHost}
+			}
+		}
+	}
+	return out, g.GroupState, nil
+}
+
+// Member is one member of a consumer group.
+type Member struct{ ID, ClientID, Host string }

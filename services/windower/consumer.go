@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -18,7 +18,9 @@ import (
 // partition it is assigned is read from the offset stored in PostgreSQL
 // (not the group's committed offset), in batches applied one transaction
 // each, so that a crash, a restart or a rebalance neither loses nor
-// double-counts an event.
+// double-counts an event. An event that cannot become state goes to the
+// dead-letter topic and the partition moves on (poison.go); the monitor
+// (monitor.go) watches every partition, owned or not.
 type processor struct {
 	log      *zap.Logger
 	kafka    broker.Config
@@ -29,11 +31,27 @@ type processor struct {
 	maxBatch int
 	maxWait  time.Duration
 	session  time.Duration
+
+	mu       sync.Mutex
+	memberID string             // ours in the current generation
+	owned    map[int]bool       // partitions with a running worker
+	rejoin   context.CancelFunc // ends the current membership
 }
 
 // run joins the group and processes generation after generation until ctx
-// ends.
+// ends. A forced rejoin (the monitor's remedy for an orphaned partition)
+// leaves the group and joins it again as a new member.
 func (p *processor) run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		if err := p.member(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// member is one membership: from joining the group to leaving it.
+func (p *processor) member(ctx context.Context) error {
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                    p.group,
 		Brokers:               p.kafka.Brokers,
@@ -49,16 +67,26 @@ func (p *processor) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer group: %w", err)
 	}
-	defer cg.Close()
+	mctx, leave := context.WithCancel(ctx)
+	p.mu.Lock()
+	p.rejoin = leave
+	p.mu.Unlock()
+	defer func() {
+		leave()
+		cg.Close() // leaves the group; waits for the partition workers
+		p.mu.Lock()
+		p.memberID = ""
+		p.mu.Unlock()
+	}()
 	for {
-		gen, err := cg.Next(ctx)
-		if ctx.Err() != nil {
+		gen, err := cg.Next(mctx)
+		if mctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
 			p.log.Warn("joining consumer group failed; retrying", zap.Error(err))
 			select {
-			case <-ctx.Done():
+			case <-mctx.Done():
 				return nil
 			case <-time.After(time.Second):
 			}
@@ -69,16 +97,56 @@ func (p *processor) run(ctx context.Context) error {
 		for _, a := range assigned {
 			ids = append(ids, a.ID)
 		}
-		p.log.Info("assigned partitions", zap.Int32("generation", gen.ID), zap.Ints("partitions", ids))
+		p.log.Info("assigned partitions", zap.Int32("generation", gen.ID), zap.String("member", gen.MemberID), zap.Ints("partitions", ids))
 		p.m.assigned.Set(float64(len(ids)))
+		p.mu.Lock()
+		p.memberID = gen.MemberID
+		p.mu.Unlock()
 		for _, id := range ids {
 			gen.Start(func(gctx context.Context) { p.partition(gctx, id) })
 		}
 	}
 }
 
+// forceRejoin makes this instance leave the group and join it again. The
+// coordinator then runs a rebalance in which every member must rejoin
+// within the rebalance timeout; a member that is gone is dropped.
+func (p *processor) forceRejoin() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rejoin != nil {
+		p.rejoin()
+	}
+}
+
+// ownership says which member id we have and which partitions we work on.
+func (p *processor) ownership() (string, map[int]bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	owned := make(map[int]bool, len(p.owned))
+	for k := range p.owned {
+		owned[k] = true
+	}
+	return p.memberID, owned
+}
+
+func (p *processor) setOwned(id int, on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.owned == nil {
+		p.owned = map[int]bool{}
+	}
+	if on {
+		p.owned[id] = true
+	} else {
+		delete(p.owned, id)
+	}
+}
+
 // partition processes one partition until the generation ends.
 func (p *processor) partition(ctx context.Context, id int) {
+	p.setOwned(id, true)
+	defer p.setOwned(id, false)
 	log := p.log.With(zap.Int("partition", id))
 	for ctx.Err() == nil {
 		err := p.consume(ctx, id, log)
@@ -109,7 +177,7 @@ func (p *processor) consume(ctx context.Context, id int, log *zap.Logger) error 
 	}
 	defer r.Close()
 	log.Info("resuming partition", zap.Int64("offset", start))
-	lag := p.m.lag.WithLabelValues(strconv.Itoa(id))
+	retry := newRetrier(log)
 	for {
 		msgs, err := fetch(ctx, r, p.maxBatch, p.maxWait)
 		if err != nil {
@@ -120,10 +188,11 @@ func (p *processor) consume(ctx context.Context, id int, log *zap.Logger) error 
 		for _, m := range msgs {
 			e, derr := rating.Unmarshal(m.Value)
 			if derr != nil {
-				poison = append(poison, deadLetter(m, derr))
+				poison = append(poison, broker.DeadLetter(m, broker.DLQStageDecode, "", derr))
 				continue
 			}
 			b.events = append(b.events, e)
+			b.msgs = append(b.msgs, m)
 		}
 		if len(poison) > 0 {
 			// Parked before the offset moves past them: a crash in
@@ -131,20 +200,12 @@ func (p *processor) consume(ctx context.Context, id int, log *zap.Logger) error 
 			if err := p.dlq.WriteMessages(ctx, poison...); err != nil {
 				return fmt.Errorf("write dead letters: %w", err)
 			}
-			p.m.dlq.Add(float64(len(poison)))
+			p.m.dlq.WithLabelValues(broker.DLQStageDecode).Add(float64(len(poison)))
 			log.Warn("parked undecodable events", zap.Int("count", len(poison)))
 		}
-		began := time.Now()
-		res, err := p.store.apply(ctx, b)
-		if errors.Is(err, errFenced) {
-			return err // another instance moved on: re-read the offset
+		if pos, err = p.commit(ctx, b, retry); err != nil {
+			return err // fenced (another instance moved on) or stopping
 		}
-		if err != nil {
-			return err
-		}
-		p.m.observe(res, len(msgs), time.Since(began))
-		lag.Set(float64(r.Lag()))
-		pos = res.position
 	}
 }
 
@@ -171,15 +232,5 @@ func fetch(ctx context.Context, r *kafka.Reader, max int, maxWait time.Duration)
 	return msgs, nil
 }
 
-func deadLetter(m kafka.Message, err error) kafka.Message {
-	return kafka.Message{
-		Key:   m.Key,
-		Value: m.Value,
-		Headers: append(m.Headers,
-			kafka.Header{Key: "dlq.error", Value: []byte(err.Error())},
-			kafka.Header{Key: "dlq.topic", Value: []byte(m.Topic)},
-			kafka.Header{Key: "dlq.partition", Value: []byte(strconv.Itoa(m.Partition))},
-			kafka.Header{Key: "dlq.offset", Value: []byte(strconv.FormatInt(m.Offset, 10))},
-		),
-	}
-}
+// errStopping is returned when the context ends during a retry.
+var errStopping = errors.New("stopping")

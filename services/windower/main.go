@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/database"
@@ -26,6 +27,8 @@ type Config struct {
 	MaxBatch int           `env:"BATCH_MAX_EVENTS" default:"5000" help:"most events per transaction"`
 	MaxWait  time.Duration `env:"BATCH_MAX_WAIT" default:"20ms" help:"longest wait to fill a batch"`
 	Session  time.Duration `env:"WINDOWER_SESSION_TIMEOUT" default:"10s" help:"group session timeout: how soon a dead instance's partitions move"`
+	Stall    time.Duration `env:"WINDOWER_STALL_TIMEOUT" default:"30s" help:"a partition with messages whose stored offset has not moved for this long is reported, fails readiness and, when another member owns it, forces a rebalance"`
+	Monitor  time.Duration `env:"WINDOWER_MONITOR_INTERVAL" default:"2s" help:"how often lag and stalls are computed for every partition from the broker's log ends"`
 	Scoring  scoring.Config
 	HTTP     httpserver.Config
 	Kafka    broker.Config
@@ -70,29 +73,30 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	dlq := broker.NewWriter(cfg.Kafka, cfg.Kafka.DLQTopic(), cfg.Writer)
 	defer dlq.Close()
 
+	// Business.
+	p := &processor{
+		log:      log,
+		kafka:    cfg.Kafka,
+		group:    cfg.Group,
+		store:    &store{pool: pool, consumer: cfg.Group, topic: cfg.Kafka.Topic, params: params, grace: cfg.Grace},
+		dlq:      dlq,
+		maxBatch: cfg.MaxBatch, maxWait: cfg.MaxWait, session: cfg.Session,
+	}
+	mon := &monitor{p: p, log: log, interval: cfg.Monitor, bound: cfg.Stall}
+
 	// HTTP: health and metrics only.
 	srv := httpserver.New(log, cfg.HTTP, cfg.Addr,
 		httpserver.Check{Name: "kafka", Fn: func(ctx context.Context) error { return broker.Ping(ctx, cfg.Kafka) }},
 		httpserver.Check{Name: "postgres", Fn: func(ctx context.Context) error { return pool.Ping(ctx) }},
+		httpserver.Check{Name: "partitions", Fn: mon.ready},
 	)
+	p.m = newMetrics(srv.Registry)
 
-	// Business.
-	p := &processor{
-		log:   log,
-		kafka: cfg.Kafka,
-		group: cfg.Group,
-		store: &store{pool: pool, consumer: cfg.Group, topic: cfg.Kafka.Topic, params: params, grace: cfg.Grace},
-		dlq:   dlq, m: newMetrics(srv.Registry),
-		maxBatch: cfg.MaxBatch, maxWait: cfg.MaxWait, session: cfg.Session,
-	}
-
-	// Run until SIGTERM; an in-flight batch either commits or rolls back.
-	errc := make(chan error, 2)
-	go func() { errc <- srv.Run(ctx) }()
-	go func() { errc <- p.run(ctx) }()
-	err = <-errc
-	if err != nil {
-		return err
-	}
-	return <-errc
+	// Run until SIGTERM or until one part fails; an in-flight batch either
+	// commits or rolls back.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(gctx) })
+	g.Go(func() error { return p.run(gctx) })
+	g.Go(func() error { return mon.run(gctx) })
+	return g.Wait()
 }

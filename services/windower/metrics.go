@@ -11,8 +11,9 @@ type metrics struct {
 	batchSize  prometheus.Histogram
 	txLatency  prometheus.Histogram
 	lag        *prometheus.GaugeVec
+	stalled    *prometheus.GaugeVec
 	late       prometheus.Counter
-	dlq        prometheus.Counter
+	dlq        *prometheus.CounterVec
 	assigned   prometheus.Gauge
 	postsTouch prometheus.Counter
 }
@@ -31,14 +32,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "windower_consumer_lag", Help: "Messages behind the end of the partition.",
+			Name: "windower_consumer_lag", Help: "Messages between the stored offset and the end of the partition, for every partition of the topic (owned or not), from the broker's log ends.",
+		}, []string{"partition"}),
+		stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "windower_partition_stalled_seconds", Help: "How long a partition with messages to consume has not moved its stored offset (0 when it keeps up).",
 		}, []string{"partition"}),
 		late: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "windower_late_events_total", Help: "Events for windows already closed by the watermark (still counted).",
 		}),
-		dlq: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "windower_dead_letters_total", Help: "Undecodable events parked in the dead-letter topic.",
-		}),
+		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "windower_dead_letters_total", Help: "Events parked in the dead-letter topic, by stage (decode: not a valid event; store: refused by PostgreSQL for its content).",
+		}, []string{"stage"}),
 		assigned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "windower_assigned_partitions", Help: "Partitions this instance owns.",
 		}),
@@ -46,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "windower_posts_marked_total", Help: "Posts marked for rescoring (once per batch).",
 		}),
 	}
-	reg.MustRegister(m.events, m.batchSize, m.txLatency, m.lag, m.late, m.dlq, m.assigned, m.postsTouch)
+	reg.MustRegister(m.events, m.batchSize, m.txLatency, m.lag, m.stalled, m.late, m.dlq, m.assigned, m.postsTouch)
 	return m
 }
 

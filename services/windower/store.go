@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
@@ -75,6 +76,7 @@ type batch struct {
 	expected  position // what we believe is stored before this batch
 	next      int64    // offset after the last message
 	events    []rating.Event
+	msgs      []kafka.Message // where each event was read, for dead letters
 }
 
 // result reports what a committed batch did.
@@ -370,4 +372,23 @@ func (s *store) write(ctx context.Context, tx pgx.Tx, st *window.State, b batch,
 		return fmt.Errorf("write batch of partition %d: %w", b.partition, err)
 	}
 	return nil
+}
+
+// offsets reads the stored next offset of every partition.
+func (s *store) offsets(ctx context.Context) (map[int]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT partition, next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2`, s.consumer, s.topic)
+	if err != nil {
+		return nil, fmt.Errorf("read stored offsets: %w", err)
+	}
+	out := map[int]int64{}
+	for rows.Next() {
+		var p int
+		var next int64
+		if err := rows.Scan(&p, &next); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out[p] = next
+	}
+	return out, rows.Err()
 }

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ratestream/ratestream/pkg/broker"
+)
+
+// monitor watches every partition of the topic, owned by this instance or
+// not, from the two facts that do not depend on the group being healthy:
+// the offsets stored in PostgreSQL and the log ends on the broker. It
+// exports the lag and how long a partition with messages to consume has
+// not moved, and when one has not moved for longer than bound it logs the
+// partition and its owner, turns readiness to 503 and, if another member
+// owns it (or none does), forces a rebalance by leaving and rejoining the
+// group, so that a member that is gone but was never evicted (a broker
+// that does not expire its session) loses its partitions.
+type monitor struct {
+	p        *processor
+	log      *zap.Logger
+	interval time.Duration
+	bound    time.Duration
+
+	watches   map[int]*watch
+	lastForce time.Time
+	lastLog   time.Time
+
+	mu    sync.Mutex
+	stuck []int // partitions stalled beyond bound at the last check
+}
+
+// watch is what the monitor remembers of one partition.
+type watch struct {
+	next  int64     // stored offset at the last check
+	since time.Time // when it was first seen behind at that offset; zero when keeping up
+}
+
+func (m *monitor) run(ctx context.Context) error {
+	t := time.NewTicker(m.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, m.interval+5*time.Second)
+		err := m.check(cctx, time.Now())
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			m.log.Warn("partition monitor could not check the partitions", zap.Error(err))
+		}
+	}
+}
+
+// check reads log ends and stored offsets once and acts on what it sees.
+func (m *monitor) check(ctx context.Context, now time.Time) error {
+	ends, err := broker.LogBounds(ctx, m.p.kafka, m.p.kafka.Topic)
+	if err != nil {
+		return err
+	}
+	stored, err := m.p.store.offsets(ctx)
+	if err != nil {
+		return err
+	}
+	if m.watches == nil {
+		m.watches = map[int]*watch{}
+	}
+	var stuck []int
+	for part, b := range ends {
+		next, ok := stored[part]
+		if !ok {
+			next = b.First
+		}
+		lag := max(0, b.End-next)
+		label := strconv.Itoa(part)
+		m.p.m.lag.WithLabelValues(label).Set(float64(lag))
+		w := m.watches[part]
+		switch {
+		case w == nil || w.next != next || lag == 0:
+			w = &watch{next: next}
+			m.watches[part] = w
+			if lag > 0 {
+				w.since = now
+			}
+		case w.since.IsZero():
+			w.since = now
+		}
+		var stalled time.Duration
+		if !w.since.IsZero() {
+			stalled = now.Sub(w.since)
+		}
+		m.p.m.stalled.WithLabelValues(label).Set(stalled.Seconds())
+		if stalled >= m.bound {
+			stuck = append(stuck, part)
+		}
+	}
+	slices.Sort(stuck)
+	m.mu.Lock()
+	m.stuck = stuck
+	m.mu.Unlock()
+	if len(stuck) > 0 {
+		return m.remedy(ctx, stuck, ends, stored, now)
+	}
+	return nil
+}
+
+// remedy names the owners of the stuck partitions and, unless this
+// instance owns them all (then its own retries are what stalls, and a
+// rebalance would not help), forces a rebalance at most once per bound.
+func (m *monitor) remedy(ctx context.Context, stuck []int, ends map[int]broker.Bounds, stored map[int]int64, now time.Time) error {
+	owners, state, err := broker.Owners(ctx, m.p.kafka, m.p.group, m.p.kafka.Topic)
+	if err != nil {
+		return err
+	}
+	me, mine := m.p.ownership()
+	foreign := false
+	logNow := now.Sub(m.lastLog) >= logEvery
+	for _, part := range stuck {
+		o, assigned := owners[part]
+		ours := assigned && o.ID == me && mine[part]
+		foreign = foreign || !ours
+		if logNow {
+			m.lastLog = now
+			m.log.Error("partition is not being consumed",
+				zap.Int("partition", part), zap.Int64("stored_offset", stored[part]), zap.Int64("log_end", ends[part].End),
+				zap.Duration("stalled_for", now.Sub(m.watches[part].since).Round(time.Second)),
+				zap.Bool("owned_by_this_instance", ours), zap.String("owner_member", o.ID),
+				zap.String("owner_client", o.ClientID), zap.String("owner_host", o.Host), zap.String("group_state", state))
+		}
+	}
+	if foreign && now.Sub(m.lastForce) >= m.bound {
+		m.lastForce = now
+		m.log.Error("forcing a rebalance: leaving and rejoining the consumer group so that a member that is gone loses its partitions",
+			zap.Ints("stalled_partitions", stuck))
+		m.p.forceRejoin()
+	}
+	return nil
+}
+
+// ready fails while a partition is stalled beyond the bound.
+func (m *monitor) ready(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.stuck) == 0 {
+		return nil
+	}
+	ids := make([]string, len(m.stuck))
+	for i, p := range m.stuck {
+		ids[i] = strconv.Itoa(p)
+	}
+	return fmt.Errorf("partitions %s not consumed for more than %s", strings.Join(ids, ","), m.bound)
+}

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
+
+	"github.com/ratestream/ratestream/pkg/broker"
+)
+
+// What the windower does when PostgreSQL refuses a batch: one event must
+// never stop a partition, and a passing outage must never lose one.
+//
+//   - transient (connection lost, serialization failure, deadlock, server
+//     shutting down or out of resources): retry the same batch, with capped
+//     and jittered backoff, for as long as it takes;
+//   - in the data (SQLSTATE classes 22 and 23, e.g. a NUL in a user id):
+//     find the events that fail on their own by applying the batch in
+//     halves, park each on the dead-letter topic with the error, apply the
+//     rest, move on;
+//   - anything else: retry like a transient error, and treat it as in the
+//     data once the same batch has failed with the same error
+//     isolateAfter times in a row.
+//
+// Either way the partition's stall is visible: an error log line at most
+// every logEvery, and the monitor's lag and stalled gauges.
+type failure int
+
+const (
+	transient failure = iota
+	inData
+	unknown
+)
+
+const (
+	isolateAfter = 5
+	backoffMin   = 100 * time.Millisecond
+	backoffMax   = 10 * time.Second
+	logEvery     = 10 * time.Second
+)
+
+// classify sorts an error of store.apply.
+func classify(err error) failure {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		switch pg.Code[:2] {
+		case "22", "23":
+			return inData
+		case "08", "40", "53", "55", "57", "58":
+			return transient
+		}
+		return unknown
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return transient
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return transient
+	}
+	return unknown
+}
+
+// sqlState is the PostgreSQL error code of err, if it has one.
+func sqlState(err error) string {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code
+	}
+	return ""
+}
+
+// retrier paces the retries of one partition and its error log lines.
+type retrier struct {
+	log      *zap.Logger
+	attempt  int
+	lastLog  time.Time
+	same     int    // consecutive failures with the same error
+	lastText string // that error
+}
+
+func newRetrier(log *zap.Logger) *retrier { return &retrier{log: log} }
+
+// failed records a failure and reports how many times in a row the same
+// error was seen.
+func (r *retrier) failed(err error) int {
+	if text := err.Error(); text == r.lastText {
+		r.same++
+	} else {
+		r.lastText, r.same = text, 1
+	}
+	if now := time.Now(); now.Sub(r.lastLog) >= logEvery {
+		r.lastLog = now
+		r.log.Error("batch not applied; partition stalled until it is",
+			zap.Error(err), zap.String("sqlstate", sqlState(err)), zap.Int("attempts", r.same))
+	}
+	return r.same
+}
+
+// wait sleeps before the next attempt: exponential from backoffMin to
+// backoffMax, each wait drawn from [d/2, d).
+func (r *retrier) wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return errStopping
+	case <-time.After(r.next()):
+		return nil
+	}
+}
+
+// next is the wait before the next attempt.
+func (r *retrier) next() time.Duration {
+	d := min(backoffMax, backoffMin<<min(r.attempt, 16))
+	r.attempt++
+	return d/2 + rand.N(d/2)
+}
+
+// succeeded resets the pacing after a batch went through.
+func (r *retrier) succeeded() {
+	if r.same > 0 {
+		r.log.Info("partition moving again", zap.Int("failed_attempts", r.same))
+	}
+	r.attempt, r.same, r.lastText = 0, 0, ""
+}
+
+// commit applies b, retrying and isolating as described above, and
+// returns the partition's position after it.
+func (p *processor) commit(ctx context.Context, b batch, r *retrier) (position, error) {
+	for {
+		res, err := p.apply(ctx, b)
+		if err == nil {
+			r.succeeded()
+			return res.position, nil
+		}
+		if errors.Is(err, errFenced) || ctx.Err() != nil {
+			return position{}, err
+		}
+		same := r.failed(err)
+		if c := classify(err); c == inData || (c == unknown && same >= isolateAfter) {
+			pos, err := p.isolate(ctx, b, r)
+			if err == nil {
+				r.succeeded()
+			}
+			return pos, err
+		}
+		if err := r.wait(ctx); err != nil {
+			return position{}, err
+		}
+	}
+}
+
+// apply runs one transaction and records its metrics.
+func (p *processor) apply(ctx context.Context, b batch) (result, error) {
+	began := time.Now()
+	res, err := p.store.apply(ctx, b)
+	if err == nil {
+		p.m.observe(res, len(b.msgs), time.Since(began))
+	}
+	return res, err
+}
+
+// isolate applies b in halves, recursively, until each event that fails
+// on its own is found; those go to the dead-letter topic with their error,
+// every other event is applied, in offset order. Splitting a batch is the
+// same as consuming with smaller batches, which gives identical state, so
+// replay stays deterministic.
+func (p *processor) isolate(ctx context.Context, b batch, r *retrier) (position, error) {
+	pos := b.expected
+	var walk func(part batch) error
+	walk = func(part batch) error {
+		part.expected = pos
+		res, err := p.applyThroughOutages(ctx, part, r)
+		if err == nil {
+			pos = res.position
+			return nil
+		}
+		if errors.Is(err, errFenced) || ctx.Err() != nil {
+			return err
+		}
+		if len(part.events) > 1 {
+			mid := len(part.events) / 2
+			first := batch{partition: part.partition, events: part.events[:mid], msgs: part.msgs[:mid], next: part.msgs[mid].Offset}
+			second := batch{partition: part.partition, events: part.events[mid:], msgs: part.msgs[mid:], next: part.next}
+			if err := walk(first); err != nil {
+				return err
+			}
+			return walk(second)
+		}
+		return p.park(ctx, part, err, &pos, r)
+	}
+	return pos, walk(b)
+}
+
+// park sends the one event of part to the dead-letter topic with the
+// error that refused it, then moves the stored offset past it.
+func (p *processor) park(ctx context.Context, part batch, cause error, pos *position, r *retrier) error {
+	m := part.msgs[0]
+	dead := broker.DeadLetter(m, broker.DLQStageStore, sqlState(cause), cause)
+	if err := p.dlq.WriteMessages(ctx, dead); err != nil {
+		return err
+	}
+	p.m.dlq.WithLabelValues(broker.DLQStageStore).Inc()
+	p.log.Warn("parked an event the store refused",
+		zap.Int("partition", part.partition), zap.Int64("offset", m.Offset),
+		zap.String("sqlstate", sqlState(cause)), zap.Error(cause))
+	skip := batch{partition: part.partition, expected: *pos, next: part.next}
+	res, err := p.applyThroughOutages(ctx, skip, r)
+	if err != nil {
+		return err
+	}
+	*pos = res.position
+	return nil
+}
+
+// applyThroughOutages applies b, retrying while the failure is transient;
+// any other error is returned for the caller to isolate.
+func (p *processor) applyThroughOutages(ctx context.Context, b batch, r *retrier) (result, error) {
+	for {
+		res, err := p.apply(ctx, b)
+		if err == nil || errors.Is(err, errFenced) || ctx.Err() != nil || classify(err) != transient {
+			return res, err
+		}
+		r.failed(err)
+		if err := r.wait(ctx); err != nil {
+			return result{}, err
+		}
+	}
+}
