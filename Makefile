@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 25m
 # as well as WINDOW=2s make run).
 export WINDOW GRACE SCORING_STRATEGY
 
-.PHONY: build run run-bg stop status migrate test test-short bench bench-ingest bench-windower bench-scorer bench-query \
+.PHONY: build run run-bg stop status migrate test test-short soak-crash bench bench-ingest bench-windower bench-scorer bench-query \
 	seed-posts demo-campaign scoring-docs clean
 
 build: ## build every command into bin/
@@ -46,6 +46,21 @@ test: build ## install what is missing, start PostgreSQL and run every test
 	 scripts/check-node.sh && \
 	 $(GO) vet $(PKGS) && \
 	 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+test-short: build ## the same without the long crash, kill and soak tests
+	@export RATESTREAM_TEST_DATABASE_URL="$$(scripts/postgres.sh start)" && \
+	 export RATESTREAM_BIN=$(BIN) && \
+	 $(GO) test -short -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+RUNS ?= 20
+soak-crash: build ## kill the windower and scorer at random RUNS times (default 20); prints how many runs held
+	@export RATESTREAM_TEST_DATABASE_URL="$$(scripts/postgres.sh start)" && \
+	 export RATESTREAM_BIN=$(BIN) RATESTREAM_SOAK_RUNS=$(RUNS) && \
+	 mkdir -p simulation/out && \
+	 $(GO) test -count=1 -timeout 0 -v -run TestRandomKillsLoseNothing github.com/ratestream/ratestream/tools/e2e \
+	   > simulation/out/soak-crash.log 2>&1; rc=$$?; \
+	 grep -E -- '--- (PASS|FAIL): TestRandomKillsLoseNothing/|soak-crash:' simulation/out/soak-crash.log; \
+	 echo "full log: simulation/out/soak-crash.log"; exit $$rc
 
 bench: build ## every benchmark, one summary table (simulation/out/bench.json)
 	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall

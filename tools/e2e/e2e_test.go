@@ -24,7 +24,8 @@ type stack struct {
 	cmd           *exec.Cmd
 }
 
-func startStack(t *testing.T) *stack {
+// startStack runs `stack run` with the given extra settings.
+func startStack(t *testing.T, env ...string) *stack {
 	t.Helper()
 	bin := testenv.Binaries(t)
 	db := testenv.NewDatabase(t)
@@ -39,6 +40,7 @@ func startStack(t *testing.T) *stack {
 		"DEVBROKER_ADDR="+addr(), "INGEST_ADDR="+ingest, "QUERY_ADDR="+query,
 		"WINDOWER_ADDR="+addr(), "SCORER_ADDR="+addr(),
 		"WINDOW=1s", "GRACE=1s", "LOG_LEVEL=warn")
+	s.cmd.Env = append(s.cmd.Env, env...)
 	out, err := os.Create(filepath.Join(s.runDir, "stack.out"))
 	if err != nil {
 		t.Fatal(err)

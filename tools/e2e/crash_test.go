@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ratestream/ratestream/tools/testenv"
+)
+
+// TestRandomKillsLoseNothing kills the windower and the scorer with
+// SIGKILL at random moments while ratings arrive through ingest (2 to 4
+// kills each, some within a second of a restart, while the restarted
+// process is joining its group), and checks that every post ends with
+// user_count equal to the distinct users who got a 2xx for it. It runs
+// three times (RATESTREAM_SOAK_RUNS sets how many: `make soak-crash`).
+func TestRandomKillsLoseNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: three runs of the stack under kills")
+	}
+	runs := 3
+	if v := os.Getenv("RATESTREAM_SOAK_RUNS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("RATESTREAM_SOAK_RUNS=%q: want a positive number", v)
+		}
+		runs = n
+	}
+	held := 0
+	for i := range runs {
+		if t.Run(fmt.Sprintf("run-%d", i), func(t *testing.T) { crashRun(t, uint64(i)) }) {
+			held++
+		}
+	}
+	t.Logf("soak-crash: %d of %d runs held", held, runs)
+}
+
+func crashRun(t *testing.T, seed uint64) {
+	s := startStack(t, "WINDOWER_SESSION_TIMEOUT=6s", "WINDOWER_STALL_TIMEOUT=10s", "WINDOWER_MONITOR_INTERVAL=1s")
+	rng := rand.New(rand.NewPCG(seed, 17))
+	const posts, users, total = 40, 3000, 20000
+	var ids []int
+	for i := 0; i < posts; i++ {
+		st, p := call(t, "POST", s.query+"/v1/posts", fmt.Sprintf(`{"title":"crash %d"}`, i))
+		if st != 201 {
+			t.Fatalf("create post: %d %v", st, p)
+		}
+		ids = append(ids, int(p["id"].(float64)))
+	}
+	rateURL := func(post int) string { return fmt.Sprintf("%s/v1/posts/%d/ratings", s.ingest, post) }
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if st, _ := call(t, "POST", rateURL(ids[posts-1]), `{"user_id":"warm","score":3}`); st != 202 {
+			return fmt.Errorf("ingest answers %d", st)
+		}
+		return nil
+	})
+
+	// The load: paced, each rating retried until it gets a 2xx.
+	type job struct {
+		post  int
+		user  string
+		score int
+	}
+	jobs := make(chan job, 256)
+	var mu sync.Mutex
+	raters := map[int]map[string]bool{ids[posts-1]: {"warm": true}}
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 10 * time.Second}
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				body := fmt.Sprintf(`{"user_id":%q,"score":%d}`, j.user, j.score)
+				for attempt := 0; ; attempt++ {
+					resp, err := client.Post(rateURL(j.post), "application/json", bytes.NewBufferString(body))
+					if err == nil {
+						resp.Body.Close()
+						if resp.StatusCode/100 == 2 {
+							break
+						}
+					}
+					if attempt == 50 {
+						t.Errorf("rating %v never accepted: %v", j, err)
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				mu.Lock()
+				if raters[j.post] == nil {
+					raters[j.post] = map[string]bool{}
+				}
+				raters[j.post][j.user] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	killsDone := make(chan struct{})
+	go func() {
+		defer close(killsDone)
+		var kwg sync.WaitGroup
+		for _, name := range []string{"windower", "scorer"} {
+			kwg.Add(1)
+			krng := rand.New(rand.NewPCG(seed, uint64(len(name))))
+			go func() {
+				defer kwg.Done()
+				killRandomly(t, s.runDir, name, krng)
+			}()
+		}
+		kwg.Wait()
+	}()
+	tick := time.NewTicker(500 * time.Microsecond) // about 2,000 ratings/s
+	for i := 0; i < total; i++ {
+		<-tick.C
+		jobs <- job{ids[rng.IntN(posts)], "u-" + strconv.Itoa(rng.IntN(users)), rng.IntN(6)}
+	}
+	tick.Stop()
+	close(jobs)
+	wg.Wait()
+	<-killsDone
+
+	// Every post converges to its distinct raters.
+	began := time.Now()
+	testenv.Eventually(t, 90*time.Second, func() error {
+		var wrong []string
+		for _, id := range ids {
+			_, p := call(t, "GET", fmt.Sprintf("%s/v1/posts/%d", s.query, id), "")
+			if got, want := p["user_count"], float64(len(raters[id])); got != want {
+				wrong = append(wrong, fmt.Sprintf("post %d: %v of %v", id, got, want))
+			}
+		}
+		if len(wrong) > 0 {
+			return fmt.Errorf("%d posts short: %s", len(wrong), strings.Join(wrong, "; "))
+		}
+		return nil
+	})
+	t.Logf("every post's user_count right %s after the load ended", time.Since(began).Round(time.Millisecond))
+}
+
+// killRandomly sends SIGKILL to a service 2 to 4 times over about ten
+// seconds; after about half the kills it waits for the restart and kills
+// the new process again within a second.
+func killRandomly(t *testing.T, runDir, name string, rng *rand.Rand) {
+	pidFile := filepath.Join(runDir, name+".pid")
+	pid := func() int {
+		b, _ := os.ReadFile(pidFile)
+		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return n
+	}
+	restarted := func(old int) int {
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			if p := pid(); p != 0 && p != old {
+				return p
+			}
+		}
+		t.Errorf("%s not restarted within 10s", name)
+		return 0
+	}
+	kills := 2 + rng.IntN(3)
+	for k := 0; k < kills; k++ {
+		time.Sleep(time.Duration(300+rng.IntN(3000)) * time.Millisecond)
+		p := pid()
+		if p == 0 {
+			continue
+		}
+		_ = syscall.Kill(p, syscall.SIGKILL)
+		if k+1 < kills && rng.IntN(2) == 0 {
+			np := restarted(p)
+			time.Sleep(time.Duration(100+rng.IntN(800)) * time.Millisecond)
+			if np != 0 {
+				_ = syscall.Kill(np, syscall.SIGKILL)
+				k++
+			}
+		}
+	}
+}
