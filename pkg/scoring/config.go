@@ -8,7 +8,7 @@ import (
 // Config carries the scoring settings from the environment. The windower
 // and the scorer must agree on them; a replay must use the same ones.
 type Config struct {
-	Window      time.Duration `env:"WINDOW" default:"1m" help:"event-time window length (1s to 1h)"`
+	Window      time.Duration `env:"WINDOW" default:"1m" help:"event-time window length: whole seconds from 1s to 1h"`
 	Strategy    string        `env:"SCORING_STRATEGY" default:"surge-guard" help:"surge-guard, mean or seed-linear"`
 	BaselineTau time.Duration `env:"SCORING_BASELINE_TAU" default:"1h" help:"time constant of a post's typical volume"`
 	Surge       float64       `env:"SCORING_SURGE" default:"4" help:"times the typical volume above which a window is anomalous"`
@@ -18,8 +18,8 @@ type Config struct {
 
 // Params validates the settings and turns them into Params.
 func (c Config) Params() (Params, error) {
-	if c.Window < time.Millisecond || c.Window > time.Hour || time.Hour%c.Window != 0 && c.Window%time.Second != 0 {
-		return Params{}, fmt.Errorf("WINDOW %s: want a duration from 1ms to 1h", c.Window)
+	if c.Window < time.Second || c.Window > time.Hour || c.Window%time.Second != 0 {
+		return Params{}, fmt.Errorf("WINDOW %s: want whole seconds from 1s to 1h", c.Window)
 	}
 	if c.BaselineTau < c.Window {
 		return Params{}, fmt.Errorf("SCORING_BASELINE_TAU %s must be at least WINDOW %s", c.BaselineTau, c.Window)

@@ -12,6 +12,9 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/pkg/database"
 )
@@ -35,22 +38,35 @@ func main() {
 		fail(err)
 	}
 	defer pool.Close()
-	tag, err := pool.Exec(ctx, `
-		WITH ins AS (
-		  INSERT INTO posts (id, title)
-		  SELECT g, 'Post ' || g FROM generate_series(1, $1::bigint) AS g
-		  ON CONFLICT (id) DO NOTHING
-		  RETURNING id)
-		SELECT setval(pg_get_serial_sequence('posts', 'id'), GREATEST((SELECT max(id) FROM posts), 1))`, *n)
-	if err != nil {
-		fail(fmt.Errorf("seed posts: %w", err))
+	if err := seed(ctx, pool, *n); err != nil {
+		fail(err)
 	}
-	_ = tag
 	var total int64
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM posts WHERE id BETWEEN 1 AND $1`, *n).Scan(&total); err != nil {
 		fail(err)
 	}
 	fmt.Printf("posts 1..%d exist (%d rows)\n", *n, total)
+}
+
+// seed inserts the missing posts of 1..n, then moves the id sequence to
+// the largest id. The two are separate statements of one transaction: in
+// a single statement the sequence would be set from a snapshot that does
+// not see the rows the same statement inserts, and the next post created
+// would collide with a seeded id.
+func seed(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO posts (id, title)
+			SELECT g, 'Post ' || g FROM generate_series(1, $1::bigint) AS g
+			ON CONFLICT (id) DO NOTHING`, n); err != nil {
+			return fmt.Errorf("seed posts: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `
+			SELECT setval(pg_get_serial_sequence('posts', 'id'), GREATEST((SELECT max(id) FROM posts), 1))`); err != nil {
+			return fmt.Errorf("move the post id sequence: %w", err)
+		}
+		return nil
+	})
 }
 
 func fail(err error) {
