@@ -45,7 +45,9 @@ test: build ## install what is missing, start PostgreSQL and run every test
 	 export RATESTREAM_BIN=$(BIN) && \
 	 scripts/check-node.sh && \
 	 $(GO) vet $(PKGS) && \
-	 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	 { $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS); rc=$$?; \
+	   echo "postgres: the private cluster is still running ($$RATESTREAM_TEST_DATABASE_URL); scripts/postgres.sh stop stops it"; \
+	   exit $$rc; }
 
 test-short: build ## the same without the long crash, kill and soak tests
 	@export RATESTREAM_TEST_DATABASE_URL="$$(scripts/postgres.sh start)" && \

@@ -66,6 +66,34 @@ owner_can_use() {
 	runuser -u postgres -- test -x "$1" 2>/dev/null
 }
 
+# port_in_use: does anything accept connections on 127.0.0.1:$port?
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+
+# refuse_held_port explains who holds our port, and how to free it.
+refuse_held_port() {
+	local p cmd holder="" dir=""
+	for p in /proc/[0-9]*; do
+		cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+		case "$cmd" in
+		*postgres*"-p $port "*)
+			holder=${p#/proc/}
+			dir=$(echo "$cmd" | sed -n 's/.*-D \([^ ]*\).*/\1/p')
+			break
+			;;
+		esac
+	done
+	if [ -n "$holder" ]; then
+		say "port $port is already in use by another PostgreSQL (pid $holder, data directory ${dir:-unknown}),"
+		say "most likely the private cluster of another checkout. Stop it with"
+		say "  scripts/postgres.sh stop     (in that checkout), or"
+		say "  runuser -u postgres -- $(dirname "$(echo "$cmd" | cut -d' ' -f1)")/pg_ctl -D ${dir:-DIR} stop"
+	else
+		say "port $port is already in use by another program (see: ss -ltnp 'sport = :$port')."
+	fi
+	say "Or run this checkout's cluster on another port: PGPORT_PRIVATE=<port> make run, or use a server of your own: DATABASE_URL=... make run"
+	exit 1
+}
+
 start() {
 	if [ -n "${DATABASE_URL:-}" ]; then
 		url
@@ -73,6 +101,12 @@ start() {
 	fi
 	local bin
 	bin=$(find_bin) || { install_pg; bin=$(find_bin) || { say "no PostgreSQL after install"; exit 1; }; }
+	if [ -f "$data/PG_VERSION" ] && (cd / && as_owner "$bin/pg_ctl" -D "$(readlink -f "$data")" status) >/dev/null 2>&1; then
+		# Already running: use the port it runs on.
+		port=$(sed -n 4p "$(readlink -f "$data")/postmaster.pid" 2>/dev/null || echo "$port")
+	elif port_in_use; then
+		refuse_held_port
+	fi
 	mkdir -p "$root/.run" "$logdir"
 	if [ ! -e "$data" ]; then
 		local base="$root/.run"

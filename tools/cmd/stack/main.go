@@ -179,6 +179,10 @@ func postgresURL() (string, error) {
 	}
 	out, err := exec.Command(postgresScript(), "start").Output()
 	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+			return "", fmt.Errorf("start postgres: %w:\n%s", err, strings.TrimSpace(string(ee.Stderr)))
+		}
 		return "", fmt.Errorf("start postgres: %w", err)
 	}
 	return strings.TrimSpace(string(out)), nil
