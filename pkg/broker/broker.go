@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/ratestream/ratestream/pkg/contract"
 )
 
 // Config names the cluster and the rating topic.
@@ -186,36 +188,19 @@ func ReadPartition(ctx context.Context, cfg Config, topic string, partition int,
 	}
 }
 
-// Dead-letter headers: a message parked on the dead-letter topic keeps its
-// key, value and headers, and gains these.
-const (
-	HeaderDLQError     = "dlq.error"     // why it could not become state
-	HeaderDLQStage     = "dlq.stage"     // DLQStageDecode or DLQStageStore
-	HeaderDLQSQLState  = "dlq.sqlstate"  // the PostgreSQL error code, when the store refused it
-	HeaderDLQTopic     = "dlq.topic"     // where it was read
-	HeaderDLQPartition = "dlq.partition" // its partition there
-	HeaderDLQOffset    = "dlq.offset"    // its offset there
-)
-
-// Stages at which an event can be refused.
-const (
-	DLQStageDecode = "decode" // not a valid rating event
-	DLQStageStore  = "store"  // a valid event that PostgreSQL refused for its content
-)
-
 // DeadLetter is m as it goes to the dead-letter topic, with the reason.
 func DeadLetter(m kafka.Message, stage, sqlState string, cause error) kafka.Message {
 	h := make([]kafka.Header, 0, len(m.Headers)+6)
 	h = append(h, m.Headers...)
 	h = append(h,
-		kafka.Header{Key: HeaderDLQError, Value: []byte(cause.Error())},
-		kafka.Header{Key: HeaderDLQStage, Value: []byte(stage)},
-		kafka.Header{Key: HeaderDLQTopic, Value: []byte(m.Topic)},
-		kafka.Header{Key: HeaderDLQPartition, Value: []byte(strconv.Itoa(m.Partition))},
-		kafka.Header{Key: HeaderDLQOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+		kafka.Header{Key: contract.HeaderDLQError, Value: []byte(cause.Error())},
+		kafka.Header{Key: contract.HeaderDLQStage, Value: []byte(stage)},
+		kafka.Header{Key: contract.HeaderDLQTopic, Value: []byte(m.Topic)},
+		kafka.Header{Key: contract.HeaderDLQPartition, Value: []byte(strconv.Itoa(m.Partition))},
+		kafka.Header{Key: contract.HeaderDLQOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
 	)
 	if sqlState != "" {
-		h = append(h, kafka.Header{Key: HeaderDLQSQLState, Value: []byte(sqlState)})
+		h = append(h, kafka.Header{Key: contract.HeaderDLQSQLState, Value: []byte(sqlState)})
 	}
 	return kafka.Message{Key: m.Key, Value: m.Value, Headers: h}
 }

@@ -16,11 +16,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
+	"github.com/ratestream/ratestream/pkg/contract"
 	"github.com/ratestream/ratestream/pkg/database"
 )
-
-// Channel is the notification channel the posts trigger announces on.
-const Channel = "posts"
 
 // Cache is a concurrent set of post ids.
 type Cache struct {
@@ -64,7 +62,7 @@ func (c *Cache) Ready(context.Context) error {
 // Run keeps the cache current until ctx ends.
 func (c *Cache) Run(ctx context.Context) {
 	f := &database.Follower{
-		Pool: c.pool, Log: c.log, Channels: []string{Channel}, Every: c.refresh,
+		Pool: c.pool, Log: c.log, Channels: []string{contract.ChannelPosts}, Every: c.refresh,
 		Resync: c.reload,
 		Notify: func(_, payload string) {
 			if id, err := strconv.ParseInt(payload, 10, 64); err == nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
+	"github.com/ratestream/ratestream/pkg/contract"
 	"github.com/ratestream/ratestream/pkg/database"
 )
 
@@ -57,7 +58,7 @@ func (v *view) Ready(context.Context) error {
 func (v *view) run(ctx context.Context) {
 	go v.refresher(ctx)
 	f := &database.Follower{
-		Pool: v.pool, Log: v.log, Channels: []string{"posts", "post_scores"}, Every: v.every,
+		Pool: v.pool, Log: v.log, Channels: []string{contract.ChannelPosts, contract.ChannelPostScores}, Every: v.every,
 		Resync: v.reload,
 		Notify: func(_, payload string) {
 			var ids []int64

@@ -10,11 +10,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ratestream/ratestream/pkg/contract"
 	"github.com/ratestream/ratestream/pkg/scoring"
 )
-
-// ScoresChannel announces rescored post ids (comma-separated) to caches.
-const ScoresChannel = "post_scores"
 
 // rescorer claims posts that need a new score and writes it.
 type rescorer struct {
@@ -186,7 +184,7 @@ func (r *rescorer) write(ctx context.Context, tx pgx.Tx, posts []*post) error {
 		  as_of = excluded.as_of, stable_at = excluded.stable_at, updated_at = now()`,
 		ids, scores, counts, means, r.strategy.Name(), parts, asOf, stable)
 	for _, payload := range chunkIDs(ids, 7000) {
-		b.Queue(`SELECT pg_notify($1, $2)`, ScoresChannel, payload)
+		b.Queue(`SELECT pg_notify($1, $2)`, contract.ChannelPostScores, payload)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("write scores: %w", err)

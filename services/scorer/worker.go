@@ -8,11 +8,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/ratestream/ratestream/pkg/contract"
 	"github.com/ratestream/ratestream/pkg/database"
 )
-
-// RescoreChannel is where the windower says posts were marked.
-const RescoreChannel = "rescore"
 
 // worker runs rescoring rounds whenever there may be work.
 type worker struct {
@@ -83,7 +81,7 @@ func (w *worker) drain(ctx context.Context) {
 // listen turns notifications on the rescore channel into wake-ups.
 func (w *worker) listen(ctx context.Context, wake chan<- struct{}) {
 	f := &database.Follower{
-		Pool: w.pool, Log: w.log, Channels: []string{RescoreChannel},
+		Pool: w.pool, Log: w.log, Channels: []string{contract.ChannelRescore},
 		Notify: func(string, string) {
 			select {
 			case wake <- struct{}{}:

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/contract"
 	"github.com/ratestream/ratestream/pkg/rating"
 )
 
@@ -188,7 +189,7 @@ func (p *processor) consume(ctx context.Context, id int, log *zap.Logger) error 
 		for _, m := range msgs {
 			e, derr := rating.Unmarshal(m.Value)
 			if derr != nil {
-				poison = append(poison, broker.DeadLetter(m, broker.DLQStageDecode, "", derr))
+				poison = append(poison, broker.DeadLetter(m, contract.DLQStageDecode, "", derr))
 				continue
 			}
 			b.events = append(b.events, e)
@@ -200,7 +201,7 @@ func (p *processor) consume(ctx context.Context, id int, log *zap.Logger) error 
 			if err := p.dlq.WriteMessages(ctx, poison...); err != nil {
 				return fmt.Errorf("write dead letters: %w", err)
 			}
-			p.m.dlq.WithLabelValues(broker.DLQStageDecode).Add(float64(len(poison)))
+			p.m.dlq.WithLabelValues(contract.DLQStageDecode).Add(float64(len(poison)))
 			log.Warn("parked undecodable events", zap.Int("count", len(poison)))
 		}
 		if pos, err = p.commit(ctx, b, retry); err != nil {

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/contract"
 )
 
 // What the windower does when PostgreSQL refuses a batch: one event must
@@ -203,11 +204,11 @@ func (p *processor) isolate(ctx context.Context, b batch, r *retrier) (position,
 // error that refused it, then moves the stored offset past it.
 func (p *processor) park(ctx context.Context, part batch, cause error, pos *position, r *retrier) error {
 	m := part.msgs[0]
-	dead := broker.DeadLetter(m, broker.DLQStageStore, sqlState(cause), cause)
+	dead := broker.DeadLetter(m, contract.DLQStageStore, sqlState(cause), cause)
 	if err := p.dlq.WriteMessages(ctx, dead); err != nil {
 		return err
 	}
-	p.m.dlq.WithLabelValues(broker.DLQStageStore).Inc()
+	p.m.dlq.WithLabelValues(contract.DLQStageStore).Inc()
 	p.log.Warn("parked an event the store refused",
 		zap.Int("partition", part.partition), zap.Int64("offset", m.Offset),
 		zap.String("sqlstate", sqlState(cause)), zap.Error(cause))

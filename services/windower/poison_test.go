@@ -18,7 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/contract"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
 	"github.com/ratestream/ratestream/tools/testenv"
@@ -114,9 +114,9 @@ func TestStoreRefusedEventIsParkedAndThePartitionMovesOn(t *testing.T) {
 		t.Fatalf("%d dead letters, want the two NUL events", len(dead))
 	}
 	for _, h := range dead {
-		if h[broker.HeaderDLQStage] != broker.DLQStageStore || h[broker.HeaderDLQSQLState] != "22021" ||
-			!strings.Contains(h[broker.HeaderDLQError], "22021") || h[broker.HeaderDLQOffset] == "" ||
-			h[broker.HeaderDLQPartition] != strconv.Itoa(partitionOf(bad.PostID, 12)) {
+		if h[contract.HeaderDLQStage] != contract.DLQStageStore || h[contract.HeaderDLQSQLState] != "22021" ||
+			!strings.Contains(h[contract.HeaderDLQError], "22021") || h[contract.HeaderDLQOffset] == "" ||
+			h[contract.HeaderDLQPartition] != strconv.Itoa(partitionOf(bad.PostID, 12)) {
 			t.Errorf("dead letter without the PostgreSQL error and its origin: %v", h)
 		}
 		if e, err := rating.Unmarshal([]byte(h["value"])); err != nil || e.UserID != "a\x00b" {
@@ -150,7 +150,7 @@ func TestRepeatingErrorOfOneEventIsIsolated(t *testing.T) {
 	waitConsumed(t, db, int64(len(all)), 60*time.Second)
 	checkAgainstDefinition(t, db, evs, time.Second)
 	dead := deadLetters(t, b)
-	if len(dead) != 1 || dead[0][broker.HeaderDLQSQLState] != "P0001" {
+	if len(dead) != 1 || dead[0][contract.HeaderDLQSQLState] != "P0001" {
 		t.Fatalf("dead letters %v, want mallory's rating with P0001", dead)
 	}
 }

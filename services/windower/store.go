@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/ratestream/ratestream/pkg/contract"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
 	"github.com/ratestream/ratestream/pkg/window"
@@ -22,9 +23,6 @@ import (
 // errFenced means another instance advanced this partition since we read
 // its offset: our batch is stale and must not be written.
 var errFenced = errors.New("partition offset moved under us")
-
-// RescoreChannel is notified after every batch that marked posts.
-const RescoreChannel = "rescore"
 
 // store is the windower's PostgreSQL side: it loads the state a batch
 // touches, and writes the batch's effect together with the offset.
@@ -354,7 +352,7 @@ func (s *store) write(ctx context.Context, tx pgx.Tx, st *window.State, b batch,
 			INSERT INTO rescore_queue (post_id, partition)
 			SELECT * FROM unnest($1::bigint[], $2::int[])
 			ON CONFLICT (post_id) DO NOTHING`, pid, ppart)
-		pb.Queue(`SELECT pg_notify($1, $2)`, RescoreChannel, fmt.Sprint(b.partition))
+		pb.Queue(`SELECT pg_notify($1, $2)`, contract.ChannelRescore, fmt.Sprint(b.partition))
 	}
 
 	var met, wm any
