@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/database"
@@ -52,9 +53,6 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	}
 	defer pool.Close()
 	posts := postcache.New(pool, log, cfg.PostRefresh)
-	bg, stopBackground := context.WithCancel(context.Background())
-	defer stopBackground()
-	go posts.Run(bg)
 
 	// Kafka.
 	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -73,16 +71,21 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	)
 	m := newMetrics(srv.Registry)
 	pub := newPublisher(writer, cfg.ProduceTimeout, cfg.MaxInFlight, m)
-	go pub.collectStats(bg, 5*time.Second)
 	users, ips := limit.New(cfg.UserRate, cfg.UserBurst), limit.New(cfg.IPRate, cfg.IPBurst)
-	go users.Sweep(bg, time.Minute)
-	go ips.Sweep(bg, time.Minute)
 	h := &handlers{posts: posts, pub: pub, users: users, ips: ips, metrics: m}
 	h.routes(srv.Engine)
 
-	// Shutdown: the server lets requests in flight finish, then the
-	// writer flushes whatever it still holds.
-	err = srv.Run(ctx)
+	// Run until SIGTERM or until one part fails. The post cache and the
+	// housekeeping serve the requests in flight while the server drains,
+	// and stop once it has; then the writer flushes what it still holds.
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { defer stopBackground(); return srv.Run(gctx) })
+	g.Go(func() error { posts.Run(bg); return nil })
+	g.Go(func() error { pub.collectStats(bg, 5*time.Second); return nil })
+	g.Go(func() error { users.Sweep(bg, time.Minute); return nil })
+	g.Go(func() error { ips.Sweep(bg, time.Minute); return nil })
+	err = g.Wait()
 	log.Info("flushing writer")
 	if cerr := writer.Close(); cerr != nil {
 		log.Warn("writer close", zap.Error(cerr))

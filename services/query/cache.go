@@ -56,7 +56,9 @@ func (v *view) Ready(context.Context) error {
 
 // run follows notifications and refreshes the posts they name.
 func (v *view) run(ctx context.Context) {
-	go v.refresher(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { v.refresher(ctx) })
 	f := &database.Follower{
 		Pool: v.pool, Log: v.log, Channels: []string{contract.ChannelPosts, contract.ChannelPostScores}, Every: v.every,
 		Resync: v.reload,

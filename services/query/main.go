@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ratestream/ratestream/pkg/database"
 	"github.com/ratestream/ratestream/pkg/httpserver"
@@ -43,9 +44,6 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	}
 	defer pool.Close()
 	v := newView(pool, log, cfg.Resync)
-	bg, stopBackground := context.WithCancel(context.Background())
-	defer stopBackground()
-	go v.run(bg)
 
 	// HTTP.
 	srv := httpserver.New(log, cfg.HTTP, cfg.Addr,
@@ -57,8 +55,16 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	}, []string{"result"})
 	srv.Registry.MustRegister(hits)
 	mine := newMyScoreLoader(pool, cfg.MyWait, 1000, max(cfg.DB.MaxConns/2, 1))
-	go mine.run(bg)
 	h := &handlers{pool: pool, view: v, mine: mine, hits: hits}
 	h.routes(srv.Engine)
-	return srv.Run(ctx)
+
+	// Run until SIGTERM or until one part fails. The view and the
+	// my_score loader serve the requests in flight while the server
+	// drains, and stop once it has.
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { defer stopBackground(); return srv.Run(gctx) })
+	g.Go(func() error { v.run(bg); return nil })
+	g.Go(func() error { mine.run(bg); return nil })
+	return g.Wait()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -53,6 +54,8 @@ func (l *myScoreLoader) get(ctx context.Context, user string, ids []int64) (map[
 
 // run batches lookups until ctx ends.
 func (l *myScoreLoader) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
 		var batch []*lookup
 		select {
@@ -75,10 +78,10 @@ func (l *myScoreLoader) run(ctx context.Context) {
 		}
 		timer.Stop()
 		l.slots <- struct{}{}
-		go func() {
+		wg.Go(func() {
 			defer func() { <-l.slots }()
 			l.answer(ctx, batch, keys)
-		}()
+		})
 	}
 }
 

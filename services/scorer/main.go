@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/database"
@@ -69,11 +70,10 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		r: &rescorer{pool: pool, strategy: strategy, params: params, consumer: cfg.Group, topic: cfg.Kafka.Topic, limit: cfg.Batch},
 	}
 
-	errc := make(chan error, 2)
-	go func() { errc <- srv.Run(ctx) }()
-	go func() { errc <- w.run(ctx) }()
-	if err := <-errc; err != nil {
-		return err
-	}
-	return <-errc
+	// Run until SIGTERM or until one part fails; a claim in flight
+	// either commits or rolls back.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(gctx) })
+	g.Go(func() error { return w.run(gctx) })
+	return g.Wait()
 }
