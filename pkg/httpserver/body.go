@@ -16,20 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/ratestream/ratestream/pkg/jsoncheck"
-	"github.com/ratestream/ratestream/pkg/problem"
 )
-
-// BodyError is a request-body problem with its HTTP status.
-type BodyError struct {
-	Status int
-	Field  string
-	Detail string
-}
-
-func (e *BodyError) Error() string { return e.Detail }
-
-// Write answers the request with the problem.
-func (e *BodyError) Write(c *gin.Context) { problem.Write(c, e.Status, e.Detail, e.Field) }
 
 // Status codes of body problems: the JSON itself is broken (400), or it
 // is a well-formed object whose fields are wrong (422).
@@ -40,22 +27,22 @@ const (
 
 // Object reads a JSON object body of at most maxBytes with content type
 // application/json and returns its members. It refuses unknown members.
-func Object(c *gin.Context, maxBytes int64, allowed ...string) (Fields, *BodyError) {
+func Object(c *gin.Context, maxBytes int64, allowed ...string) (Fields, *Problem) {
 	ct := c.GetHeader("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if ct == "" || err != nil || mt != "application/json" {
-		return nil, &BodyError{http.StatusUnsupportedMediaType, "", fmt.Sprintf("content type must be application/json, got %q", ct)}
+		return nil, Bad(http.StatusUnsupportedMediaType, "", fmt.Sprintf("content type must be application/json, got %q", ct))
 	}
 	if c.Request.ContentLength > maxBytes {
-		return nil, &BodyError{http.StatusRequestEntityTooLarge, "", fmt.Sprintf("body must be at most %d bytes", maxBytes)}
+		return nil, Bad(http.StatusRequestEntityTooLarge, "", fmt.Sprintf("body must be at most %d bytes", maxBytes))
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, &BodyError{http.StatusRequestEntityTooLarge, "", fmt.Sprintf("body must be at most %d bytes", maxBytes)}
+			return nil, Bad(http.StatusRequestEntityTooLarge, "", fmt.Sprintf("body must be at most %d bytes", maxBytes))
 		}
-		return nil, &BodyError{StatusMalformed, "", "could not read body: " + err.Error()}
+		return nil, Bad(StatusMalformed, "", "could not read body: "+err.Error())
 	}
 	trimmed := bytes.TrimSpace(raw)
 	// Checked on the bytes, before any decoder can replace what it does
@@ -65,18 +52,18 @@ func Object(c *gin.Context, maxBytes int64, allowed ...string) (Fields, *BodyErr
 	}
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		if !json.Valid(trimmed) {
-			return nil, &BodyError{StatusMalformed, "", "body is not valid JSON"}
+			return nil, Bad(StatusMalformed, "", "body is not valid JSON")
 		}
-		return nil, &BodyError{StatusMalformed, "", "body must be a JSON object"}
+		return nil, Bad(StatusMalformed, "", "body must be a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.UseNumber()
 	var fields map[string]json.RawMessage
 	if err := dec.Decode(&fields); err != nil {
-		return nil, &BodyError{StatusMalformed, "", "body is not valid JSON: " + err.Error()}
+		return nil, Bad(StatusMalformed, "", "body is not valid JSON: "+err.Error())
 	}
 	if dec.More() {
-		return nil, &BodyError{StatusMalformed, "", "body has data after the JSON object"}
+		return nil, Bad(StatusMalformed, "", "body has data after the JSON object")
 	}
 	var unknown []string
 	for k := range fields {
@@ -86,13 +73,13 @@ func Object(c *gin.Context, maxBytes int64, allowed ...string) (Fields, *BodyErr
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return nil, &BodyError{StatusInvalid, unknown[0], fmt.Sprintf("unknown field %q (allowed: %s)", unknown[0], strings.Join(allowed, ", "))}
+		return nil, Bad(StatusInvalid, unknown[0], fmt.Sprintf("unknown field %q (allowed: %s)", unknown[0], strings.Join(allowed, ", ")))
 	}
 	return Fields(fields), nil
 }
 
 // strictError explains a body that jsoncheck refused, naming the key.
-func strictError(err error) *BodyError {
+func strictError(err error) *Problem {
 	var je *jsoncheck.Error
 	key := ""
 	if errors.As(err, &je) && utf8.ValidString(je.Key) {
@@ -100,13 +87,13 @@ func strictError(err error) *BodyError {
 	}
 	switch {
 	case errors.Is(err, jsoncheck.ErrInvalidUTF8):
-		return &BodyError{StatusMalformed, key, "body is not valid UTF-8" + inKey(key)}
+		return Bad(StatusMalformed, key, "body is not valid UTF-8"+inKey(key))
 	case errors.Is(err, jsoncheck.ErrSurrogate):
-		return &BodyError{StatusMalformed, key, "body has an unpaired UTF-16 surrogate escape" + inKey(key)}
+		return Bad(StatusMalformed, key, "body has an unpaired UTF-16 surrogate escape"+inKey(key))
 	case errors.Is(err, jsoncheck.ErrDuplicateKey):
-		return &BodyError{StatusMalformed, key, fmt.Sprintf("field %q appears more than once", key)}
+		return Bad(StatusMalformed, key, fmt.Sprintf("field %q appears more than once", key))
 	}
-	return &BodyError{StatusMalformed, key, "body is not valid JSON"}
+	return Bad(StatusMalformed, key, "body is not valid JSON")
 }
 
 func inKey(key string) string {
@@ -130,37 +117,37 @@ type Fields map[string]json.RawMessage
 
 // Int reads a required integer member within [lo, hi]. Strings, floats,
 // booleans and null are refused, as is "5.0".
-func (f Fields) Int(name string, lo, hi int64) (int64, *BodyError) {
+func (f Fields) Int(name string, lo, hi int64) (int64, *Problem) {
 	raw, ok := f[name]
 	if !ok {
-		return 0, &BodyError{StatusInvalid, name, "is required"}
+		return 0, Bad(StatusInvalid, name, "is required")
 	}
 	s := string(bytes.TrimSpace(raw))
 	if s == "null" {
-		return 0, &BodyError{StatusInvalid, name, "must not be null"}
+		return 0, Bad(StatusInvalid, name, "must not be null")
 	}
 	if len(s) == 0 || !(s[0] == '-' || (s[0] >= '0' && s[0] <= '9')) {
-		return 0, &BodyError{StatusInvalid, name, fmt.Sprintf("must be an integer, got %s", s)}
+		return 0, Bad(StatusInvalid, name, fmt.Sprintf("must be an integer, got %s", s))
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return 0, &BodyError{StatusInvalid, name, fmt.Sprintf("must be an integer from %d to %d, got %s", lo, hi, s)}
+		return 0, Bad(StatusInvalid, name, fmt.Sprintf("must be an integer from %d to %d, got %s", lo, hi, s))
 	}
 	if n < lo || n > hi {
-		return 0, &BodyError{StatusInvalid, name, fmt.Sprintf("must be an integer from %d to %d, got %d", lo, hi, n)}
+		return 0, Bad(StatusInvalid, name, fmt.Sprintf("must be an integer from %d to %d, got %d", lo, hi, n))
 	}
 	return n, nil
 }
 
 // String reads a required string member.
-func (f Fields) String(name string) (string, *BodyError) {
+func (f Fields) String(name string) (string, *Problem) {
 	raw, ok := f[name]
 	if !ok {
-		return "", &BodyError{StatusInvalid, name, "is required"}
+		return "", Bad(StatusInvalid, name, "is required")
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", &BodyError{StatusInvalid, name, fmt.Sprintf("must be a string, got %s", bytes.TrimSpace(raw))}
+		return "", Bad(StatusInvalid, name, fmt.Sprintf("must be a string, got %s", bytes.TrimSpace(raw)))
 	}
 	return s, nil
 }

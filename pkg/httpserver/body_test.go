@@ -15,7 +15,7 @@ import (
 
 // decode runs Object and the two typed readers on body, as the rating
 // handlers do.
-func decode(body []byte) (user string, score int64, berr *BodyError) {
+func decode(body []byte) (user string, score int64, berr *Problem) {
 	gin.SetMode(gin.ReleaseMode)
 	c, _ := gin.CreateTestContext(httptest.NewRecorder())
 	c.Request = httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))

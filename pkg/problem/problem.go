@@ -38,20 +38,8 @@ func Write(c *gin.Context, status int, detail, field string) {
 	c.Render(status, jsonRender{d})
 }
 
-// Unavailable answers 503 with a Retry-After header.
-func Unavailable(c *gin.Context, retryAfter time.Duration, detail string) {
-	c.Header("Retry-After", seconds(retryAfter))
-	Write(c, http.StatusServiceUnavailable, detail, "")
-}
-
-// TooMany answers 429 with a Retry-After header.
-func TooMany(c *gin.Context, retryAfter time.Duration, detail string) {
-	c.Header("Retry-After", seconds(retryAfter))
-	Write(c, http.StatusTooManyRequests, detail, "")
-}
-
-// seconds renders a Retry-After value: whole seconds, rounded up, at
+// RetryAfter renders a Retry-After value: whole seconds, rounded up, at
 // least one.
-func seconds(d time.Duration) string {
+func RetryAfter(d time.Duration) string {
 	return strconv.Itoa(max(1, int((d+time.Second-1)/time.Second)))
 }

@@ -8,12 +8,10 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"go.uber.org/zap"
 
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/limit"
 	"github.com/ratestream/ratestream/pkg/postcache"
-	"github.com/ratestream/ratestream/pkg/problem"
 	"github.com/ratestream/ratestream/pkg/rating"
 )
 
@@ -29,8 +27,8 @@ type handlers struct {
 }
 
 func (h *handlers) routes(e *gin.Engine) {
-	e.POST("/v1/posts/:post_id/ratings", h.rateV1)
-	e.POST("/api/rate", h.rateSeed)
+	e.POST("/v1/posts/:post_id/ratings", httpserver.Handle(h.rateV1))
+	e.POST("/api/rate", httpserver.Handle(h.rateSeed))
 }
 
 // request is a validated rating request.
@@ -41,88 +39,82 @@ type request struct {
 }
 
 // rateV1 answers 202 with the published event.
-func (h *handlers) rateV1(c *gin.Context) {
+func (h *handlers) rateV1(c *gin.Context) error {
 	id, err := strconv.ParseInt(c.Param("post_id"), 10, 64)
 	if err != nil || id < 1 {
-		h.reject(c, "post_id", &httpserver.BodyError{Status: http.StatusBadRequest, Field: "post_id", Detail: "post id must be a positive integer"})
-		return
+		return h.reject("post_id", httpserver.Bad(http.StatusBadRequest, "post_id", "post id must be a positive integer"))
 	}
 	f, berr := httpserver.Object(c, maxBody, "user_id", "score")
 	if berr != nil {
-		h.reject(c, reason(berr), berr)
-		return
+		return h.reject(reason(berr), berr)
 	}
 	req := request{postID: id}
-	if !h.fill(c, f, &req) {
-		return
+	if err := h.fill(f, &req); err != nil {
+		return err
 	}
-	if e, ok := h.publish(c, req); ok {
-		c.JSON(http.StatusAccepted, eventBody(e, false))
+	e, err := h.publish(c, req)
+	if err != nil {
+		return err
 	}
+	c.JSON(http.StatusAccepted, eventBody(e, false))
+	return nil
 }
 
 // rateSeed is the replaced app's route and body, answered with 201.
-func (h *handlers) rateSeed(c *gin.Context) {
+func (h *handlers) rateSeed(c *gin.Context) error {
 	f, berr := httpserver.Object(c, maxBody, "post", "user_id", "score")
 	if berr != nil {
-		h.reject(c, reason(berr), berr)
-		return
+		return h.reject(reason(berr), berr)
 	}
 	id, berr := f.Int("post", 1, math.MaxInt64)
 	if berr != nil {
-		h.reject(c, "post", berr)
-		return
+		return h.reject("post", berr)
 	}
 	req := request{postID: id}
-	if !h.fill(c, f, &req) {
-		return
+	if err := h.fill(f, &req); err != nil {
+		return err
 	}
-	if e, ok := h.publish(c, req); ok {
-		c.JSON(http.StatusCreated, eventBody(e, true))
+	e, err := h.publish(c, req)
+	if err != nil {
+		return err
 	}
+	c.JSON(http.StatusCreated, eventBody(e, true))
+	return nil
 }
 
-// fill reads user_id and score, answering the problem when one is wrong.
-func (h *handlers) fill(c *gin.Context, f httpserver.Fields, req *request) bool {
+// fill reads user_id and score.
+func (h *handlers) fill(f httpserver.Fields, req *request) error {
 	uid, berr := f.String("user_id")
 	if berr == nil {
 		if err := rating.ValidateUserID(uid); err != nil {
-			berr = &httpserver.BodyError{Status: httpserver.StatusInvalid, Field: "user_id", Detail: err.Error()}
+			berr = httpserver.Bad(httpserver.StatusInvalid, "user_id", err.Error())
 		}
 	}
 	if berr != nil {
-		h.reject(c, "user_id", berr)
-		return false
+		return h.reject("user_id", berr)
 	}
 	score, berr := f.Int("score", 0, rating.MaxScore)
 	if berr != nil {
-		h.reject(c, "score", berr)
-		return false
+		return h.reject("score", berr)
 	}
 	req.userID, req.score = uid, int(score)
-	return true
+	return nil
 }
 
-func (h *handlers) publish(c *gin.Context, req request) (rating.Event, bool) {
-	if h.posts.Ready(c) != nil {
+func (h *handlers) publish(c *gin.Context, req request) (rating.Event, error) {
+	if err := h.posts.Ready(c); err != nil {
 		// Until the post ids are loaded every post would look unknown.
 		h.metrics.rejected.WithLabelValues("starting").Inc()
-		problem.Unavailable(c, time.Second, "starting up; retry shortly")
-		return rating.Event{}, false
+		return rating.Event{}, httpserver.Unavailable(time.Second, "starting up; retry shortly", err)
 	}
 	if !h.posts.Has(req.postID) {
-		h.reject(c, "unknown_post", &httpserver.BodyError{Status: http.StatusNotFound, Field: "post_id", Detail: "no post with id " + strconv.FormatInt(req.postID, 10)})
-		return rating.Event{}, false
+		return rating.Event{}, h.reject("unknown_post", httpserver.Bad(http.StatusNotFound, "post_id", "no post with id "+strconv.FormatInt(req.postID, 10)))
 	}
 	if ok, wait := h.ips.Allow(c.ClientIP()); !ok {
-		h.metrics.rejected.WithLabelValues("rate_limit_ip").Inc()
-		problem.TooMany(c, wait, "too many requests from this address")
-		return rating.Event{}, false
+		return rating.Event{}, h.reject("rate_limit_ip", httpserver.TooMany(wait, "too many requests from this address"))
 	}
 	if ok, wait := h.users.Allow(req.userID); !ok {
-		h.metrics.rejected.WithLabelValues("rate_limit_user").Inc()
-		problem.TooMany(c, wait, "too many ratings from this user")
-		return rating.Event{}, false
+		return rating.Event{}, h.reject("rate_limit_user", httpserver.TooMany(wait, "too many ratings from this user"))
 	}
 	e, err := rating.New(req.postID, req.userID, req.score, time.Now())
 	if err == nil {
@@ -134,20 +126,19 @@ func (h *handlers) publish(c *gin.Context, req request) (rating.Event, bool) {
 			reasonLabel = "overloaded"
 		}
 		h.metrics.rejected.WithLabelValues(reasonLabel).Inc()
-		httpserver.Logger(c).Warn("rating not published", zap.Error(err))
-		problem.Unavailable(c, time.Second, "the rating could not be stored durably; retry later")
-		return rating.Event{}, false
+		return rating.Event{}, httpserver.Unavailable(time.Second, "the rating could not be stored durably; retry later", err)
 	}
-	return e, true
+	return e, nil
 }
 
-func (h *handlers) reject(c *gin.Context, reasonLabel string, e *httpserver.BodyError) {
+// reject counts a refused request by reason and returns its problem.
+func (h *handlers) reject(reasonLabel string, p *httpserver.Problem) error {
 	h.metrics.rejected.WithLabelValues(reasonLabel).Inc()
-	e.Write(c)
+	return p
 }
 
 // reason labels a body problem for the rejection metric.
-func reason(e *httpserver.BodyError) string {
+func reason(e *httpserver.Problem) string {
 	switch e.Status {
 	case http.StatusUnsupportedMediaType:
 		return "content_type"

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -18,8 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/ratestream/ratestream/pkg/database"
 	"github.com/ratestream/ratestream/pkg/httpserver"
-	"github.com/ratestream/ratestream/pkg/problem"
 	"github.com/ratestream/ratestream/pkg/rating"
 )
 
@@ -39,11 +40,11 @@ type handlers struct {
 }
 
 func (h *handlers) routes(e *gin.Engine) {
-	e.POST("/v1/posts", h.createV1)
-	e.GET("/v1/posts", h.listV1)
-	e.GET("/v1/posts/:id", h.getV1)
-	e.POST("/api/post", h.createSeed)
-	e.GET("/api/post", h.listSeed)
+	e.POST("/v1/posts", httpserver.Handle(h.createV1))
+	e.GET("/v1/posts", httpserver.Handle(h.listV1))
+	e.GET("/v1/posts/:id", httpserver.Handle(h.getV1))
+	e.POST("/api/post", httpserver.Handle(h.createSeed))
+	e.GET("/api/post", httpserver.Handle(h.listSeed))
 }
 
 // postJSON is a post in the /v1 shape.
@@ -72,18 +73,40 @@ func round2(s *float64) *float64 {
 	return &r
 }
 
-// caller reads X-User-ID; ok is false when the header is invalid (the
-// problem has been written).
-func caller(c *gin.Context) (string, bool) {
+// caller reads X-User-ID ("" when absent).
+func caller(c *gin.Context) (string, error) {
 	uid := c.GetHeader("X-User-ID")
 	if uid == "" {
-		return "", true
+		return "", nil
 	}
 	if err := rating.ValidateUserID(uid); err != nil {
-		problem.Write(c, http.StatusBadRequest, "X-User-ID "+strings.TrimPrefix(err.Error(), "user_id: "), "X-User-ID")
-		return "", false
+		detail := err.Error()
+		var fe *rating.FieldError
+		if errors.As(err, &fe) {
+			detail = fe.Reason
+		}
+		return "", httpserver.Bad(http.StatusBadRequest, "X-User-ID", "X-User-ID "+detail)
 	}
-	return uid, true
+	return uid, nil
+}
+
+// unavailable turns a database error that may pass (connection refused or
+// lost, server starting or shutting down) into a 503 with Retry-After, and
+// wraps any other with what was being done: Handle logs it as a 500.
+func unavailable(what string, err error) error {
+	if database.Transient(err) {
+		return httpserver.Unavailable(time.Second, "could not "+what+" right now; retry shortly", err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// viewReady answers 503 until the in-memory view has loaded: until then a
+// page would look empty.
+func (h *handlers) viewReady(c *gin.Context) error {
+	if err := h.view.Ready(c); err != nil {
+		return httpserver.Unavailable(time.Second, "starting up; retry shortly", err)
+	}
+	return nil
 }
 
 // myScores reads the caller's ratings of a page's posts (through the
@@ -114,15 +137,14 @@ func seed(p *Post, m map[int64]int) seedPostJSON {
 	return seedPostJSON{ID: p.ID, Title: p.Title, RateAverage: round2(p.Score), UserCount: p.UserCount, MyScore: mine(m, p.ID)}
 }
 
-func (h *handlers) getV1(c *gin.Context) {
+func (h *handlers) getV1(c *gin.Context) error {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil || id < 1 {
-		problem.Write(c, http.StatusBadRequest, "post id must be a positive integer", "id")
-		return
+		return httpserver.Bad(http.StatusBadRequest, "id", "post id must be a positive integer")
 	}
-	user, ok := caller(c)
-	if !ok {
-		return
+	user, err := caller(c)
+	if err != nil {
+		return err
 	}
 	p, found := h.view.get(id)
 	if found {
@@ -130,21 +152,18 @@ func (h *handlers) getV1(c *gin.Context) {
 	} else {
 		// Created a moment ago through another instance: look it up once.
 		h.hits.WithLabelValues("miss").Inc()
-		if p, err = h.lookup(c, id); err != nil {
-			if errors.Is(err, pgx.ErrNoRows) {
-				problem.Write(c, http.StatusNotFound, "no post with id "+strconv.FormatInt(id, 10), "id")
-				return
-			}
-			problem.Write(c, http.StatusInternalServerError, "could not read the post", "")
-			return
+		if p, err = h.lookup(c, id); errors.Is(err, pgx.ErrNoRows) {
+			return httpserver.Bad(http.StatusNotFound, "id", "no post with id "+strconv.FormatInt(id, 10))
+		} else if err != nil {
+			return unavailable("read the post", err)
 		}
 	}
 	m, err := h.myScores(c, user, []*Post{p})
 	if err != nil {
-		problem.Write(c, http.StatusInternalServerError, "could not read your rating", "")
-		return
+		return unavailable("read your rating", err)
 	}
 	c.JSON(http.StatusOK, v1(p, m))
+	return nil
 }
 
 func (h *handlers) lookup(ctx context.Context, id int64) (*Post, error) {
@@ -158,37 +177,38 @@ func (h *handlers) lookup(ctx context.Context, id int64) (*Post, error) {
 }
 
 // queryInt parses an optional query parameter within [lo, hi].
-func queryInt(c *gin.Context, name string, def, lo, hi int64) (int64, bool) {
+func queryInt(c *gin.Context, name string, def, lo, hi int64) (int64, error) {
 	raw, present := c.GetQuery(name)
 	if !present {
-		return def, true
+		return def, nil
 	}
 	n, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil || n < lo || n > hi {
-		problem.Write(c, http.StatusBadRequest, fmt.Sprintf("%s must be an integer from %d to %d", name, lo, hi), name)
-		return 0, false
+		return 0, httpserver.Bad(http.StatusBadRequest, name, fmt.Sprintf("%s must be an integer from %d to %d", name, lo, hi))
 	}
-	return n, true
+	return n, nil
 }
 
-func (h *handlers) listV1(c *gin.Context) {
-	limit, ok := queryInt(c, "limit", defaultLimit, 1, maxLimit)
-	if !ok {
-		return
+func (h *handlers) listV1(c *gin.Context) error {
+	limit, err := queryInt(c, "limit", defaultLimit, 1, maxLimit)
+	if err != nil {
+		return err
 	}
-	after, ok := queryInt(c, "after", 0, 0, math.MaxInt64)
-	if !ok {
-		return
+	after, err := queryInt(c, "after", 0, 0, math.MaxInt64)
+	if err != nil {
+		return err
 	}
-	user, ok := caller(c)
-	if !ok {
-		return
+	user, err := caller(c)
+	if err != nil {
+		return err
+	}
+	if err := h.viewReady(c); err != nil {
+		return err
 	}
 	posts, more := h.view.after(after, int(limit))
 	m, err := h.myScores(c, user, posts)
 	if err != nil {
-		problem.Write(c, http.StatusInternalServerError, "could not read your ratings", "")
-		return
+		return unavailable("read your ratings", err)
 	}
 	items := make([]postJSON, len(posts))
 	for i, p := range posts {
@@ -199,13 +219,14 @@ func (h *handlers) listV1(c *gin.Context) {
 		next = &posts[len(posts)-1].ID
 	}
 	c.JSON(http.StatusOK, gin.H{"items": items, "next_after": next})
+	return nil
 }
 
 // listSeed is the replaced app's limit/offset page. Like Django REST
 // framework's LimitOffsetPagination, a missing, non-numeric or
 // non-positive limit means the default, a limit above the maximum means the
 // maximum, and a missing or invalid offset means 0.
-func (h *handlers) listSeed(c *gin.Context) {
+func (h *handlers) listSeed(c *gin.Context) error {
 	limit := defaultLimit
 	if n, err := strconv.Atoi(c.Query("limit")); err == nil && n > 0 {
 		limit = min(n, seedMaxLimit)
@@ -214,15 +235,17 @@ func (h *handlers) listSeed(c *gin.Context) {
 	if n, err := strconv.Atoi(c.Query("offset")); err == nil && n >= 0 {
 		offset = n
 	}
-	user, ok := caller(c)
-	if !ok {
-		return
+	user, err := caller(c)
+	if err != nil {
+		return err
+	}
+	if err := h.viewReady(c); err != nil {
+		return err
 	}
 	posts, count := h.view.page(offset, limit)
 	m, err := h.myScores(c, user, posts)
 	if err != nil {
-		problem.Write(c, http.StatusInternalServerError, "could not read your ratings", "")
-		return
+		return unavailable("read your ratings", err)
 	}
 	results := make([]seedPostJSON, len(posts))
 	for i, p := range posts {
@@ -238,6 +261,7 @@ func (h *handlers) listSeed(c *gin.Context) {
 		prev = &s
 	}
 	c.JSON(http.StatusOK, gin.H{"limit": limit, "offset": offset, "count": count, "next": next, "previous": prev, "results": results})
+	return nil
 }
 
 func pageURL(c *gin.Context, limit, offset int) string {
@@ -254,23 +278,20 @@ func pageURL(c *gin.Context, limit, offset int) string {
 }
 
 // title reads and checks the title of a new post.
-func title(c *gin.Context) (string, bool) {
+func title(c *gin.Context) (string, error) {
 	f, berr := httpserver.Object(c, maxBody, "title")
 	if berr != nil {
-		berr.Write(c)
-		return "", false
+		return "", berr
 	}
 	t, berr := f.String("title")
 	if berr != nil {
-		berr.Write(c)
-		return "", false
+		return "", berr
 	}
 	t, err := cleanTitle(t)
 	if err != nil {
-		problem.Write(c, httpserver.StatusInvalid, "title "+err.Error(), "title")
-		return "", false
+		return "", httpserver.Bad(httpserver.StatusInvalid, "title", "title "+err.Error())
 	}
-	return t, true
+	return t, nil
 }
 
 // cleanTitle normalises a title to NFC without surrounding space, and
@@ -298,29 +319,34 @@ func cleanTitle(t string) (string, error) {
 	return t, nil
 }
 
-func (h *handlers) create(c *gin.Context) (*Post, bool) {
-	t, ok := title(c)
-	if !ok {
-		return nil, false
+func (h *handlers) create(c *gin.Context) (*Post, error) {
+	t, err := title(c)
+	if err != nil {
+		return nil, err
 	}
 	p := &Post{Title: t}
 	if err := h.pool.QueryRow(c, `INSERT INTO posts (title) VALUES ($1) RETURNING id`, t).Scan(&p.ID); err != nil {
-		problem.Write(c, http.StatusInternalServerError, "could not create the post", "")
-		return nil, false
+		return nil, unavailable("create the post", err)
 	}
 	h.view.put(p)
-	return p, true
+	return p, nil
 }
 
-func (h *handlers) createV1(c *gin.Context) {
-	if p, ok := h.create(c); ok {
-		c.Header("Location", "/v1/posts/"+strconv.FormatInt(p.ID, 10))
-		c.JSON(http.StatusCreated, v1(p, nil))
+func (h *handlers) createV1(c *gin.Context) error {
+	p, err := h.create(c)
+	if err != nil {
+		return err
 	}
+	c.Header("Location", "/v1/posts/"+strconv.FormatInt(p.ID, 10))
+	c.JSON(http.StatusCreated, v1(p, nil))
+	return nil
 }
 
-func (h *handlers) createSeed(c *gin.Context) {
-	if p, ok := h.create(c); ok {
-		c.JSON(http.StatusCreated, seed(p, nil))
+func (h *handlers) createSeed(c *gin.Context) error {
+	p, err := h.create(c)
+	if err != nil {
+		return err
 	}
+	c.JSON(http.StatusCreated, seed(p, nil))
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/tools/testenv"
@@ -19,20 +20,25 @@ import (
 type harness struct {
 	base string
 	db   *testenv.Database
+	logs *observer.ObservedLogs
 }
 
-func start(t *testing.T) *harness {
+func start(t *testing.T, tweak ...func(*Config)) *harness {
 	t.Helper()
-	h := &harness{db: testenv.NewDatabase(t)}
+	core, logs := observer.New(zap.DebugLevel)
+	h := &harness{db: testenv.NewDatabase(t), logs: logs}
 	var cfg Config
 	if err := config.Load(&cfg, nil, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	cfg.DB.URL = h.db.URL
+	for _, f := range tweak {
+		f(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, zap.NewNop(), cfg) }()
+	go func() { done <- run(ctx, zap.New(core), cfg) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -295,4 +301,105 @@ func TestConcurrentCallersGetTheirOwnScores(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// A client that hangs up mid-request is logged as such (499), not as a
+// server error; a real 500 is logged with its cause and the request id.
+func TestHangUpsAreNotServerErrorsAndRealErrorsSayWhy(t *testing.T) {
+	h := start(t, func(c *Config) { c.MyWait = 300 * time.Millisecond })
+	if st, _, _ := h.do(t, "POST", "/v1/posts", `{"title":"p"}`); st != 201 {
+		t.Fatalf("create: %d", st)
+	}
+	// The my_score lookup waits 300 ms to share its query; the client
+	// gives up after 50 ms.
+	for range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		req, _ := http.NewRequestWithContext(ctx, "GET", h.base+"/v1/posts", nil)
+		req.Header.Set("X-User-ID", "gone")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+		cancel()
+	}
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if n := h.logs.FilterMessage("client closed the request before the answer").Len(); n < 5 {
+			return fmt.Errorf("%d hang-ups logged, want 5", n)
+		}
+		return nil
+	})
+	for _, e := range h.logs.All() {
+		if st, ok := e.ContextMap()["status"]; ok && st == int64(500) {
+			t.Errorf("a hang-up was logged as a 500: %v", e.ContextMap())
+		}
+	}
+
+	// A real server error: the posts table is gone.
+	if _, err := h.db.Pool.Exec(context.Background(), `ALTER TABLE posts RENAME TO posts_gone`); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", h.base+"/v1/posts", strings.NewReader(`{"title":"q"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Request-ID", "req-500")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 500 {
+		t.Fatalf("create with the table gone: %d, want 500", resp.StatusCode)
+	}
+	failed := h.logs.FilterMessage("request failed").All()
+	if len(failed) != 1 {
+		t.Fatalf("%d 'request failed' lines, want 1", len(failed))
+	}
+	m := failed[0].ContextMap()
+	if m["request_id"] != "req-500" || !strings.Contains(fmt.Sprint(m["error"]), "posts") {
+		t.Errorf("the 500 is logged without its cause or request id: %v", m)
+	}
+}
+
+// From the first moment the port accepts, every answer is 200 or 503 with
+// Retry-After: never 500, never an empty page before the view is loaded.
+func TestColdStartAnswers200Or503(t *testing.T) {
+	db := testenv.NewDatabase(t)
+	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO posts (title) SELECT 'p' || g FROM generate_series(1, 20000) g`); err != nil {
+		t.Fatal(err)
+	}
+	var cfg Config
+	if err := config.Load(&cfg, nil, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cfg.DB.URL = db.URL
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, zap.NewNop(), cfg) }()
+	defer func() { cancel(); <-done }()
+	seen := map[int]int{}
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {
+		for _, path := range []string{"/v1/posts", "/api/post", "/v1/posts/7"} {
+			req, _ := http.NewRequest("GET", "http://"+cfg.Addr+path, nil)
+			req.Header.Set("X-User-ID", "u")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				continue // not listening yet
+			}
+			var body map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			seen[resp.StatusCode]++
+			switch {
+			case resp.StatusCode == 503 && resp.Header.Get("Retry-After") == "":
+				t.Fatalf("%s: 503 without Retry-After", path)
+			case resp.StatusCode == 200 && path == "/v1/posts" && len(body["items"].([]any)) != 10:
+				t.Fatalf("%s: a 200 with %d items before the view was loaded", path, len(body["items"].([]any)))
+			case resp.StatusCode != 200 && resp.StatusCode != 503:
+				t.Fatalf("%s: %d during cold start", path, resp.StatusCode)
+			}
+		}
+		if seen[200] >= 30 {
+			break
+		}
+	}
+	t.Logf("answers during cold start: %v", seen)
 }

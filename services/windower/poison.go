@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
 	"math/rand/v2"
-	"net"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/contract"
+	"github.com/ratestream/ratestream/pkg/database"
 )
 
 // What the windower does when PostgreSQL refuses a batch: one event must
@@ -49,22 +48,10 @@ const (
 // classify sorts an error of store.apply.
 func classify(err error) failure {
 	var pg *pgconn.PgError
-	if errors.As(err, &pg) {
-		switch pg.Code[:2] {
-		case "22", "23":
-			return inData
-		case "08", "40", "53", "55", "57", "58":
-			return transient
-		}
-		return unknown
-	}
-	var ne net.Error
-	if errors.As(err, &ne) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return transient
-	}
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) {
+	switch {
+	case errors.As(err, &pg) && (pg.Code[:2] == "22" || pg.Code[:2] == "23"):
+		return inData
+	case database.Transient(err):
 		return transient
 	}
 	return unknown
