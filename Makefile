@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 25m
 # as well as WINDOW=2s make run).
 export WINDOW GRACE SCORING_STRATEGY
 
-.PHONY: build run run-bg stop status migrate test test-short soak-crash bench bench-ingest bench-windower bench-scorer bench-query \
+.PHONY: build run run-bg stop status migrate lint test test-short soak-crash bench bench-ingest bench-windower bench-scorer bench-query \
 	seed-posts demo-campaign scoring-docs clean
 
 build: ## build every command into bin/
@@ -40,7 +40,17 @@ status: ## show what runs
 migrate: build ## apply the migrations to DATABASE_URL (default: the private cluster)
 	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/dbmigrate up
 
-test: build ## install what is missing, start PostgreSQL and run every test
+GOLANGCI_LINT_VERSION := v2.15.0
+LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+
+$(LINT):
+	@mkdir -p $(BIN)/.lint && GOBIN=$(BIN)/.lint $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) && \
+	 mv $(BIN)/.lint/golangci-lint $(LINT)
+
+lint: $(LINT) ## golangci-lint over every module, with the rules in .golangci.yml
+	@for m in $(MODULES); do (cd $$m && $(LINT) run ./...) || exit 1; done
+
+test: build lint ## install what is missing, start PostgreSQL, lint and run every test
 	@export RATESTREAM_TEST_DATABASE_URL="$$(scripts/postgres.sh start)" && \
 	 export RATESTREAM_BIN=$(BIN) && \
 	 scripts/check-node.sh && \

@@ -126,7 +126,7 @@ func (f Fields) Int(name string, lo, hi int64) (int64, *Problem) {
 	if s == "null" {
 		return 0, Bad(StatusInvalid, name, "must not be null")
 	}
-	if len(s) == 0 || !(s[0] == '-' || (s[0] >= '0' && s[0] <= '9')) {
+	if len(s) == 0 || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
 		return 0, Bad(StatusInvalid, name, fmt.Sprintf("must be an integer, got %s", s))
 	}
 	n, err := strconv.ParseInt(s, 10, 64)

@@ -374,7 +374,12 @@ func TestColdStartAnswers200Or503(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, zap.NewNop(), cfg) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("query: %v", err)
+		}
+	}()
 	seen := map[int]int{}
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {
 		for _, path := range []string{"/v1/posts", "/api/post", "/v1/posts/7"} {

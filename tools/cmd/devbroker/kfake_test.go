@@ -163,7 +163,9 @@ func scenario(ctx context.Context, t *testing.T, c *kfake.Cluster, group string)
 	go func() { joined <- a2.join(jctx) }()
 	time.Sleep(200 * time.Millisecond) // a2's second JoinGroup is waiting now
 	a2.cl.Close()                      // killed while waiting
-	<-joined
+	if err := <-joined; err == nil {
+		t.Fatal("a2's JoinGroup was answered before it was killed: the rebalance did not wait")
+	}
 
 	a3 := newMember(t, c, group)
 	if err := a3.join(ctx); err != nil {
