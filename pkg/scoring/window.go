@@ -178,3 +178,33 @@ func (v *Volume) Counted(start time.Time, delta int64) {
 		v.CurrentCount += delta
 	}
 }
+
+// Stats is what scoring keeps for one post, incrementally: the running
+// totals and the volume baseline. It is where the one-user-one-vote fold
+// (pkg/window) and scoring meet, through two calls: Rated once for each
+// rating the fold applies, then Change for each window the rating changes
+// (the window that loses a retracted score, the one that gains the new).
+type Stats struct {
+	Totals Totals
+	Volume Volume
+}
+
+// Rated records that a rating falling in window start is being applied.
+// A window newer than the current one closes the current one into the
+// baseline, before any window changes.
+func (s *Stats) Rated(start time.Time, p Params) { s.Volume.Advance(start, p) }
+
+// Change adds dsum and dcount to window w and returns it changed; when
+// the window does not exist yet (exists is false), it opens at start with
+// the threshold it is given now, which it keeps.
+func (s *Stats) Change(w Window, exists bool, start time.Time, dsum, dcount int64, p Params) Window {
+	if !exists {
+		w = Window{Start: start, Threshold: s.Volume.ThresholdFor(start, p)}
+	}
+	nw := w
+	nw.Sum += dsum
+	nw.Count += dcount
+	s.Totals.Replace(w, nw)
+	s.Volume.Counted(start, dcount)
+	return nw
+}

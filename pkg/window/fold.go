@@ -36,11 +36,12 @@ type Key struct {
 	Start  time.Time
 }
 
-// Post is the per-post state the fold keeps next to the windows.
+// Post is the per-post state the fold keeps next to the windows: where
+// the post's events live, and scoring's incremental state, which the fold
+// updates only through scoring.Stats' Rated and Change.
 type Post struct {
 	Partition int
-	Totals    scoring.Totals
-	Volume    scoring.Volume
+	scoring.Stats
 }
 
 // State is a working set of votes, windows and posts. A key missing from a
@@ -104,7 +105,7 @@ func (s *State) Apply(e rating.Event, partition int) Outcome {
 		s.Posts[e.PostID] = post
 	}
 	start := s.Params.WindowStart(at)
-	post.Volume.Advance(start, s.Params)
+	post.Rated(start, s.Params)
 	if had {
 		s.change(post, Key{e.PostID, old.Window}, -int64(old.Score), -1)
 	}
@@ -120,15 +121,7 @@ func (s *State) Apply(e rating.Event, partition int) Outcome {
 
 func (s *State) change(post *Post, k Key, dsum, dcount int64) {
 	old, ok := s.Windows[k]
-	if !ok {
-		old = scoring.Window{Start: k.Start, Threshold: post.Volume.ThresholdFor(k.Start, s.Params)}
-	}
-	nw := old
-	nw.Sum += dsum
-	nw.Count += dcount
-	post.Totals.Replace(old, nw)
-	post.Volume.Counted(k.Start, dcount)
-	s.Windows[k] = nw
+	s.Windows[k] = post.Change(old, ok, k.Start, dsum, dcount, s.Params)
 	s.DirtyWindows[k] = struct{}{}
 }
 

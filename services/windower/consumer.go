@@ -26,8 +26,9 @@ type processor struct {
 	log      *zap.Logger
 	kafka    broker.Config
 	group    string
-	store    *store
-	dlq      *kafka.Writer
+	store    store
+	dlq      deadLetters
+	open     func(partition int, offset int64) (source, error)
 	m        *metrics
 	maxBatch int
 	maxWait  time.Duration
@@ -164,7 +165,7 @@ func (p *processor) partition(ctx context.Context, id int) {
 }
 
 func (p *processor) consume(ctx context.Context, id int, log *zap.Logger) error {
-	pos, err := p.store.position(ctx, nil, id, false)
+	pos, err := p.store.position(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -172,7 +173,7 @@ func (p *processor) consume(ctx context.Context, id int, log *zap.Logger) error 
 	if pos.exists {
 		start = pos.next
 	}
-	r, err := broker.NewPartitionReader(p.kafka, p.kafka.Topic, id, start, p.maxWait)
+	r, err := p.open(id, start)
 	if err != nil {
 		return err
 	}
@@ -212,7 +213,7 @@ func (p *processor) consume(ctx context.Context, id int, log *zap.Logger) error 
 
 // fetch waits for at least one message, then takes what arrives within
 // maxWait, up to max messages.
-func fetch(ctx context.Context, r *kafka.Reader, max int, maxWait time.Duration) ([]kafka.Message, error) {
+func fetch(ctx context.Context, r source, max int, maxWait time.Duration) ([]kafka.Message, error) {
 	first, err := r.FetchMessage(ctx)
 	if err != nil {
 		return nil, err
@@ -231,6 +232,19 @@ func fetch(ctx context.Context, r *kafka.Reader, max int, maxWait time.Duration)
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
+}
+
+// source is one partition's messages from an offset on: a kafka.Reader
+// (broker.NewPartitionReader) in production.
+type source interface {
+	FetchMessage(ctx context.Context) (kafka.Message, error)
+	Close() error
+}
+
+// deadLetters is where messages that cannot become state go: a
+// kafka.Writer to the dead-letter topic in production.
+type deadLetters interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 }
 
 // errStopping is returned when the context ends during a retry.

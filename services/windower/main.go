@@ -75,11 +75,14 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 
 	// Business.
 	p := &processor{
-		log:      log,
-		kafka:    cfg.Kafka,
-		group:    cfg.Group,
-		store:    &store{pool: pool, consumer: cfg.Group, topic: cfg.Kafka.Topic, params: params, grace: cfg.Grace},
-		dlq:      dlq,
+		log:   log,
+		kafka: cfg.Kafka,
+		group: cfg.Group,
+		store: &pgStore{pool: pool, consumer: cfg.Group, topic: cfg.Kafka.Topic, params: params, grace: cfg.Grace},
+		dlq:   dlq,
+		open: func(partition int, offset int64) (source, error) {
+			return broker.NewPartitionReader(cfg.Kafka, cfg.Kafka.Topic, partition, offset, cfg.MaxWait)
+		},
 		maxBatch: cfg.MaxBatch, maxWait: cfg.MaxWait, session: cfg.Session,
 	}
 	mon := &monitor{p: p, log: log, interval: cfg.Monitor, bound: cfg.Stall}

@@ -26,7 +26,7 @@ func caughtUp(ctx context.Context, b *testenv.Broker, db *testenv.Database, cons
 	if err != nil {
 		return err
 	}
-	s := &store{pool: db.Pool, consumer: consumer, topic: b.Config.Topic}
+	s := &pgStore{pool: db.Pool, consumer: consumer, topic: b.Config.Topic}
 	stored, err := s.offsets(ctx)
 	if err != nil {
 		return err

@@ -62,7 +62,7 @@ func status(addr, path string) int {
 	return resp.StatusCode
 }
 
-func deadLetters(t testing.TB, b *testenv.Broker) []map[string]string {
+func dlqMessages(t testing.TB, b *testenv.Broker) []map[string]string {
 	t.Helper()
 	var out []map[string]string
 	for _, m := range b.Messages(t, b.Config.DLQTopic()) {
@@ -109,7 +109,7 @@ func TestStoreRefusedEventIsParkedAndThePartitionMovesOn(t *testing.T) {
 	})
 	t.Logf("rating behind a refused event applied %s after producing both", time.Since(began).Round(time.Millisecond))
 
-	dead := deadLetters(t, b)
+	dead := dlqMessages(t, b)
 	if len(dead) != 2 {
 		t.Fatalf("%d dead letters, want the two NUL events", len(dead))
 	}
@@ -149,7 +149,7 @@ func TestRepeatingErrorOfOneEventIsIsolated(t *testing.T) {
 	produce(t, b, all)
 	waitConsumed(t, db, int64(len(all)), 60*time.Second)
 	checkAgainstDefinition(t, db, evs, time.Second)
-	dead := deadLetters(t, b)
+	dead := dlqMessages(t, b)
 	if len(dead) != 1 || dead[0][contract.HeaderDLQSQLState] != "P0001" {
 		t.Fatalf("dead letters %v, want mallory's rating with P0001", dead)
 	}
@@ -221,7 +221,7 @@ func TestStalledPartitionIsVisibleAndRecovers(t *testing.T) {
 		}
 		return nil
 	})
-	if n := len(deadLetters(t, b)); n != 0 {
+	if n := len(dlqMessages(t, b)); n != 0 {
 		t.Errorf("%d dead letters from a transient failure", n)
 	}
 }
@@ -258,7 +258,7 @@ func userIDs(rng *rand.Rand, n int) []string {
 // comes back byte for byte.
 func TestEveryAcceptedUserIDCanBeStored(t *testing.T) {
 	db := testenv.NewDatabase(t)
-	s := &store{pool: db.Pool, consumer: "prop", topic: "ratings.v1", params: scoring.DefaultParams(time.Second), grace: time.Second}
+	s := &pgStore{pool: db.Pool, consumer: "prop", topic: "ratings.v1", params: scoring.DefaultParams(time.Second), grace: time.Second}
 	rng := rand.New(rand.NewPCG(5, 5))
 	ids := userIDs(rng, 20000)
 	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)

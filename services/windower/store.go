@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/ratestream/ratestream/pkg/contract"
 	"github.com/ratestream/ratestream/pkg/rating"
@@ -20,13 +19,9 @@ import (
 	"github.com/ratestream/ratestream/pkg/window"
 )
 
-// errFenced means another instance advanced this partition since we read
-// its offset: our batch is stale and must not be written.
-var errFenced = errors.New("partition offset moved under us")
-
-// store is the windower's PostgreSQL side: it loads the state a batch
-// touches, and writes the batch's effect together with the offset.
-type store struct {
+// pgStore keeps the windower's state in PostgreSQL: ratings,
+// rating_averages, post_stats, rescore_queue and consumer_offsets.
+type pgStore struct {
 	pool     *pgxpool.Pool
 	consumer string
 	topic    string
@@ -34,27 +29,20 @@ type store struct {
 	grace    time.Duration // watermark = max event time seen - grace
 }
 
-// position is where a partition stands, as stored.
-type position struct {
-	exists       bool
-	next         int64
-	maxEventTime time.Time
+// querier is what a pool and a transaction share.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func (s *store) position(ctx context.Context, q pgx.Tx, partition int, lock bool) (position, error) {
-	sql := `SELECT next_offset, max_event_time FROM consumer_offsets WHERE consumer = $1 AND topic = $2 AND partition = $3`
-	if lock {
-		sql += ` FOR UPDATE`
-	}
+func (s *pgStore) position(ctx context.Context, partition int) (position, error) {
+	return s.readPosition(ctx, s.pool, partition, "")
+}
+
+func (s *pgStore) readPosition(ctx context.Context, q querier, partition int, lock string) (position, error) {
 	var p position
 	var met *time.Time
-	var row pgx.Row
-	if q != nil {
-		row = q.QueryRow(ctx, sql, s.consumer, s.topic, partition)
-	} else {
-		row = s.pool.QueryRow(ctx, sql, s.consumer, s.topic, partition)
-	}
-	err := row.Scan(&p.next, &met)
+	err := q.QueryRow(ctx, `SELECT next_offset, max_event_time FROM consumer_offsets
+		WHERE consumer = $1 AND topic = $2 AND partition = $3 `+lock, s.consumer, s.topic, partition).Scan(&p.next, &met)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return position{}, nil
 	}
@@ -68,312 +56,19 @@ func (s *store) position(ctx context.Context, q pgx.Tx, partition int, lock bool
 	return p, nil
 }
 
-// batch is one partition's slice of the log, decoded.
-type batch struct {
-	partition int
-	expected  position // what we believe is stored before this batch
-	next      int64    // offset after the last message
-	events    []rating.Event
-	msgs      []kafka.Message // where each event was read, for dead letters
-}
-
-// result reports what a committed batch did.
-type result struct {
-	applied, superseded, late int
-	posts                     int
-	position                  position
-}
-
-// apply writes the batch in one transaction: fence on the stored offset,
-// load what the events touch, fold them, write ratings, windows, post
-// totals, rescore marks and the new offset, and notify the scorer.
-func (s *store) apply(ctx context.Context, b batch) (result, error) {
+// apply runs applyBatch in one transaction and notifies the scorer.
+func (s *pgStore) apply(ctx context.Context, b batch) (result, error) {
 	var res result
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		cur, err := s.position(ctx, tx, b.partition, true)
-		if err != nil {
-			return err
-		}
-		if cur.exists != b.expected.exists || cur.next != b.expected.next {
-			return errFenced
-		}
-		st := window.NewState(s.params)
-		fresh, err := s.load(ctx, tx, st, b.events)
-		if err != nil {
-			return err
-		}
-		watermark := cur.maxEventTime.Add(-s.grace)
-		maxEvent := cur.maxEventTime
-		for _, e := range b.events {
-			if !s.params.WindowStart(e.RatedAt).Add(s.params.Window).After(watermark) && !cur.maxEventTime.IsZero() {
-				res.late++
-			}
-			switch st.Apply(e, b.partition) {
-			case window.Superseded:
-				res.superseded++
-			default:
-				res.applied++
-			}
-			if at := window.Truncate(e.RatedAt); at.After(maxEvent) {
-				maxEvent = at
-			}
-		}
-		res.posts = len(st.DirtyPosts)
-		if err := s.write(ctx, tx, st, b, maxEvent, fresh); err != nil {
-			return err
-		}
-		res.position = position{exists: true, next: b.next, maxEventTime: maxEvent}
-		return nil
+		var err error
+		res, err = applyBatch(ctx, &pgTxn{s: s, tx: tx}, b, s.params, s.grace)
+		return err
 	})
 	return res, err
 }
 
-// load fills st with what the events can touch. New (post, user) pairs
-// are written straight away with the newest of their events in the batch,
-// with ON CONFLICT DO NOTHING: the insert is the existence check, and only
-// the pairs that already had a rating are read back. It returns the pairs
-// it inserted and the event each now holds. Lookups go through LATERAL
-// subqueries so that each key is an index probe whatever the planner
-// believes about the tables' sizes (statistics lag behind a table that
-// grows by thousands of rows a second).
-func (s *store) load(ctx context.Context, tx pgx.Tx, st *window.State, events []rating.Event) (map[window.VoteKey]uuid.UUID, error) {
-	newest := map[window.VoteKey]rating.Event{}
-	winKeys := map[window.Key]struct{}{}
-	postIDs := map[int64]struct{}{}
-	for _, e := range events {
-		vk, wk := st.Needs(e)
-		if cur, ok := newest[vk]; !ok || rating.Newer(window.Truncate(e.RatedAt), e.EventID, window.Truncate(cur.RatedAt), cur.EventID) {
-			newest[vk] = e
-		}
-		winKeys[wk] = struct{}{}
-		postIDs[e.PostID] = struct{}{}
-	}
-	n := len(newest)
-	ip, iu, is := make([]int64, 0, n), make([]string, 0, n), make([]int16, 0, n)
-	ia, ie, iw := make([]time.Time, 0, n), make([][16]byte, 0, n), make([]time.Time, 0, n)
-	keys := make([]window.VoteKey, 0, n)
-	for k := range newest {
-		keys = append(keys, k)
-	}
-	// In index order: the inserts then walk the primary key's pages in
-	// sequence instead of jumping between them.
-	slices.SortFunc(keys, func(a, b window.VoteKey) int {
-		if c := cmp.Compare(a.PostID, b.PostID); c != 0 {
-			return c
-		}
-		return strings.Compare(a.UserID, b.UserID)
-	})
-	for _, k := range keys {
-		e := newest[k]
-		at := window.Truncate(e.RatedAt)
-		ip, iu, is = append(ip, k.PostID), append(iu, k.UserID), append(is, int16(e.Score))
-		ia, ie, iw = append(ia, at), append(ie, [16]byte(e.EventID)), append(iw, s.params.WindowStart(at))
-	}
-	rows, err := tx.Query(ctx, `
-		INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::timestamptz[], $5::uuid[], $6::timestamptz[])
-		ON CONFLICT (post_id, user_id) DO NOTHING
-		RETURNING post_id, user_id`, ip, iu, is, ia, ie, iw)
-	if err != nil {
-		return nil, fmt.Errorf("insert new ratings: %w", err)
-	}
-	fresh := make(map[window.VoteKey]uuid.UUID, n)
-	for rows.Next() {
-		var k window.VoteKey
-		if err := rows.Scan(&k.PostID, &k.UserID); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		fresh[k] = newest[k].EventID
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("insert new ratings: %w", err)
-	}
-
-	var vp []int64
-	var vu []string
-	for k := range newest {
-		if _, ok := fresh[k]; !ok {
-			vp, vu = append(vp, k.PostID), append(vu, k.UserID)
-		}
-	}
-	if len(vp) > 0 {
-		rows, err = tx.Query(ctx, `
-			SELECT r.post_id, r.user_id, r.score, r.rated_at, r.event_id, r.window_start
-			FROM unnest($1::bigint[], $2::text[]) AS k(post_id, user_id)
-			CROSS JOIN LATERAL (
-			  SELECT * FROM ratings r WHERE r.post_id = k.post_id AND r.user_id = k.user_id) r`, vp, vu)
-		if err != nil {
-			return nil, fmt.Errorf("load ratings: %w", err)
-		}
-		for rows.Next() {
-			var k window.VoteKey
-			var v window.Vote
-			var score int16
-			var id [16]byte
-			if err := rows.Scan(&k.PostID, &k.UserID, &score, &v.RatedAt, &id, &v.Window); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			v.Score, v.RatedAt, v.EventID, v.Window = int(score), v.RatedAt.UTC(), uuid.UUID(id), v.Window.UTC()
-			st.Votes[k] = v
-			winKeys[window.Key{PostID: k.PostID, Start: v.Window}] = struct{}{}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("load ratings: %w", err)
-		}
-	}
-
-	var wp []int64
-	var ws []time.Time
-	for k := range winKeys {
-		wp, ws = append(wp, k.PostID), append(ws, k.Start)
-	}
-	rows, err = tx.Query(ctx, `
-		SELECT a.post_id, a.window_start, a.rating_sum, a.rating_count, a.threshold
-		FROM unnest($1::bigint[], $2::timestamptz[]) AS k(post_id, window_start)
-		CROSS JOIN LATERAL (
-		  SELECT * FROM rating_averages a WHERE a.post_id = k.post_id AND a.window_start = k.window_start) a`, wp, ws)
-	if err != nil {
-		return nil, fmt.Errorf("load windows: %w", err)
-	}
-	for rows.Next() {
-		var k window.Key
-		var w scoring.Window
-		if err := rows.Scan(&k.PostID, &k.Start, &w.Sum, &w.Count, &w.Threshold); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		k.Start = k.Start.UTC()
-		w.Start = k.Start
-		st.Windows[k] = w
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load windows: %w", err)
-	}
-
-	var ids []int64
-	for id := range postIDs {
-		ids = append(ids, id)
-	}
-	rows, err = tx.Query(ctx, `
-		SELECT post_id, partition, rating_sum, rating_count, weighted_sum, weight,
-		       baseline, baseline_seen, current_window, current_count, current_threshold
-		FROM post_stats WHERE post_id = ANY($1)`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("load post stats: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		p := &window.Post{}
-		if err := rows.Scan(&id, &p.Partition, &p.Totals.Sum, &p.Totals.Count, &p.Totals.WeightedSum, &p.Totals.Weight,
-			&p.Volume.Baseline, &p.Volume.Seen, &p.Volume.Current, &p.Volume.CurrentCount, &p.Volume.CurrentThreshold); err != nil {
-			return nil, err
-		}
-		p.Volume.Current = p.Volume.Current.UTC()
-		st.Posts[id] = p
-	}
-	return fresh, rows.Err()
-}
-
-func (s *store) write(ctx context.Context, tx pgx.Tx, st *window.State, b batch, maxEvent time.Time, fresh map[window.VoteKey]uuid.UUID) error {
-	pb := &pgx.Batch{}
-
-	var rp []int64
-	var ru []string
-	var rs []int16
-	var ra []time.Time
-	var re [][16]byte // not uuid.UUID: pgx would encode each through driver.Valuer
-	var rw []time.Time
-	for k := range st.DirtyVotes {
-		v := st.Votes[k]
-		if id, ok := fresh[k]; ok && id == v.EventID {
-			continue // inserted by load with exactly this vote
-		}
-		rp, ru, rs, ra, re, rw = append(rp, k.PostID), append(ru, k.UserID), append(rs, int16(v.Score)), append(ra, v.RatedAt), append(re, [16]byte(v.EventID)), append(rw, v.Window)
-	}
-	if len(rp) > 0 {
-		pb.Queue(`
-			INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
-			SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::timestamptz[], $5::uuid[], $6::timestamptz[])
-			ON CONFLICT (post_id, user_id) DO UPDATE SET
-			  score = excluded.score, rated_at = excluded.rated_at,
-			  event_id = excluded.event_id, window_start = excluded.window_start`,
-			rp, ru, rs, ra, re, rw)
-	}
-
-	var wp []int64
-	var wst []time.Time
-	var wsum, wcnt []int64
-	var wth []float64
-	for k := range st.DirtyWindows {
-		w := st.Windows[k]
-		wp, wst, wsum, wcnt, wth = append(wp, k.PostID), append(wst, k.Start), append(wsum, w.Sum), append(wcnt, w.Count), append(wth, w.Threshold)
-	}
-	if len(wp) > 0 {
-		pb.Queue(`
-			INSERT INTO rating_averages (post_id, window_start, rating_sum, rating_count, threshold)
-			SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::float8[])
-			ON CONFLICT (post_id, window_start) DO UPDATE SET
-			  rating_sum = excluded.rating_sum, rating_count = excluded.rating_count`,
-			wp, wst, wsum, wcnt, wth)
-	}
-
-	n := len(st.DirtyPosts)
-	pid, ppart := make([]int64, 0, n), make([]int32, 0, n)
-	psum, pcnt, pws, pw, pcc := make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n)
-	pbase, pseen, pct := make([]float64, 0, n), make([]float64, 0, n), make([]float64, 0, n)
-	pcur := make([]time.Time, 0, n)
-	for id := range st.DirtyPosts {
-		p := st.Posts[id]
-		pid, ppart = append(pid, id), append(ppart, int32(p.Partition))
-		psum, pcnt, pws, pw = append(psum, p.Totals.Sum), append(pcnt, p.Totals.Count), append(pws, p.Totals.WeightedSum), append(pw, p.Totals.Weight)
-		pbase, pseen = append(pbase, p.Volume.Baseline), append(pseen, p.Volume.Seen)
-		pcur, pcc, pct = append(pcur, p.Volume.Current), append(pcc, p.Volume.CurrentCount), append(pct, p.Volume.CurrentThreshold)
-	}
-	if n > 0 {
-		pb.Queue(`
-			INSERT INTO post_stats (post_id, partition, rating_sum, rating_count, weighted_sum, weight,
-			                        baseline, baseline_seen, current_window, current_count, current_threshold)
-			SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
-			                     $7::float8[], $8::float8[], $9::timestamptz[], $10::bigint[], $11::float8[])
-			ON CONFLICT (post_id) DO UPDATE SET
-			  rating_sum = excluded.rating_sum, rating_count = excluded.rating_count,
-			  weighted_sum = excluded.weighted_sum, weight = excluded.weight,
-			  baseline = excluded.baseline, baseline_seen = excluded.baseline_seen,
-			  current_window = excluded.current_window,
-			  current_count = excluded.current_count, current_threshold = excluded.current_threshold`,
-			pid, ppart, psum, pcnt, pws, pw, pbase, pseen, pcur, pcc, pct)
-		pb.Queue(`
-			INSERT INTO rescore_queue (post_id, partition)
-			SELECT * FROM unnest($1::bigint[], $2::int[])
-			ON CONFLICT (post_id) DO NOTHING`, pid, ppart)
-		pb.Queue(`SELECT pg_notify($1, $2)`, contract.ChannelRescore, fmt.Sprint(b.partition))
-	}
-
-	var met, wm any
-	if !maxEvent.IsZero() {
-		met, wm = maxEvent, maxEvent.Add(-s.grace)
-	}
-	pb.Queue(`
-		INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, max_event_time, watermark, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, now())
-		ON CONFLICT (consumer, topic, partition) DO UPDATE SET
-		  next_offset = excluded.next_offset, max_event_time = excluded.max_event_time,
-		  watermark = excluded.watermark, updated_at = now()`,
-		s.consumer, s.topic, b.partition, b.next, met, wm)
-	if err := tx.SendBatch(ctx, pb).Close(); err != nil {
-		return fmt.Errorf("write batch of partition %d: %w", b.partition, err)
-	}
-	return nil
-}
-
 // offsets reads the stored next offset of every partition.
-func (s *store) offsets(ctx context.Context) (map[int]int64, error) {
+func (s *pgStore) offsets(ctx context.Context) (map[int]int64, error) {
 	rows, err := s.pool.Query(ctx, `SELECT partition, next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2`, s.consumer, s.topic)
 	if err != nil {
 		return nil, fmt.Errorf("read stored offsets: %w", err)
@@ -389,4 +84,323 @@ func (s *store) offsets(ctx context.Context) (map[int]int64, error) {
 		out[p] = next
 	}
 	return out, rows.Err()
+}
+
+// pgTxn is one batch's transaction.
+type pgTxn struct {
+	s  *pgStore
+	tx pgx.Tx
+	// fresh holds the (post, user) pairs that load inserted, with the
+	// event each holds: write need not write them again.
+	fresh map[window.VoteKey]uuid.UUID
+}
+
+func (t *pgTxn) lockPosition(ctx context.Context, partition int) (position, error) {
+	return t.s.readPosition(ctx, t.tx, partition, "FOR UPDATE")
+}
+
+// load fills st with what the events can touch. New (post, user) pairs
+// are written straight away with the newest of their events in the batch,
+// with ON CONFLICT DO NOTHING: the insert is the existence check, and only
+// the pairs that already had a rating are read back. Lookups go through
+// LATERAL subqueries so that each key is an index probe whatever the
+// planner believes about the tables' sizes (statistics lag behind a table
+// that grows by thousands of rows a second).
+func (t *pgTxn) load(ctx context.Context, st *window.State, events []rating.Event) error {
+	newest := map[window.VoteKey]rating.Event{}
+	winKeys := map[window.Key]struct{}{}
+	postIDs := map[int64]struct{}{}
+	for _, e := range events {
+		vk, wk := st.Needs(e)
+		if cur, ok := newest[vk]; !ok || rating.Newer(window.Truncate(e.RatedAt), e.EventID, window.Truncate(cur.RatedAt), cur.EventID) {
+			newest[vk] = e
+		}
+		winKeys[wk] = struct{}{}
+		postIDs[e.PostID] = struct{}{}
+	}
+	if err := t.insertNew(ctx, newest); err != nil {
+		return err
+	}
+	if err := t.loadVotes(ctx, st, newest, winKeys); err != nil {
+		return err
+	}
+	if err := t.loadWindows(ctx, st, winKeys); err != nil {
+		return err
+	}
+	return t.loadPosts(ctx, st, postIDs)
+}
+
+// insertNew inserts the newest event of each pair, in index order (the
+// inserts then walk the primary key's pages in sequence instead of
+// jumping between them), and records in fresh the pairs that were new.
+func (t *pgTxn) insertNew(ctx context.Context, newest map[window.VoteKey]rating.Event) error {
+	keys := make([]window.VoteKey, 0, len(newest))
+	for k := range newest {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b window.VoteKey) int {
+		if c := cmp.Compare(a.PostID, b.PostID); c != 0 {
+			return c
+		}
+		return strings.Compare(a.UserID, b.UserID)
+	})
+	var r ratingRows
+	for _, k := range keys {
+		e := newest[k]
+		at := window.Truncate(e.RatedAt)
+		r.add(k, window.Vote{Score: e.Score, RatedAt: at, EventID: e.EventID, Window: t.s.params.WindowStart(at)})
+	}
+	rows, err := t.tx.Query(ctx, `
+		INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::timestamptz[], $5::uuid[], $6::timestamptz[])
+		ON CONFLICT (post_id, user_id) DO NOTHING
+		RETURNING post_id, user_id`, r.args()...)
+	if err != nil {
+		return fmt.Errorf("insert new ratings: %w", err)
+	}
+	defer rows.Close()
+	t.fresh = make(map[window.VoteKey]uuid.UUID, len(newest))
+	for rows.Next() {
+		var k window.VoteKey
+		if err := rows.Scan(&k.PostID, &k.UserID); err != nil {
+			return err
+		}
+		t.fresh[k] = newest[k].EventID
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("insert new ratings: %w", err)
+	}
+	return nil
+}
+
+// loadVotes reads the stored votes of the pairs that were not new, and
+// adds the windows holding them to winKeys.
+func (t *pgTxn) loadVotes(ctx context.Context, st *window.State, newest map[window.VoteKey]rating.Event, winKeys map[window.Key]struct{}) error {
+	var posts []int64
+	var users []string
+	for k := range newest {
+		if _, ok := t.fresh[k]; !ok {
+			posts, users = append(posts, k.PostID), append(users, k.UserID)
+		}
+	}
+	if len(posts) == 0 {
+		return nil
+	}
+	rows, err := t.tx.Query(ctx, `
+		SELECT r.post_id, r.user_id, r.score, r.rated_at, r.event_id, r.window_start
+		FROM unnest($1::bigint[], $2::text[]) AS k(post_id, user_id)
+		CROSS JOIN LATERAL (
+		  SELECT * FROM ratings r WHERE r.post_id = k.post_id AND r.user_id = k.user_id) r`, posts, users)
+	if err != nil {
+		return fmt.Errorf("load ratings: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k window.VoteKey
+		var v window.Vote
+		var score int16
+		var id [16]byte
+		if err := rows.Scan(&k.PostID, &k.UserID, &score, &v.RatedAt, &id, &v.Window); err != nil {
+			return err
+		}
+		v.Score, v.RatedAt, v.EventID, v.Window = int(score), v.RatedAt.UTC(), uuid.UUID(id), v.Window.UTC()
+		st.Votes[k] = v
+		winKeys[window.Key{PostID: k.PostID, Start: v.Window}] = struct{}{}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load ratings: %w", err)
+	}
+	return nil
+}
+
+func (t *pgTxn) loadWindows(ctx context.Context, st *window.State, winKeys map[window.Key]struct{}) error {
+	var posts []int64
+	var starts []time.Time
+	for k := range winKeys {
+		posts, starts = append(posts, k.PostID), append(starts, k.Start)
+	}
+	rows, err := t.tx.Query(ctx, `
+		SELECT a.post_id, a.window_start, a.rating_sum, a.rating_count, a.threshold
+		FROM unnest($1::bigint[], $2::timestamptz[]) AS k(post_id, window_start)
+		CROSS JOIN LATERAL (
+		  SELECT * FROM rating_averages a WHERE a.post_id = k.post_id AND a.window_start = k.window_start) a`, posts, starts)
+	if err != nil {
+		return fmt.Errorf("load windows: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k window.Key
+		var w scoring.Window
+		if err := rows.Scan(&k.PostID, &k.Start, &w.Sum, &w.Count, &w.Threshold); err != nil {
+			return err
+		}
+		k.Start = k.Start.UTC()
+		w.Start = k.Start
+		st.Windows[k] = w
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load windows: %w", err)
+	}
+	return nil
+}
+
+func (t *pgTxn) loadPosts(ctx context.Context, st *window.State, postIDs map[int64]struct{}) error {
+	ids := make([]int64, 0, len(postIDs))
+	for id := range postIDs {
+		ids = append(ids, id)
+	}
+	rows, err := t.tx.Query(ctx, `
+		SELECT post_id, partition, rating_sum, rating_count, weighted_sum, weight,
+		       baseline, baseline_seen, current_window, current_count, current_threshold
+		FROM post_stats WHERE post_id = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("load post stats: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		p := &window.Post{}
+		if err := rows.Scan(&id, &p.Partition, &p.Totals.Sum, &p.Totals.Count, &p.Totals.WeightedSum, &p.Totals.Weight,
+			&p.Volume.Baseline, &p.Volume.Seen, &p.Volume.Current, &p.Volume.CurrentCount, &p.Volume.CurrentThreshold); err != nil {
+			return err
+		}
+		p.Volume.Current = p.Volume.Current.UTC()
+		st.Posts[id] = p
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load post stats: %w", err)
+	}
+	return nil
+}
+
+// write sends every changed row and the new position in one round trip.
+func (t *pgTxn) write(ctx context.Context, st *window.State, partition int, to position) error {
+	pb := &pgx.Batch{}
+
+	var r ratingRows
+	for k := range st.DirtyVotes {
+		v := st.Votes[k]
+		if id, ok := t.fresh[k]; ok && id == v.EventID {
+			continue // inserted by load with exactly this vote
+		}
+		r.add(k, v)
+	}
+	if len(r.post) > 0 {
+		pb.Queue(`
+			INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::timestamptz[], $5::uuid[], $6::timestamptz[])
+			ON CONFLICT (post_id, user_id) DO UPDATE SET
+			  score = excluded.score, rated_at = excluded.rated_at,
+			  event_id = excluded.event_id, window_start = excluded.window_start`, r.args()...)
+	}
+
+	var w windowRows
+	for k := range st.DirtyWindows {
+		w.add(k, st.Windows[k])
+	}
+	if len(w.post) > 0 {
+		pb.Queue(`
+			INSERT INTO rating_averages (post_id, window_start, rating_sum, rating_count, threshold)
+			SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::float8[])
+			ON CONFLICT (post_id, window_start) DO UPDATE SET
+			  rating_sum = excluded.rating_sum, rating_count = excluded.rating_count`, w.args()...)
+	}
+
+	var p postRows
+	for id := range st.DirtyPosts {
+		p.add(id, st.Posts[id])
+	}
+	if len(p.post) > 0 {
+		pb.Queue(`
+			INSERT INTO post_stats (post_id, partition, rating_sum, rating_count, weighted_sum, weight,
+			                        baseline, baseline_seen, current_window, current_count, current_threshold)
+			SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+			                     $7::float8[], $8::float8[], $9::timestamptz[], $10::bigint[], $11::float8[])
+			ON CONFLICT (post_id) DO UPDATE SET
+			  rating_sum = excluded.rating_sum, rating_count = excluded.rating_count,
+			  weighted_sum = excluded.weighted_sum, weight = excluded.weight,
+			  baseline = excluded.baseline, baseline_seen = excluded.baseline_seen,
+			  current_window = excluded.current_window,
+			  current_count = excluded.current_count, current_threshold = excluded.current_threshold`, p.args()...)
+		pb.Queue(`
+			INSERT INTO rescore_queue (post_id, partition)
+			SELECT * FROM unnest($1::bigint[], $2::int[])
+			ON CONFLICT (post_id) DO NOTHING`, p.post, p.partition)
+		pb.Queue(`SELECT pg_notify($1, $2)`, contract.ChannelRescore, fmt.Sprint(partition))
+	}
+
+	var met, wm any
+	if !to.maxEventTime.IsZero() {
+		met, wm = to.maxEventTime, to.maxEventTime.Add(-t.s.grace)
+	}
+	pb.Queue(`
+		INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, max_event_time, watermark, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, now())
+		ON CONFLICT (consumer, topic, partition) DO UPDATE SET
+		  next_offset = excluded.next_offset, max_event_time = excluded.max_event_time,
+		  watermark = excluded.watermark, updated_at = now()`,
+		t.s.consumer, t.s.topic, partition, to.next, met, wm)
+	if err := t.tx.SendBatch(ctx, pb).Close(); err != nil {
+		return fmt.Errorf("write batch of partition %d: %w", partition, err)
+	}
+	return nil
+}
+
+// ratingRows are ratings as columns, for unnest.
+type ratingRows struct {
+	post    []int64
+	user    []string
+	score   []int16
+	ratedAt []time.Time
+	eventID [][16]byte // not uuid.UUID: pgx would encode each through driver.Valuer
+	window  []time.Time
+}
+
+func (r *ratingRows) add(k window.VoteKey, v window.Vote) {
+	r.post, r.user, r.score = append(r.post, k.PostID), append(r.user, k.UserID), append(r.score, int16(v.Score))
+	r.ratedAt, r.eventID, r.window = append(r.ratedAt, v.RatedAt), append(r.eventID, [16]byte(v.EventID)), append(r.window, v.Window)
+}
+
+func (r *ratingRows) args() []any {
+	return []any{r.post, r.user, r.score, r.ratedAt, r.eventID, r.window}
+}
+
+// windowRows are rating_averages rows as columns.
+type windowRows struct {
+	post       []int64
+	start      []time.Time
+	sum, count []int64
+	threshold  []float64
+}
+
+func (w *windowRows) add(k window.Key, x scoring.Window) {
+	w.post, w.start = append(w.post, k.PostID), append(w.start, k.Start)
+	w.sum, w.count, w.threshold = append(w.sum, x.Sum), append(w.count, x.Count), append(w.threshold, x.Threshold)
+}
+
+func (w *windowRows) args() []any { return []any{w.post, w.start, w.sum, w.count, w.threshold} }
+
+// postRows are post_stats rows as columns.
+type postRows struct {
+	post                            []int64
+	partition                       []int32
+	sum, count, weightedSum, weight []int64
+	baseline, seen                  []float64
+	current                         []time.Time
+	currentCount                    []int64
+	currentThreshold                []float64
+}
+
+func (p *postRows) add(id int64, x *window.Post) {
+	p.post, p.partition = append(p.post, id), append(p.partition, int32(x.Partition))
+	p.sum, p.count = append(p.sum, x.Totals.Sum), append(p.count, x.Totals.Count)
+	p.weightedSum, p.weight = append(p.weightedSum, x.Totals.WeightedSum), append(p.weight, x.Totals.Weight)
+	p.baseline, p.seen = append(p.baseline, x.Volume.Baseline), append(p.seen, x.Volume.Seen)
+	p.current, p.currentCount = append(p.current, x.Volume.Current), append(p.currentCount, x.Volume.CurrentCount)
+	p.currentThreshold = append(p.currentThreshold, x.Volume.CurrentThreshold)
+}
+
+func (p *postRows) args() []any {
+	return []any{p.post, p.partition, p.sum, p.count, p.weightedSum, p.weight,
+		p.baseline, p.seen, p.current, p.currentCount, p.currentThreshold}
 }

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/ratestream/ratestream/pkg/rating"
+	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/window"
+)
+
+// batch is one partition's slice of the log, decoded, in offset order.
+type batch struct {
+	partition int
+	expected  position // what we believe is stored before this batch
+	next      int64    // offset after the last message
+	events    []rating.Event
+	msgs      []kafka.Message // where each event was read, for dead letters
+}
+
+// position is where a partition stands, as stored.
+type position struct {
+	exists       bool
+	next         int64
+	maxEventTime time.Time
+}
+
+// result reports what a committed batch did.
+type result struct {
+	applied, superseded, late int
+	posts                     int
+	position                  position
+}
+
+// errFenced means another instance advanced this partition since we read
+// its offset: our batch is stale and must not be written.
+var errFenced = errors.New("partition offset moved under us")
+
+// store is where the windower keeps its state: PostgreSQL (pgStore) in
+// production, memory in the processor's unit tests.
+type store interface {
+	// position reads where a partition stands, without locking it.
+	position(ctx context.Context, partition int) (position, error)
+	// apply runs applyBatch in one transaction: all of it or nothing.
+	apply(ctx context.Context, b batch) (result, error)
+	// offsets reads the stored next offset of every partition.
+	offsets(ctx context.Context) (map[int]int64, error)
+}
+
+// txn is one transaction of a store, as the steps of a batch use it.
+type txn interface {
+	// lockPosition reads where the partition stands and holds it until
+	// the transaction ends, so that two instances cannot both apply.
+	lockPosition(ctx context.Context, partition int) (position, error)
+	// load fills st with every stored row the events can touch.
+	load(ctx context.Context, st *window.State, events []rating.Event) error
+	// write stores what st marks as changed, the rescore marks and the
+	// partition's new position.
+	write(ctx context.Context, st *window.State, partition int, to position) error
+}
+
+// applyBatch is the windower's unit of work, the same on every store:
+//  1. fence: the stored position must be the one the batch follows;
+//  2. load what the events can touch;
+//  3. fold the events, one user one vote, counting late ones;
+//  4. write the changed rows together with the new position.
+func applyBatch(ctx context.Context, t txn, b batch, p scoring.Params, grace time.Duration) (result, error) {
+	cur, err := t.lockPosition(ctx, b.partition)
+	if err != nil {
+		return result{}, err
+	}
+	if cur.exists != b.expected.exists || cur.next != b.expected.next {
+		return result{}, errFenced
+	}
+	st := window.NewState(p)
+	if err := t.load(ctx, st, b.events); err != nil {
+		return result{}, err
+	}
+	res := fold(st, b, cur, p, grace)
+	if err := t.write(ctx, st, b.partition, res.position); err != nil {
+		return result{}, err
+	}
+	return res, nil
+}
+
+// fold applies the events to st and says where the partition stands after
+// them. An event is late when its window had closed by the watermark that
+// held before the batch (it is counted all the same).
+func fold(st *window.State, b batch, cur position, p scoring.Params, grace time.Duration) result {
+	var res result
+	watermark := cur.maxEventTime.Add(-grace)
+	maxEvent := cur.maxEventTime
+	for _, e := range b.events {
+		if !cur.maxEventTime.IsZero() && !p.WindowStart(e.RatedAt).Add(p.Window).After(watermark) {
+			res.late++
+		}
+		if st.Apply(e, b.partition) == window.Superseded {
+			res.superseded++
+		} else {
+			res.applied++
+		}
+		if at := window.Truncate(e.RatedAt); at.After(maxEvent) {
+			maxEvent = at
+		}
+	}
+	res.posts = len(st.DirtyPosts)
+	res.position = position{exists: true, next: b.next, maxEventTime: maxEvent}
+	return res
+}
