@@ -11,7 +11,6 @@ import (
 
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/limit"
-	"github.com/ratestream/ratestream/pkg/postcache"
 	"github.com/ratestream/ratestream/pkg/rating"
 )
 
@@ -19,7 +18,7 @@ import (
 const maxBody = 4 << 10
 
 type handlers struct {
-	posts   *postcache.Cache
+	posts   *postIDs
 	pub     *publisher
 	users   *limit.Limiter
 	ips     *limit.Limiter

@@ -15,7 +15,6 @@ import (
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/limit"
 	"github.com/ratestream/ratestream/pkg/logging"
-	"github.com/ratestream/ratestream/pkg/postcache"
 	"github.com/ratestream/ratestream/pkg/service"
 )
 
@@ -52,7 +51,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		return err
 	}
 	defer pool.Close()
-	posts := postcache.New(pool, log, cfg.PostRefresh)
+	posts := newPostIDs(pool, log, cfg.PostRefresh)
 
 	// Kafka.
 	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -146,13 +146,13 @@ func (h *handlers) getV1(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	p, found := h.view.get(id)
+	p, found := h.view.Get(id)
 	if found {
 		h.hits.WithLabelValues("hit").Inc()
 	} else {
 		// Created a moment ago through another instance: look it up once.
 		h.hits.WithLabelValues("miss").Inc()
-		if p, err = h.lookup(c, id); errors.Is(err, pgx.ErrNoRows) {
+		if p, err = lookupPost(c, h.pool, h.view, id); errors.Is(err, pgx.ErrNoRows) {
 			return httpserver.Bad(http.StatusNotFound, "id", "no post with id "+strconv.FormatInt(id, 10))
 		} else if err != nil {
 			return unavailable("read the post", err)
@@ -164,16 +164,6 @@ func (h *handlers) getV1(c *gin.Context) error {
 	}
 	c.JSON(http.StatusOK, v1(p, m))
 	return nil
-}
-
-func (h *handlers) lookup(ctx context.Context, id int64) (*Post, error) {
-	p := &Post{}
-	err := h.pool.QueryRow(ctx, selectPosts+` WHERE p.id = $1`, id).Scan(&p.ID, &p.Title, &p.Score, &p.UserCount)
-	if err != nil {
-		return nil, err
-	}
-	h.view.put(p)
-	return p, nil
 }
 
 // queryInt parses an optional query parameter within [lo, hi].
@@ -205,7 +195,7 @@ func (h *handlers) listV1(c *gin.Context) error {
 	if err := h.viewReady(c); err != nil {
 		return err
 	}
-	posts, more := h.view.after(after, int(limit))
+	posts, more := h.view.After(after, int(limit))
 	m, err := h.myScores(c, user, posts)
 	if err != nil {
 		return unavailable("read your ratings", err)
@@ -242,7 +232,7 @@ func (h *handlers) listSeed(c *gin.Context) error {
 	if err := h.viewReady(c); err != nil {
 		return err
 	}
-	posts, count := h.view.page(offset, limit)
+	posts, count := h.view.Page(offset, limit)
 	m, err := h.myScores(c, user, posts)
 	if err != nil {
 		return unavailable("read your ratings", err)
@@ -328,7 +318,7 @@ func (h *handlers) create(c *gin.Context) (*Post, error) {
 	if err := h.pool.QueryRow(c, `INSERT INTO posts (title) VALUES ($1) RETURNING id`, t).Scan(&p.ID); err != nil {
 		return nil, unavailable("create the post", err)
 	}
-	h.view.put(p)
+	h.view.Put(p.ID, p)
 	return p, nil
 }
 

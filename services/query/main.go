@@ -64,7 +64,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { defer stopBackground(); return srv.Run(gctx) })
-	g.Go(func() error { v.run(bg); return nil })
+	g.Go(func() error { v.Run(bg); return nil })
 	g.Go(func() error { mine.run(bg); return nil })
 	return g.Wait()
 }
