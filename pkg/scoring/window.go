@@ -181,7 +181,7 @@ func (v *Volume) Counted(start time.Time, delta int64) {
 
 // Stats is what scoring keeps for one post, incrementally: the running
 // totals and the volume baseline. It is where the one-user-one-vote fold
-// (pkg/window) and scoring meet, through two calls: Rated once for each
+// (pkg/fold) and scoring meet, through two calls: Rated once for each
 // rating the fold applies, then Change for each window the rating changes
 // (the window that loses a retracted score, the one that gains the new).
 type Stats struct {

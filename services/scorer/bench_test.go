@@ -8,9 +8,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/ratestream/ratestream/pkg/fold"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
-	"github.com/ratestream/ratestream/pkg/window"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
@@ -47,7 +47,7 @@ func BenchmarkRescore(b *testing.B) {
 // built through the same fold as the windower.
 func seedHistory(b *testing.B, db *testenv.Database, p scoring.Params, post int64, n int) time.Time {
 	b.Helper()
-	st := window.NewState(p)
+	st := fold.NewState(p)
 	t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	var at time.Time
 	user := 0

@@ -7,9 +7,9 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/ratestream/ratestream/pkg/fold"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
-	"github.com/ratestream/ratestream/pkg/window"
 )
 
 // batch is one partition's slice of the log, decoded, in offset order.
@@ -56,10 +56,10 @@ type txn interface {
 	// the transaction ends, so that two instances cannot both apply.
 	lockPosition(ctx context.Context, partition int) (position, error)
 	// load fills st with every stored row the events can touch.
-	load(ctx context.Context, st *window.State, events []rating.Event) error
+	load(ctx context.Context, st *fold.State, events []rating.Event) error
 	// write stores what st marks as changed, the rescore marks and the
 	// partition's new position.
-	write(ctx context.Context, st *window.State, partition int, to position) error
+	write(ctx context.Context, st *fold.State, partition int, to position) error
 }
 
 // applyBatch is the windower's unit of work, the same on every store:
@@ -75,21 +75,21 @@ func applyBatch(ctx context.Context, t txn, b batch, p scoring.Params, grace tim
 	if cur.exists != b.expected.exists || cur.next != b.expected.next {
 		return result{}, errFenced
 	}
-	st := window.NewState(p)
+	st := fold.NewState(p)
 	if err := t.load(ctx, st, b.events); err != nil {
 		return result{}, err
 	}
-	res := fold(st, b, cur, p, grace)
+	res := foldBatch(st, b, cur, p, grace)
 	if err := t.write(ctx, st, b.partition, res.position); err != nil {
 		return result{}, err
 	}
 	return res, nil
 }
 
-// fold applies the events to st and says where the partition stands after
+// foldBatch applies the events to st and says where the partition stands after
 // them. An event is late when its window had closed by the watermark that
 // held before the batch (it is counted all the same).
-func fold(st *window.State, b batch, cur position, p scoring.Params, grace time.Duration) result {
+func foldBatch(st *fold.State, b batch, cur position, p scoring.Params, grace time.Duration) result {
 	var res result
 	watermark := cur.maxEventTime.Add(-grace)
 	maxEvent := cur.maxEventTime
@@ -97,12 +97,12 @@ func fold(st *window.State, b batch, cur position, p scoring.Params, grace time.
 		if !cur.maxEventTime.IsZero() && !p.WindowStart(e.RatedAt).Add(p.Window).After(watermark) {
 			res.late++
 		}
-		if st.Apply(e, b.partition) == window.Superseded {
+		if st.Apply(e, b.partition) == fold.Superseded {
 			res.superseded++
 		} else {
 			res.applied++
 		}
-		if at := window.Truncate(e.RatedAt); at.After(maxEvent) {
+		if at := fold.Truncate(e.RatedAt); at.After(maxEvent) {
 			maxEvent = at
 		}
 	}

@@ -9,9 +9,9 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/ratestream/ratestream/pkg/fold"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
-	"github.com/ratestream/ratestream/pkg/window"
 )
 
 // memStore keeps the windower's state in memory, with PostgreSQL's
@@ -21,21 +21,21 @@ type memStore struct {
 	mu      sync.Mutex
 	params  scoring.Params
 	grace   time.Duration
-	votes   map[window.VoteKey]window.Vote
-	windows map[window.Key]scoring.Window
-	posts   map[int64]window.Post
+	votes   map[fold.VoteKey]fold.Vote
+	windows map[fold.WindowKey]scoring.Window
+	posts   map[int64]fold.Post
 	pos     map[int]position
 
 	// failVote, when set, refuses a transaction that writes a vote, as
 	// a constraint or a trigger would.
-	failVote func(window.VoteKey) error
+	failVote func(fold.VoteKey) error
 	// failTxn, when set, refuses whole transactions (an outage).
 	failTxn func() error
 }
 
 func newMemStore(p scoring.Params, grace time.Duration) *memStore {
-	return &memStore{params: p, grace: grace, votes: map[window.VoteKey]window.Vote{},
-		windows: map[window.Key]scoring.Window{}, posts: map[int64]window.Post{}, pos: map[int]position{}}
+	return &memStore{params: p, grace: grace, votes: map[fold.VoteKey]fold.Vote{},
+		windows: map[fold.WindowKey]scoring.Window{}, posts: map[int64]fold.Post{}, pos: map[int]position{}}
 }
 
 func (m *memStore) position(_ context.Context, partition int) (position, error) {
@@ -73,13 +73,13 @@ func (t *memTxn) lockPosition(_ context.Context, partition int) (position, error
 	return t.m.pos[partition], nil
 }
 
-func (t *memTxn) load(_ context.Context, st *window.State, events []rating.Event) error {
+func (t *memTxn) load(_ context.Context, st *fold.State, events []rating.Event) error {
 	for _, e := range events {
 		vk, wk := st.Needs(e)
-		keys := []window.Key{wk}
+		keys := []fold.WindowKey{wk}
 		if v, ok := t.m.votes[vk]; ok {
 			st.Votes[vk] = v
-			keys = append(keys, window.Key{PostID: vk.PostID, Start: v.Window})
+			keys = append(keys, fold.WindowKey{PostID: vk.PostID, Start: v.Window})
 		}
 		for _, k := range keys {
 			if w, ok := t.m.windows[k]; ok {
@@ -93,7 +93,7 @@ func (t *memTxn) load(_ context.Context, st *window.State, events []rating.Event
 	return nil
 }
 
-func (t *memTxn) write(_ context.Context, st *window.State, partition int, to position) error {
+func (t *memTxn) write(_ context.Context, st *fold.State, partition int, to position) error {
 	if t.m.failVote != nil {
 		for k := range st.DirtyVotes {
 			if err := t.m.failVote(k); err != nil {
@@ -115,7 +115,7 @@ func (t *memTxn) write(_ context.Context, st *window.State, partition int, to po
 }
 
 // snapshot is the store's state, for comparing two runs.
-func (m *memStore) snapshot() (map[window.VoteKey]window.Vote, map[window.Key]scoring.Window, map[int64]window.Post) {
+func (m *memStore) snapshot() (map[fold.VoteKey]fold.Vote, map[fold.WindowKey]scoring.Window, map[int64]fold.Post) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return maps.Clone(m.votes), maps.Clone(m.windows), maps.Clone(m.posts)
@@ -179,10 +179,10 @@ func partitioned(evs []rating.Event, extra map[int][]kafka.Message, partitions i
 
 // checkDefinition compares a memStore with a direct computation.
 func checkDefinition(m *memStore, evs []rating.Event) error {
-	latest := map[window.VoteKey]rating.Event{}
+	latest := map[fold.VoteKey]rating.Event{}
 	for _, e := range evs {
-		k := window.VoteKey{PostID: e.PostID, UserID: e.UserID}
-		if old, ok := latest[k]; !ok || rating.Newer(window.Truncate(e.RatedAt), e.EventID, window.Truncate(old.RatedAt), old.EventID) {
+		k := fold.VoteKey{PostID: e.PostID, UserID: e.UserID}
+		if old, ok := latest[k]; !ok || rating.Newer(fold.Truncate(e.RatedAt), e.EventID, fold.Truncate(old.RatedAt), old.EventID) {
 			latest[k] = e
 		}
 	}
@@ -190,13 +190,13 @@ func checkDefinition(m *memStore, evs []rating.Event) error {
 	if len(votes) != len(latest) {
 		return fmt.Errorf("%d votes, want %d", len(votes), len(latest))
 	}
-	sums := map[window.Key][2]int64{}
+	sums := map[fold.WindowKey][2]int64{}
 	raters := map[int64]int64{}
 	for k, e := range latest {
 		if v := votes[k]; v.EventID != e.EventID || v.Score != e.Score {
 			return fmt.Errorf("vote %v is %+v, want event %s score %d", k, v, e.EventID, e.Score)
 		}
-		wk := window.Key{PostID: k.PostID, Start: m.params.WindowStart(window.Truncate(e.RatedAt))}
+		wk := fold.WindowKey{PostID: k.PostID, Start: m.params.WindowStart(fold.Truncate(e.RatedAt))}
 		sums[wk] = [2]int64{sums[wk][0] + int64(e.Score), sums[wk][1] + 1}
 		raters[k.PostID]++
 	}

@@ -15,9 +15,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ratestream/ratestream/pkg/contract"
+	"github.com/ratestream/ratestream/pkg/fold"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
-	"github.com/ratestream/ratestream/pkg/window"
 )
 
 // These tests run the processor's partition loop over logs and a store in
@@ -103,7 +103,7 @@ func TestProcessorParksWhatTheStoreRefusesAndAppliesTheRest(t *testing.T) {
 	undecodable := map[int][]kafka.Message{1: {{Key: []byte("9"), Value: []byte("{not json")}}}
 	logs := partitioned(evs, undecodable, memPartitions)
 	m := newMemStore(scoring.DefaultParams(time.Second), time.Second)
-	m.failVote = func(k window.VoteKey) error {
+	m.failVote = func(k fold.VoteKey) error {
 		if k.UserID == "refused" {
 			return &pgconn.PgError{Code: "22021", Message: "invalid byte sequence"}
 		}

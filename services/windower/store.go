@@ -14,9 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ratestream/ratestream/pkg/contract"
+	"github.com/ratestream/ratestream/pkg/fold"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
-	"github.com/ratestream/ratestream/pkg/window"
 )
 
 // pgStore keeps the windower's state in PostgreSQL: ratings,
@@ -92,7 +92,7 @@ type pgTxn struct {
 	tx pgx.Tx
 	// fresh holds the (post, user) pairs that load inserted, with the
 	// event each holds: write need not write them again.
-	fresh map[window.VoteKey]uuid.UUID
+	fresh map[fold.VoteKey]uuid.UUID
 }
 
 func (t *pgTxn) lockPosition(ctx context.Context, partition int) (position, error) {
@@ -106,13 +106,13 @@ func (t *pgTxn) lockPosition(ctx context.Context, partition int) (position, erro
 // LATERAL subqueries so that each key is an index probe whatever the
 // planner believes about the tables' sizes (statistics lag behind a table
 // that grows by thousands of rows a second).
-func (t *pgTxn) load(ctx context.Context, st *window.State, events []rating.Event) error {
-	newest := map[window.VoteKey]rating.Event{}
-	winKeys := map[window.Key]struct{}{}
+func (t *pgTxn) load(ctx context.Context, st *fold.State, events []rating.Event) error {
+	newest := map[fold.VoteKey]rating.Event{}
+	winKeys := map[fold.WindowKey]struct{}{}
 	postIDs := map[int64]struct{}{}
 	for _, e := range events {
 		vk, wk := st.Needs(e)
-		if cur, ok := newest[vk]; !ok || rating.Newer(window.Truncate(e.RatedAt), e.EventID, window.Truncate(cur.RatedAt), cur.EventID) {
+		if cur, ok := newest[vk]; !ok || rating.Newer(fold.Truncate(e.RatedAt), e.EventID, fold.Truncate(cur.RatedAt), cur.EventID) {
 			newest[vk] = e
 		}
 		winKeys[wk] = struct{}{}
@@ -133,12 +133,12 @@ func (t *pgTxn) load(ctx context.Context, st *window.State, events []rating.Even
 // insertNew inserts the newest event of each pair, in index order (the
 // inserts then walk the primary key's pages in sequence instead of
 // jumping between them), and records in fresh the pairs that were new.
-func (t *pgTxn) insertNew(ctx context.Context, newest map[window.VoteKey]rating.Event) error {
-	keys := make([]window.VoteKey, 0, len(newest))
+func (t *pgTxn) insertNew(ctx context.Context, newest map[fold.VoteKey]rating.Event) error {
+	keys := make([]fold.VoteKey, 0, len(newest))
 	for k := range newest {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b window.VoteKey) int {
+	slices.SortFunc(keys, func(a, b fold.VoteKey) int {
 		if c := cmp.Compare(a.PostID, b.PostID); c != 0 {
 			return c
 		}
@@ -147,8 +147,8 @@ func (t *pgTxn) insertNew(ctx context.Context, newest map[window.VoteKey]rating.
 	var r ratingRows
 	for _, k := range keys {
 		e := newest[k]
-		at := window.Truncate(e.RatedAt)
-		r.add(k, window.Vote{Score: e.Score, RatedAt: at, EventID: e.EventID, Window: t.s.params.WindowStart(at)})
+		at := fold.Truncate(e.RatedAt)
+		r.add(k, fold.Vote{Score: e.Score, RatedAt: at, EventID: e.EventID, Window: t.s.params.WindowStart(at)})
 	}
 	rows, err := t.tx.Query(ctx, `
 		INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
@@ -159,9 +159,9 @@ func (t *pgTxn) insertNew(ctx context.Context, newest map[window.VoteKey]rating.
 		return fmt.Errorf("insert new ratings: %w", err)
 	}
 	defer rows.Close()
-	t.fresh = make(map[window.VoteKey]uuid.UUID, len(newest))
+	t.fresh = make(map[fold.VoteKey]uuid.UUID, len(newest))
 	for rows.Next() {
-		var k window.VoteKey
+		var k fold.VoteKey
 		if err := rows.Scan(&k.PostID, &k.UserID); err != nil {
 			return err
 		}
@@ -175,7 +175,7 @@ func (t *pgTxn) insertNew(ctx context.Context, newest map[window.VoteKey]rating.
 
 // loadVotes reads the stored votes of the pairs that were not new, and
 // adds the windows holding them to winKeys.
-func (t *pgTxn) loadVotes(ctx context.Context, st *window.State, newest map[window.VoteKey]rating.Event, winKeys map[window.Key]struct{}) error {
+func (t *pgTxn) loadVotes(ctx context.Context, st *fold.State, newest map[fold.VoteKey]rating.Event, winKeys map[fold.WindowKey]struct{}) error {
 	var posts []int64
 	var users []string
 	for k := range newest {
@@ -196,8 +196,8 @@ func (t *pgTxn) loadVotes(ctx context.Context, st *window.State, newest map[wind
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var k window.VoteKey
-		var v window.Vote
+		var k fold.VoteKey
+		var v fold.Vote
 		var score int16
 		var id [16]byte
 		if err := rows.Scan(&k.PostID, &k.UserID, &score, &v.RatedAt, &id, &v.Window); err != nil {
@@ -205,7 +205,7 @@ func (t *pgTxn) loadVotes(ctx context.Context, st *window.State, newest map[wind
 		}
 		v.Score, v.RatedAt, v.EventID, v.Window = int(score), v.RatedAt.UTC(), uuid.UUID(id), v.Window.UTC()
 		st.Votes[k] = v
-		winKeys[window.Key{PostID: k.PostID, Start: v.Window}] = struct{}{}
+		winKeys[fold.WindowKey{PostID: k.PostID, Start: v.Window}] = struct{}{}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load ratings: %w", err)
@@ -213,7 +213,7 @@ func (t *pgTxn) loadVotes(ctx context.Context, st *window.State, newest map[wind
 	return nil
 }
 
-func (t *pgTxn) loadWindows(ctx context.Context, st *window.State, winKeys map[window.Key]struct{}) error {
+func (t *pgTxn) loadWindows(ctx context.Context, st *fold.State, winKeys map[fold.WindowKey]struct{}) error {
 	var posts []int64
 	var starts []time.Time
 	for k := range winKeys {
@@ -229,7 +229,7 @@ func (t *pgTxn) loadWindows(ctx context.Context, st *window.State, winKeys map[w
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var k window.Key
+		var k fold.WindowKey
 		var w scoring.Window
 		if err := rows.Scan(&k.PostID, &k.Start, &w.Sum, &w.Count, &w.Threshold); err != nil {
 			return err
@@ -244,7 +244,7 @@ func (t *pgTxn) loadWindows(ctx context.Context, st *window.State, winKeys map[w
 	return nil
 }
 
-func (t *pgTxn) loadPosts(ctx context.Context, st *window.State, postIDs map[int64]struct{}) error {
+func (t *pgTxn) loadPosts(ctx context.Context, st *fold.State, postIDs map[int64]struct{}) error {
 	ids := make([]int64, 0, len(postIDs))
 	for id := range postIDs {
 		ids = append(ids, id)
@@ -259,7 +259,7 @@ func (t *pgTxn) loadPosts(ctx context.Context, st *window.State, postIDs map[int
 	defer rows.Close()
 	for rows.Next() {
 		var id int64
-		p := &window.Post{}
+		p := &fold.Post{}
 		if err := rows.Scan(&id, &p.Partition, &p.Totals.Sum, &p.Totals.Count, &p.Totals.WeightedSum, &p.Totals.Weight,
 			&p.Volume.Baseline, &p.Volume.Seen, &p.Volume.Current, &p.Volume.CurrentCount, &p.Volume.CurrentThreshold); err != nil {
 			return err
@@ -274,7 +274,7 @@ func (t *pgTxn) loadPosts(ctx context.Context, st *window.State, postIDs map[int
 }
 
 // write sends every changed row and the new position in one round trip.
-func (t *pgTxn) write(ctx context.Context, st *window.State, partition int, to position) error {
+func (t *pgTxn) write(ctx context.Context, st *fold.State, partition int, to position) error {
 	pb := &pgx.Batch{}
 
 	var r ratingRows
@@ -356,7 +356,7 @@ type ratingRows struct {
 	window  []time.Time
 }
 
-func (r *ratingRows) add(k window.VoteKey, v window.Vote) {
+func (r *ratingRows) add(k fold.VoteKey, v fold.Vote) {
 	r.post, r.user, r.score = append(r.post, k.PostID), append(r.user, k.UserID), append(r.score, int16(v.Score))
 	r.ratedAt, r.eventID, r.window = append(r.ratedAt, v.RatedAt), append(r.eventID, [16]byte(v.EventID)), append(r.window, v.Window)
 }
@@ -373,7 +373,7 @@ type windowRows struct {
 	threshold  []float64
 }
 
-func (w *windowRows) add(k window.Key, x scoring.Window) {
+func (w *windowRows) add(k fold.WindowKey, x scoring.Window) {
 	w.post, w.start = append(w.post, k.PostID), append(w.start, k.Start)
 	w.sum, w.count, w.threshold = append(w.sum, x.Sum), append(w.count, x.Count), append(w.threshold, x.Threshold)
 }
@@ -391,7 +391,7 @@ type postRows struct {
 	currentThreshold                []float64
 }
 
-func (p *postRows) add(id int64, x *window.Post) {
+func (p *postRows) add(id int64, x *fold.Post) {
 	p.post, p.partition = append(p.post, id), append(p.partition, int32(x.Partition))
 	p.sum, p.count = append(p.sum, x.Totals.Sum), append(p.count, x.Totals.Count)
 	p.weightedSum, p.weight = append(p.weightedSum, x.Totals.WeightedSum), append(p.weight, x.Totals.Weight)

@@ -10,9 +10,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ratestream/ratestream/pkg/fold"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
-	"github.com/ratestream/ratestream/pkg/window"
 )
 
 // postID is the one post a scenario rates.
@@ -53,7 +53,7 @@ type Report struct {
 func Run(s *Scenario, strategies []scoring.Strategy, params scoring.Params) (*Report, error) {
 	params.Window = s.window
 	rng := rand.New(rand.NewPCG(uint64(s.Seed), 0x5eed))
-	st := window.NewState(params)
+	st := fold.NewState(params)
 	g := &generator{s: s, rng: rng, honestSeen: map[string]bool{}}
 	honestLatest := map[string]int{}
 	var starts []time.Time // window starts of the post, ascending
@@ -106,7 +106,7 @@ func Run(s *Scenario, strategies []scoring.Strategy, params scoring.Params) (*Re
 }
 
 // input builds what a strategy sees, as the scorer would from the tables.
-func input(st *window.State, starts []time.Time, now time.Time, p scoring.Params) scoring.Input {
+func input(st *fold.State, starts []time.Time, now time.Time, p scoring.Params) scoring.Input {
 	in := scoring.Input{Now: now, Params: p}
 	post := st.Posts[postID]
 	if post == nil {
@@ -115,7 +115,7 @@ func input(st *window.State, starts []time.Time, now time.Time, p scoring.Params
 	in.Totals, in.Latest = post.Totals, post.Volume.Current
 	cutoff := scoring.RecentCutoff(now, p).Add(-p.Window)
 	for _, s := range starts {
-		w := st.Windows[window.Key{PostID: postID, Start: s}]
+		w := st.Windows[fold.WindowKey{PostID: postID, Start: s}]
 		in.All = append(in.All, w)
 		if s.After(cutoff) {
 			in.Recent = append(in.Recent, w)

@@ -1,6 +1,6 @@
 // Package sim replays synthetic rating streams through every scoring
 // strategy, offline: the events go through the same one-user-one-vote fold
-// as the windower (pkg/window) and the scores come from pkg/scoring.
+// as the windower (pkg/fold) and the scores come from pkg/scoring.
 package sim
 
 import (

@@ -1,4 +1,4 @@
-package window
+package fold
 
 import (
 	"math/rand/v2"
@@ -41,7 +41,7 @@ func stream(seed uint64, n int) []rating.Event {
 
 // naive computes the expected windows straight from the definition: each
 // (post, user)'s latest event by (rated_at, event_id), grouped by window.
-func naive(events []rating.Event, p scoring.Params) (map[VoteKey]rating.Event, map[Key][2]int64) {
+func naive(events []rating.Event, p scoring.Params) (map[VoteKey]rating.Event, map[WindowKey][2]int64) {
 	latest := map[VoteKey]rating.Event{}
 	for _, e := range events {
 		k := VoteKey{e.PostID, e.UserID}
@@ -49,9 +49,9 @@ func naive(events []rating.Event, p scoring.Params) (map[VoteKey]rating.Event, m
 			latest[k] = e
 		}
 	}
-	win := map[Key][2]int64{}
+	win := map[WindowKey][2]int64{}
 	for k, e := range latest {
-		wk := Key{k.PostID, p.WindowStart(Truncate(e.RatedAt))}
+		wk := WindowKey{k.PostID, p.WindowStart(Truncate(e.RatedAt))}
 		v := win[wk]
 		win[wk] = [2]int64{v[0] + int64(e.Score), v[1] + 1}
 	}
@@ -125,8 +125,8 @@ func TestReratingMovesTheVoteBetweenWindows(t *testing.T) {
 	if got := st.Apply(mk(1, "u", 1, later), 0); got != Replaced {
 		t.Fatalf("re-rating: %v", got)
 	}
-	old := st.Windows[Key{1, p.WindowStart(t0)}]
-	cur := st.Windows[Key{1, p.WindowStart(later)}]
+	old := st.Windows[WindowKey{1, p.WindowStart(t0)}]
+	cur := st.Windows[WindowKey{1, p.WindowStart(later)}]
 	if old.Count != 0 || old.Sum != 0 || cur.Count != 1 || cur.Sum != 1 {
 		t.Fatalf("old window %d/%d, new window %d/%d; want 0/0 and 1/1", old.Sum, old.Count, cur.Sum, cur.Count)
 	}

@@ -1,11 +1,11 @@
-// Package window applies rating events to a post's state with the rules of
+// Package fold applies rating events to a post's state with the rules of
 // one user, one vote: a user's latest rating (by rated_at, then event id)
 // is the only one counted; when it changes, the old score is retracted from
 // the window that held it and the new one is added to the window of the
 // new event. The windower runs it per batch over state loaded from
 // PostgreSQL; the simulator runs it over state kept in memory. Both get the
 // same windows from the same events.
-package window
+package fold
 
 import (
 	"time"
@@ -30,8 +30,8 @@ type Vote struct {
 	Window  time.Time // start of the window that holds it
 }
 
-// Key identifies one window of one post.
-type Key struct {
+// WindowKey identifies one window of one post.
+type WindowKey struct {
 	PostID int64
 	Start  time.Time
 }
@@ -50,11 +50,11 @@ type Post struct {
 type State struct {
 	Params  scoring.Params
 	Votes   map[VoteKey]Vote
-	Windows map[Key]scoring.Window
+	Windows map[WindowKey]scoring.Window
 	Posts   map[int64]*Post
 
 	DirtyVotes   map[VoteKey]struct{}
-	DirtyWindows map[Key]struct{}
+	DirtyWindows map[WindowKey]struct{}
 	DirtyPosts   map[int64]struct{}
 }
 
@@ -63,10 +63,10 @@ func NewState(p scoring.Params) *State {
 	return &State{
 		Params:       p,
 		Votes:        map[VoteKey]Vote{},
-		Windows:      map[Key]scoring.Window{},
+		Windows:      map[WindowKey]scoring.Window{},
 		Posts:        map[int64]*Post{},
 		DirtyVotes:   map[VoteKey]struct{}{},
-		DirtyWindows: map[Key]struct{}{},
+		DirtyWindows: map[WindowKey]struct{}{},
 		DirtyPosts:   map[int64]struct{}{},
 	}
 }
@@ -107,9 +107,9 @@ func (s *State) Apply(e rating.Event, partition int) Outcome {
 	start := s.Params.WindowStart(at)
 	post.Rated(start, s.Params)
 	if had {
-		s.change(post, Key{e.PostID, old.Window}, -int64(old.Score), -1)
+		s.change(post, WindowKey{e.PostID, old.Window}, -int64(old.Score), -1)
 	}
-	s.change(post, Key{e.PostID, start}, int64(e.Score), 1)
+	s.change(post, WindowKey{e.PostID, start}, int64(e.Score), 1)
 	s.Votes[vk] = Vote{Score: e.Score, RatedAt: at, EventID: e.EventID, Window: start}
 	s.DirtyVotes[vk] = struct{}{}
 	s.DirtyPosts[e.PostID] = struct{}{}
@@ -119,7 +119,7 @@ func (s *State) Apply(e rating.Event, partition int) Outcome {
 	return Counted
 }
 
-func (s *State) change(post *Post, k Key, dsum, dcount int64) {
+func (s *State) change(post *Post, k WindowKey, dsum, dcount int64) {
 	old, ok := s.Windows[k]
 	s.Windows[k] = post.Change(old, ok, k.Start, dsum, dcount, s.Params)
 	s.DirtyWindows[k] = struct{}{}
@@ -128,8 +128,8 @@ func (s *State) change(post *Post, k Key, dsum, dcount int64) {
 // Needs lists the keys an event can touch before its stored vote is
 // known: its vote and its own window. Whoever loads the state must add
 // the window of each stored vote it finds.
-func (s *State) Needs(e rating.Event) (VoteKey, Key) {
-	return VoteKey{e.PostID, e.UserID}, Key{e.PostID, s.Params.WindowStart(Truncate(e.RatedAt))}
+func (s *State) Needs(e rating.Event) (VoteKey, WindowKey) {
+	return VoteKey{e.PostID, e.UserID}, WindowKey{e.PostID, s.Params.WindowStart(Truncate(e.RatedAt))}
 }
 
 // ClearDirty forgets what changed, after it was written.
