@@ -13,7 +13,7 @@ TEST_TIMEOUT ?= 25m
 export WINDOW GRACE SCORING_STRATEGY
 
 .PHONY: build run run-bg stop status migrate lint test test-short soak-crash bench bench-ingest bench-windower bench-scorer bench-query \
-	seed-posts demo-campaign scoring-docs clean
+	posts demo-campaign scoring-docs clean
 
 build: ## build every command into bin/
 	@mkdir -p $(BIN)
@@ -90,11 +90,11 @@ bench-query: build
 	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only query
 
 N ?= 1000
-seed-posts: build ## create N posts (default 1000) in the running stack's database
-	@export DATABASE_URL="$${DATABASE_URL:-$$(scripts/postgres.sh start)}" && $(BIN)/seedposts -n $(N)
+posts: build ## create N posts (default 1000) in the running stack's database
+	@export DATABASE_URL="$${DATABASE_URL:-$$(scripts/postgres.sh start)}" && $(BIN)/mkposts -n $(N)
 
 demo-campaign: build ## live campaign against a running stack (make run-bg WINDOW=2s first)
-	@export DATABASE_URL="$${DATABASE_URL:-$$(scripts/postgres.sh start)}" && $(BIN)/seedposts -n 100
+	@export DATABASE_URL="$${DATABASE_URL:-$$(scripts/postgres.sh start)}" && $(BIN)/mkposts -n 100
 	$(BIN)/loadgen campaign -posts 100 -out simulation/out
 
 scoring-docs: build ## rerun every scenario; refresh the plots in docs/scoring/

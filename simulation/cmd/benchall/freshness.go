@@ -18,7 +18,7 @@ func freshnessBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cmd, err := e.spawnArgs("seedposts", []string{"-n", "10"}, "DATABASE_URL="+url); err != nil || cmd.wait() != nil {
+	if cmd, err := e.spawnArgs("mkposts", []string{"-n", "10"}, "DATABASE_URL="+url); err != nil || cmd.wait() != nil {
 		return nil, fmt.Errorf("seed posts: %v", err)
 	}
 	brokerAddr, err := e.broker(12)

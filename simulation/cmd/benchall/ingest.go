@@ -25,7 +25,7 @@ func ingestBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cmd, err := e.spawn("seedposts", "DATABASE_URL="+url); err != nil || cmd.wait() != nil {
+	if cmd, err := e.spawn("mkposts", "DATABASE_URL="+url); err != nil || cmd.wait() != nil {
 		return nil, fmt.Errorf("seed posts: %v", err)
 	}
 	brokerAddr, err := e.broker(12)

@@ -37,7 +37,7 @@ func main() {
 	var o options
 	fs.StringVar(&o.target.Ingest, "ingest", env("INGEST_URL", "http://127.0.0.1:8080"), "ingest base URL")
 	fs.StringVar(&o.target.Query, "query", env("QUERY_URL", "http://127.0.0.1:8081"), "query base URL")
-	fs.IntVar(&o.target.Posts, "posts", 1000, "posts 1..N exist (make seed-posts)")
+	fs.IntVar(&o.target.Posts, "posts", 1000, "posts 1..N exist (make posts)")
 	fs.IntVar(&o.target.Users, "users", 1_000_000, "users device-id-1..N")
 	fs.IntVar(&o.vus, "vus", 200, "virtual users (mixed_rating uses twice as many)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Minute, "duration (mixed_rating runs a tenth of it)")

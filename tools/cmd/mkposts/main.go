@@ -1,8 +1,8 @@
-// Command seedposts makes sure posts 1..N exist (the load scripts rate
+// Command mkposts makes sure posts 1..N exist (the load scripts rate
 // random posts in that range), in one statement, and moves the id
 // sequence past them so that later posts get fresh ids.
 //
-//	seedposts -n 1000
+//	mkposts -n 1000
 package main
 
 import (
@@ -70,6 +70,6 @@ func seed(ctx context.Context, pool *pgxpool.Pool, n int) error {
 }
 
 func fail(err error) {
-	fmt.Fprintln(os.Stderr, "seedposts:", err)
+	fmt.Fprintln(os.Stderr, "mkposts:", err)
 	os.Exit(1)
 }

@@ -14,12 +14,12 @@ import (
 // again changes nothing.
 func TestNextPostAfterSeedingGetsAFreshID(t *testing.T) {
 	db := testenv.NewDatabase(t)
-	bin := testenv.Binary(t, "seedposts")
+	bin := testenv.Binary(t, "mkposts")
 	for round, want := range []int64{1001, 1002} {
 		cmd := exec.Command(bin, "-n", "1000")
 		cmd.Env = append(os.Environ(), "DATABASE_URL="+db.URL)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("seedposts: %v\n%s", err, out)
+			t.Fatalf("mkposts: %v\n%s", err, out)
 		}
 		var id int64
 		if err := db.Pool.QueryRow(context.Background(), `INSERT INTO posts (title) VALUES ('new') RETURNING id`).Scan(&id); err != nil {
