@@ -3,6 +3,7 @@ module github.com/ratestream/ratestream/pkg
 go 1.26.8
 
 require (
+	github.com/MicahParks/jwkset v0.11.4 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/bytedance/gopkg v0.1.3 // indirect
 	github.com/bytedance/sonic v1.15.0 // indirect
@@ -47,8 +48,10 @@ require (
 )
 
 require (
+	github.com/MicahParks/keyfunc/v3 v3.9.1
 	github.com/gin-gonic/gin v1.12.0
 	github.com/goccy/go-json v0.10.5
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/golang-migrate/migrate/v4 v4.20.1
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0
@@ -57,6 +60,7 @@ require (
 	github.com/segmentio/kafka-go v0.4.51
 	go.uber.org/zap v1.28.0
 	golang.org/x/text v0.42.0
+	golang.org/x/time v0.15.0
 )
 
 replace github.com/ratestream/ratestream/migrations => ../migrations

@@ -20,6 +20,7 @@ type Problem struct {
 	Field      string
 	Detail     string
 	RetryAfter time.Duration // sent as Retry-After with 429 and 503
+	Header     http.Header   // sent as they are (WWW-Authenticate with 401 and 403)
 	Cause      error
 }
 
@@ -92,6 +93,11 @@ func answer(c *gin.Context, err error) {
 		log.Error("request failed", zap.String("route", c.FullPath()), zap.Int("status", p.Status), zap.Error(err))
 	case p.Status >= 500:
 		log.Warn("request not served", zap.String("route", c.FullPath()), zap.Int("status", p.Status), zap.Error(err))
+	}
+	for k, vs := range p.Header {
+		for _, v := range vs {
+			c.Writer.Header().Add(k, v)
+		}
 	}
 	if p.RetryAfter > 0 {
 		c.Header("Retry-After", problem.RetryAfter(p.RetryAfter))
