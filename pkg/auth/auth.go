@@ -109,7 +109,10 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		k, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
 			RefreshInterval:   cfg.JWKSRefresh,
 			RefreshUnknownKID: rate.NewLimiter(rate.Every(10*time.Second), 1),
-			HTTPTimeout:       5 * time.Second,
+			// A token with an unknown kid must not make a request wait
+			// for the next allowed refresh: it is refused at once.
+			RateLimitWaitMax: time.Millisecond,
+			HTTPTimeout:      5 * time.Second,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("AUTH_JWKS_URL: %w", err)

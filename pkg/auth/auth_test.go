@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -81,5 +83,25 @@ func TestConfigIsChecked(t *testing.T) {
 	}
 	if v, err := auth.New(context.Background(), auth.Config{Mode: auth.ModeNone}); v != nil || err != nil {
 		t.Errorf("mode none: %v, %v", v, err)
+	}
+}
+
+// Tokens naming kids the JWKS does not have are refused at once: they
+// must not make requests wait for the rate-limited refresh.
+func TestUnknownKidsAreRefusedWithoutWaiting(t *testing.T) {
+	k := authtest.NewKeys(t)
+	v, err := auth.New(context.Background(), k.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	for i := range 5 {
+		tok := authtest.Sign(t, jwt.SigningMethodRS256, fmt.Sprintf("unknown-%d", i), k.OtherRSA, authtest.Claims("u"))
+		if _, err := v.Verify(context.Background(), tok); !errors.Is(err, auth.ErrInvalidToken) {
+			t.Fatalf("unknown kid accepted: %v", err)
+		}
+	}
+	if d := time.Since(began); d > 2*time.Second {
+		t.Fatalf("five unknown kids took %s", d)
 	}
 }

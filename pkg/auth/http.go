@@ -17,6 +17,9 @@ const realm = "ratestream"
 // token; ok is false when it sent none. A token that does not verify is a
 // 401 (RFC 6750's invalid_token). The scheme is case-insensitive.
 func (v *Verifier) Caller(c *gin.Context) (id Identity, ok bool, err error) {
+	if x, seen := c.Get(ctxIdentity); seen {
+		return x.(Identity), true, nil
+	}
 	h := c.GetHeader("Authorization")
 	if h == "" {
 		return Identity{}, false, nil
@@ -30,8 +33,12 @@ func (v *Verifier) Caller(c *gin.Context) (id Identity, ok bool, err error) {
 	if err != nil {
 		return Identity{}, false, invalid(err.Error())
 	}
+	c.Set(ctxIdentity, id)
 	return id, true, nil
 }
+
+// ctxIdentity keeps a request's verified identity for later calls.
+const ctxIdentity = "auth.identity"
 
 // Required is the 401 for a request that sent no token where one is needed.
 func Required() *httpserver.Problem {

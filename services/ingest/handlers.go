@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/ratestream/ratestream/pkg/auth"
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/limit"
 	"github.com/ratestream/ratestream/pkg/rating"
@@ -19,6 +20,7 @@ const maxBody = 4 << 10
 
 type handlers struct {
 	posts   *postIDs
+	auth    *auth.Verifier // nil: AUTH_MODE=none
 	pub     *publisher
 	users   *limit.Limiter
 	ips     *limit.Limiter
@@ -39,6 +41,9 @@ type request struct {
 
 // rateV1 answers 202 with the published event.
 func (h *handlers) rateV1(c *gin.Context) error {
+	if err := h.authenticate(c); err != nil {
+		return err
+	}
 	id, err := strconv.ParseInt(c.Param("post_id"), 10, 64)
 	if err != nil || id < 1 {
 		return h.reject("post_id", httpserver.Bad(http.StatusBadRequest, "post_id", "post id must be a positive integer"))
@@ -48,7 +53,7 @@ func (h *handlers) rateV1(c *gin.Context) error {
 		return h.reject(reason(berr), berr)
 	}
 	req := request{postID: id}
-	if err := h.fill(f, &req); err != nil {
+	if err := h.fill(c, f, &req); err != nil {
 		return err
 	}
 	e, err := h.publish(c, req)
@@ -61,6 +66,9 @@ func (h *handlers) rateV1(c *gin.Context) error {
 
 // rateSeed is the replaced app's route and body, answered with 201.
 func (h *handlers) rateSeed(c *gin.Context) error {
+	if err := h.authenticate(c); err != nil {
+		return err
+	}
 	f, berr := httpserver.Object(c, maxBody, "post", "user_id", "score")
 	if berr != nil {
 		return h.reject(reason(berr), berr)
@@ -70,7 +78,7 @@ func (h *handlers) rateSeed(c *gin.Context) error {
 		return h.reject("post", berr)
 	}
 	req := request{postID: id}
-	if err := h.fill(f, &req); err != nil {
+	if err := h.fill(c, f, &req); err != nil {
 		return err
 	}
 	e, err := h.publish(c, req)
@@ -81,16 +89,11 @@ func (h *handlers) rateSeed(c *gin.Context) error {
 	return nil
 }
 
-// fill reads user_id and score.
-func (h *handlers) fill(f httpserver.Fields, req *request) error {
-	uid, berr := f.String("user_id")
-	if berr == nil {
-		if err := rating.ValidateUserID(uid); err != nil {
-			berr = httpserver.Bad(httpserver.StatusInvalid, "user_id", err.Error())
-		}
-	}
-	if berr != nil {
-		return h.reject("user_id", berr)
+// fill reads who rates and the score.
+func (h *handlers) fill(c *gin.Context, f httpserver.Fields, req *request) error {
+	uid, err := h.rater(c, f)
+	if err != nil {
+		return err
 	}
 	score, berr := f.Int("score", 0, rating.MaxScore)
 	if berr != nil {
@@ -98,6 +101,55 @@ func (h *handlers) fill(f httpserver.Fields, req *request) error {
 	}
 	req.userID, req.score = uid, int(score)
 	return nil
+}
+
+// authenticate refuses, in jwt mode, a request without a valid token; it
+// runs before the body is read.
+func (h *handlers) authenticate(c *gin.Context) error {
+	if h.auth == nil {
+		return nil
+	}
+	if _, ok, err := h.auth.Caller(c); err != nil {
+		h.metrics.rejected.WithLabelValues("unauthenticated").Inc()
+		return err
+	} else if !ok {
+		return h.reject("unauthenticated", auth.Required())
+	}
+	return nil
+}
+
+// rater is who rates: in AUTH_MODE=none the body's user_id; in jwt mode
+// the token's subject, and a body user_id must be absent or the same.
+func (h *handlers) rater(c *gin.Context, f httpserver.Fields) (string, error) {
+	if h.auth == nil {
+		uid, berr := f.String("user_id")
+		if berr == nil {
+			if err := rating.ValidateUserID(uid); err != nil {
+				berr = httpserver.Bad(httpserver.StatusInvalid, "user_id", err.Error())
+			}
+		}
+		if berr != nil {
+			return "", h.reject("user_id", berr)
+		}
+		return uid, nil
+	}
+	id, _, err := h.auth.Caller(c) // verified by authenticate
+	if err != nil {
+		return "", err
+	}
+	if err := rating.ValidateUserID(id.Subject); err != nil {
+		return "", h.reject("user_id", httpserver.Bad(http.StatusForbidden, "user_id", "the token's subject cannot be a user id: "+err.Error()))
+	}
+	if _, sent := f["user_id"]; sent {
+		uid, berr := f.String("user_id")
+		if berr != nil {
+			return "", h.reject("user_id", berr)
+		}
+		if uid != id.Subject {
+			return "", h.reject("user_mismatch", httpserver.Bad(http.StatusForbidden, "user_id", "user_id must be absent or the token's subject"))
+		}
+	}
+	return id.Subject, nil
 }
 
 func (h *handlers) publish(c *gin.Context, req request) (rating.Event, error) {

@@ -80,11 +80,14 @@ type reply struct {
 	body   map[string]any
 }
 
-func post(t *testing.T, url, contentType, body string) reply {
+func post(t *testing.T, url, contentType, body string, header ...string) reply {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ratestream/ratestream/pkg/auth"
 	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/database"
 	"github.com/ratestream/ratestream/pkg/httpserver"
@@ -28,6 +29,7 @@ type Config struct {
 	IPRate         float64       `env:"RATE_LIMIT_IP" default:"100000" help:"requests per second per client IP (0: off)"`
 	IPBurst        int           `env:"RATE_LIMIT_IP_BURST" default:"200000" help:"burst per client IP"`
 	PostRefresh    time.Duration `env:"POST_CACHE_REFRESH" default:"60s" help:"full reload interval of the post-id cache"`
+	Auth           auth.Config
 	HTTP           httpserver.Config
 	Kafka          broker.Config
 	Writer         broker.WriterTuning
@@ -53,6 +55,12 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	defer pool.Close()
 	posts := newPostIDs(pool, log, cfg.PostRefresh)
 
+	// Identity.
+	verifier, err := auth.New(ctx, cfg.Auth)
+	if err != nil {
+		return err
+	}
+
 	// Kafka.
 	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = broker.EnsureTopic(ectx, cfg.Kafka, cfg.Kafka.Topic, cfg.Kafka.Partitions)
@@ -71,7 +79,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	m := newMetrics(srv.Registry)
 	pub := newPublisher(writer, cfg.ProduceTimeout, cfg.MaxInFlight, m)
 	users, ips := limit.New(cfg.UserRate, cfg.UserBurst), limit.New(cfg.IPRate, cfg.IPBurst)
-	h := &handlers{posts: posts, pub: pub, users: users, ips: ips, metrics: m}
+	h := &handlers{posts: posts, auth: verifier, pub: pub, users: users, ips: ips, metrics: m}
 	h.routes(srv.Engine)
 
 	// Run until SIGTERM or until one part fails. The post cache and the

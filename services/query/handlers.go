@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/ratestream/ratestream/pkg/auth"
 	"github.com/ratestream/ratestream/pkg/database"
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/rating"
@@ -33,6 +34,7 @@ const (
 )
 
 type handlers struct {
+	auth *auth.Verifier // nil: AUTH_MODE=none
 	pool *pgxpool.Pool
 	view *view
 	mine *myScoreLoader
@@ -73,8 +75,17 @@ func round2(s *float64) *float64 {
 	return &r
 }
 
-// caller reads X-User-ID ("" when absent).
-func caller(c *gin.Context) (string, error) {
+// caller is who asks, for my_score ("" when anonymous): in AUTH_MODE=none
+// the X-User-ID header, in jwt mode the subject of a bearer token (the
+// header is ignored; without a token the request is anonymous).
+func (h *handlers) caller(c *gin.Context) (string, error) {
+	if h.auth != nil {
+		id, ok, err := h.auth.Caller(c)
+		if err != nil || !ok {
+			return "", err
+		}
+		return id.Subject, nil
+	}
 	uid := c.GetHeader("X-User-ID")
 	if uid == "" {
 		return "", nil
@@ -142,7 +153,7 @@ func (h *handlers) getV1(c *gin.Context) error {
 	if err != nil || id < 1 {
 		return httpserver.Bad(http.StatusBadRequest, "id", "post id must be a positive integer")
 	}
-	user, err := caller(c)
+	user, err := h.caller(c)
 	if err != nil {
 		return err
 	}
@@ -188,7 +199,7 @@ func (h *handlers) listV1(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	user, err := caller(c)
+	user, err := h.caller(c)
 	if err != nil {
 		return err
 	}
@@ -225,7 +236,7 @@ func (h *handlers) listSeed(c *gin.Context) error {
 	if n, err := strconv.Atoi(c.Query("offset")); err == nil && n >= 0 {
 		offset = n
 	}
-	user, err := caller(c)
+	user, err := h.caller(c)
 	if err != nil {
 		return err
 	}
@@ -310,6 +321,17 @@ func cleanTitle(t string) (string, error) {
 }
 
 func (h *handlers) create(c *gin.Context) (*Post, error) {
+	if h.auth != nil {
+		id, ok, err := h.auth.Caller(c)
+		switch {
+		case err != nil:
+			return nil, err
+		case !ok:
+			return nil, auth.Required()
+		case !id.Has(h.auth.CreateScope()):
+			return nil, auth.NeedScope(h.auth.CreateScope())
+		}
+	}
 	t, err := title(c)
 	if err != nil {
 		return nil, err

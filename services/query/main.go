@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ratestream/ratestream/pkg/auth"
 	"github.com/ratestream/ratestream/pkg/database"
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/logging"
@@ -22,6 +23,7 @@ type Config struct {
 	Addr   string        `env:"QUERY_ADDR" default:":8081" help:"HTTP listen address"`
 	Resync time.Duration `env:"QUERY_RESYNC" default:"60s" help:"full reload interval of the in-memory view"`
 	MyWait time.Duration `env:"MY_SCORE_BATCH_WAIT" default:"500us" help:"how long a my_score lookup waits to share a query"`
+	Auth   auth.Config
 	HTTP   httpserver.Config
 	DB     database.Config
 	Log    logging.Config
@@ -45,6 +47,12 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	defer pool.Close()
 	v := newView(pool, log, cfg.Resync)
 
+	// Identity.
+	verifier, err := auth.New(ctx, cfg.Auth)
+	if err != nil {
+		return err
+	}
+
 	// HTTP.
 	srv := httpserver.New(log, cfg.HTTP, cfg.Addr,
 		httpserver.Check{Name: "postgres", Fn: func(ctx context.Context) error { return pool.Ping(ctx) }},
@@ -55,7 +63,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	}, []string{"result"})
 	srv.Registry.MustRegister(hits)
 	mine := newMyScoreLoader(pool, cfg.MyWait, 1000, max(cfg.DB.MaxConns/2, 1))
-	h := &handlers{pool: pool, view: v, mine: mine, hits: hits}
+	h := &handlers{auth: verifier, pool: pool, view: v, mine: mine, hits: hits}
 	h.routes(srv.Engine)
 
 	// Run until SIGTERM or until one part fails. The view and the
