@@ -4,13 +4,13 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
-MODULES := pkg migrations services/ingest services/windower services/scorer services/query simulation tools
+MODULES := cmd/ratestream pkg migrations services/ingest services/windower services/scorer services/query simulation tools
 PKGS := $(foreach m,$(MODULES),github.com/ratestream/ratestream/$(m)/...)
 TEST_TIMEOUT ?= 25m
 
 # Settings the stack passes on to the services (make run WINDOW=2s works
 # as well as WINDOW=2s make run).
-export WINDOW GRACE SCORING_STRATEGY
+export WINDOW GRACE SCORING_STRATEGY AUTH_MODE
 
 .PHONY: build run run-bg stop status migrate lint test test-short soak-crash bench bench-ingest bench-windower bench-scorer bench-query \
 	posts demo-campaign scoring-docs clean
@@ -18,6 +18,7 @@ export WINDOW GRACE SCORING_STRATEGY
 build: ## build every command into bin/
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ \
+		github.com/ratestream/ratestream/cmd/ratestream \
 		github.com/ratestream/ratestream/services/ingest \
 		github.com/ratestream/ratestream/services/windower \
 		github.com/ratestream/ratestream/services/scorer \

@@ -89,6 +89,9 @@ func TestComposePromises(t *testing.T) {
 				t.Errorf("%s lacks %s", name, env)
 			}
 		}
+		if m := s.Environment["AUTH_MODE"]; name != "windower" && name != "scorer" && (m == nil || *m != "jwt") {
+			t.Errorf("%s: AUTH_MODE %v, want jwt by default", name, m)
+		}
 	}
 }
 
@@ -149,6 +152,7 @@ func TestKubernetesManifestsParse(t *testing.T) {
 			Metadata struct {
 				Name string `yaml:"name"`
 			} `yaml:"metadata"`
+			Data map[string]string `yaml:"data"`
 		}
 		if err := dec.Decode(&doc); err != nil {
 			if err.Error() == "EOF" {
@@ -160,6 +164,11 @@ func TestKubernetesManifestsParse(t *testing.T) {
 			t.Fatalf("document without kind or name: %+v", doc)
 		}
 		kinds[doc.Kind]++
+		if doc.Kind == "ConfigMap" && doc.Metadata.Name == "ratestream-config" {
+			if doc.Data["AUTH_MODE"] != "jwt" || doc.Data["AUTH_ISSUER"] == "" || doc.Data["AUTH_AUDIENCE"] == "" || doc.Data["AUTH_JWKS_URL"] == "" {
+				t.Errorf("the services' config does not default to jwt with an issuer, audience and JWKS: %v", doc.Data)
+			}
+		}
 	}
 	if kinds["Deployment"] != 4 || kinds["Job"] != 1 {
 		t.Fatalf("kinds %v, want 4 Deployments and a migration Job", kinds)

@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ratestream/ratestream/pkg/auth"
 	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/pkg/migrate"
 )
@@ -134,6 +135,12 @@ func run(cfg settings) error {
 
 	// Services.
 	common := []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + cfg.BrokerAddr}
+	authEnv, err := devAuth(cfg)
+	if err != nil {
+		broker.stop(5 * time.Second)
+		return err
+	}
+	common = append(common, authEnv...)
 	services := []*child{
 		newChild(cfg, "ingest", "ingest", append([]string{"INGEST_ADDR=" + cfg.IngestAddr}, common...)),
 		newChild(cfg, "windower", "windower", append([]string{"WINDOWER_ADDR=" + cfg.WindowerAddr}, common...)),
@@ -171,6 +178,31 @@ func startChild(ctx context.Context, c *child) {
 	go c.supervise(ctx, started)
 	<-started
 	logf("%s started (pid file %s, log %s)", c.name, c.pidFile(), c.logFile())
+}
+
+// devAuth gives the services, with AUTH_MODE=jwt and no identity provider
+// configured, the local one: an HS256 secret in the run directory (made
+// once) with which `ratestream token` signs tokens.
+func devAuth(cfg settings) ([]string, error) {
+	if os.Getenv("AUTH_MODE") != auth.ModeJWT || os.Getenv("AUTH_JWKS_URL") != "" || os.Getenv("AUTH_HS256_SECRET_FILE") != "" {
+		return nil, nil
+	}
+	path, err := filepath.Abs(auth.DevSecretFile(cfg.RunDir))
+	if err != nil {
+		return nil, err
+	}
+	if err := auth.EnsureDevSecret(path); err != nil {
+		return nil, err
+	}
+	env := []string{"AUTH_HS256_SECRET_FILE=" + path}
+	if os.Getenv("AUTH_ISSUER") == "" {
+		env = append(env, "AUTH_ISSUER="+auth.DevIssuer)
+	}
+	if os.Getenv("AUTH_AUDIENCE") == "" {
+		env = append(env, "AUTH_AUDIENCE="+auth.DevAudience)
+	}
+	logf("AUTH_MODE=jwt with the local secret %s: bin/ratestream token --sub USER makes a token", path)
+	return env, nil
 }
 
 func postgresURL() (string, error) {

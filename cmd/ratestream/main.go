@@ -1,0 +1,27 @@
+// Command ratestream is the product's command for people: data teams and
+// operators. It runs on the same code as the services and takes the same
+// settings (environment variables), plus flags.
+//
+//	ratestream token --sub u-1 --scope posts:write   # a token for AUTH_MODE=jwt on the local stack
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	root := &cobra.Command{
+		Use:           "ratestream",
+		Short:         "Work with a ratestream deployment: tokens for its APIs",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(tokenCmd())
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "ratestream:", err)
+		os.Exit(1)
+	}
+}
