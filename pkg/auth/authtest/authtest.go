@@ -58,7 +58,11 @@ func (ks *KeySet) Add(kid string, pub any) {
 	case *rsa.PublicKey:
 		k = map[string]string{"kty": "RSA", "n": b64(p.N.Bytes()), "e": b64(big.NewInt(int64(p.E)).Bytes())}
 	case *ecdsa.PublicKey:
-		k = map[string]string{"kty": "EC", "crv": "P-256", "x": b64(p.X.FillBytes(make([]byte, 32))), "y": b64(p.Y.FillBytes(make([]byte, 32)))}
+		raw, err := p.Bytes() // 0x04 || X || Y
+		if err != nil {
+			panic(err)
+		}
+		k = map[string]string{"kty": "EC", "crv": "P-256", "x": b64(raw[1:33]), "y": b64(raw[33:65])}
 	case ed25519.PublicKey:
 		k = map[string]string{"kty": "OKP", "crv": "Ed25519", "x": b64(p)}
 	}
