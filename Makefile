@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 25m
 # as well as WINDOW=2s make run).
 export WINDOW GRACE SCORING_STRATEGY AUTH_MODE
 
-.PHONY: build run run-bg stop status migrate lint test test-short soak-crash bench bench-ingest bench-windower bench-scorer bench-query \
+.PHONY: build run run-bg stop status migrate lint test test-short soak-crash bench bench-ingest bench-auth bench-windower bench-scorer bench-query \
 	posts demo-campaign scoring-docs clean
 
 build: ## build every command into bin/
@@ -80,6 +80,9 @@ bench: build ## every benchmark, one summary table (simulation/out/bench.json)
 
 bench-ingest: build ## ingest vs bare gin under the seed's random_rating load
 	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only ingest
+
+bench-auth: build ## ingest with AUTH_MODE=jwt (RS256, 10k tokens) vs none
+	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only auth
 
 bench-windower: build
 	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only windower

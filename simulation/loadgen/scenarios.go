@@ -13,6 +13,9 @@ type Target struct {
 	Ingest, Query string
 	Posts         int // posts 1..Posts exist
 	Users         int // users device-id-1..Users
+	// Tokens, when set, are bearer tokens (AUTH_MODE=jwt): each rating
+	// is sent with one drawn at random, and no user_id in the body.
+	Tokens []string
 }
 
 func (t Target) device(rng *rand.Rand) string {
@@ -23,6 +26,10 @@ func (t Target) device(rng *rand.Rand) string {
 // random post, user and score.
 func (t Target) RateRequest() Request {
 	return func(ctx context.Context, c *http.Client, rng *rand.Rand) int {
+		if len(t.Tokens) > 0 {
+			body := fmt.Sprintf(`{"post":%d,"score":%d}`, 1+rng.IntN(t.Posts), rng.IntN(6))
+			return Do(ctx, c, http.MethodPost, t.Ingest+"/api/rate", body, "Authorization", "Bearer "+t.Tokens[rng.IntN(len(t.Tokens))])
+		}
 		body := fmt.Sprintf(`{"post":%d,"user_id":%q,"score":%d}`, 1+rng.IntN(t.Posts), t.device(rng), rng.IntN(6))
 		return Do(ctx, c, http.MethodPost, t.Ingest+"/api/rate", body)
 	}

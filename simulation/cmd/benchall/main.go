@@ -2,7 +2,7 @@
 // summary table of every figure, ratio and target; -json writes the same
 // as JSON (default simulation/out/bench.json).
 //
-//	benchall [-only ingest|windower|scorer|query|freshness] [-duration 20s]
+//	benchall [-only ingest|auth|windower|scorer|query|freshness] [-duration 20s]
 package main
 
 import (
@@ -39,7 +39,7 @@ type opts struct {
 }
 
 func main() {
-	only := flag.String("only", "", "run one benchmark: ingest, windower, scorer, query or freshness")
+	only := flag.String("only", "", "run one benchmark: ingest, auth, windower, scorer, query or freshness")
 	duration := flag.Duration("duration", 20*time.Second, "load duration of the HTTP benchmarks")
 	vus := flag.Int("vus", 200, "concurrent connections of the HTTP benchmarks")
 	out := flag.String("json", filepath.Join("simulation", "out", "bench.json"), "JSON summary file")
@@ -49,7 +49,7 @@ func main() {
 		fail(fmt.Errorf("DATABASE_URL must name a PostgreSQL server to create benchmark databases on (make bench sets it)"))
 	}
 	benches := []bench{
-		{"ingest", ingestBench}, {"windower", windowerBench}, {"scorer", scorerBench},
+		{"ingest", ingestBench}, {"auth", authBench}, {"windower", windowerBench}, {"scorer", scorerBench},
 		{"query", queryBench}, {"freshness", freshnessBench},
 	}
 	ctx := context.Background()
