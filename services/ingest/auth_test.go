@@ -105,3 +105,22 @@ func TestSpoofedForwardedForDoesNotChangeTheLimiterKey(t *testing.T) {
 		})
 	}
 }
+
+// In jwt mode the per-user limit keys on the token's subject: two tokens
+// of one subject share a budget, another subject has its own.
+func TestUserLimitKeysOnTheSubject(t *testing.T) {
+	k := authtest.NewKeys(t)
+	h := start(t, func(c *Config) { c.Auth, c.UserRate, c.UserBurst = k.Config(), 0.001, 1 })
+	url := h.base + "/v1/posts/1/ratings"
+	first := authtest.Sign(t, jwt.SigningMethodRS256, "r1", k.RSA, authtest.Claims("same"))
+	second := authtest.Sign(t, jwt.SigningMethodES256, "e1", k.EC, authtest.Claims("same"))
+	other := authtest.Sign(t, jwt.SigningMethodRS256, "r1", k.RSA, authtest.Claims("other"))
+	for i, c := range []struct {
+		tok    string
+		status int
+	}{{first, 202}, {second, 429}, {other, 202}} {
+		if r := post(t, url, "application/json", `{"score":3}`, "Authorization", "Bearer "+c.tok); r.status != c.status {
+			t.Errorf("request %d: %d, want %d", i+1, r.status, c.status)
+		}
+	}
+}
