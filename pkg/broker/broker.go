@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
 
 	"github.com/ratestream/ratestream/pkg/contract"
 )
@@ -22,6 +23,7 @@ type Config struct {
 	Topic      string   `env:"KAFKA_TOPIC" default:"ratings.v1" help:"rating topic"`
 	Partitions int      `env:"KAFKA_PARTITIONS" default:"12" help:"partitions of the rating topic when it has to be created"`
 	Replicas   int      `env:"KAFKA_REPLICATION" default:"1" help:"replication factor when a topic has to be created"`
+	Security
 }
 
 // DLQTopic is where the windower parks events it cannot decode.
@@ -30,7 +32,7 @@ func (c Config) DLQTopic() string { return c.Topic + ".dlq" }
 // EnsureTopic creates topic with the given partition count unless it
 // exists. It is safe to call from every instance at start-up.
 func EnsureTopic(ctx context.Context, cfg Config, topic string, partitions int) error {
-	conn, err := dialAny(ctx, cfg.Brokers)
+	conn, err := dialAny(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -39,7 +41,11 @@ func EnsureTopic(ctx context.Context, cfg Config, topic string, partitions int) 
 	if err != nil {
 		return fmt.Errorf("find controller: %w", err)
 	}
-	cc, err := (&kafka.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	d, err := cfg.Dialer(5 * time.Second)
+	if err != nil {
+		return err
+	}
+	cc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
 	if err != nil {
 		return fmt.Errorf("dial controller: %w", err)
 	}
@@ -53,7 +59,7 @@ func EnsureTopic(ctx context.Context, cfg Config, topic string, partitions int) 
 
 // Partitions lists the partition ids of topic.
 func Partitions(ctx context.Context, cfg Config, topic string) ([]int, error) {
-	conn, err := dialAny(ctx, cfg.Brokers)
+	conn, err := dialAny(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +77,7 @@ func Partitions(ctx context.Context, cfg Config, topic string) ([]int, error) {
 
 // Ping checks that a broker answers a metadata request for topic.
 func Ping(ctx context.Context, cfg Config) error {
-	conn, err := dialAny(ctx, cfg.Brokers)
+	conn, err := dialAny(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -85,10 +91,13 @@ func Ping(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-func dialAny(ctx context.Context, brokers []string) (*kafka.Conn, error) {
-	d := &kafka.Dialer{Timeout: 3 * time.Second}
+func dialAny(ctx context.Context, cfg Config) (*kafka.Conn, error) {
+	d, err := cfg.Dialer(3 * time.Second)
+	if err != nil {
+		return nil, err
+	}
 	var errs []error
-	for _, b := range brokers {
+	for _, b := range cfg.Brokers {
 		conn, err := d.DialContext(ctx, "tcp", b)
 		if err == nil {
 			return conn, nil
@@ -109,7 +118,11 @@ type WriterTuning struct {
 // NewWriter returns a writer for topic that partitions by key with murmur2
 // (the Java client's partitioner, so every producer agrees where a post
 // lives) and waits for all in-sync replicas.
-func NewWriter(cfg Config, topic string, t WriterTuning) *kafka.Writer {
+func NewWriter(cfg Config, topic string, t WriterTuning) (*kafka.Writer, error) {
+	tr, err := cfg.transport()
+	if err != nil {
+		return nil, err
+	}
 	return &kafka.Writer{
 		Addr:            kafka.TCP(cfg.Brokers...),
 		Topic:           topic,
@@ -123,19 +136,20 @@ func NewWriter(cfg Config, topic string, t WriterTuning) *kafka.Writer {
 		MaxAttempts:     3,
 		WriteBackoffMin: 20 * time.Millisecond,
 		WriteBackoffMax: 200 * time.Millisecond,
-		Transport: &kafka.Transport{
-			DialTimeout: time.Second,
-			IdleTimeout: 30 * time.Second,
-			MetadataTTL: 10 * time.Second,
-		},
-	}
+		Transport:       tr,
+	}, nil
 }
 
 // NewPartitionReader returns a reader of one partition positioned at
 // offset. Readers without a consumer group can seek, which is what lets the
 // windower resume from the offsets it stored in PostgreSQL.
 func NewPartitionReader(cfg Config, topic string, partition int, offset int64, maxWait time.Duration) (*kafka.Reader, error) {
+	d, err := cfg.Dialer(10 * time.Second)
+	if err != nil {
+		return nil, err
+	}
 	r := kafka.NewReader(kafka.ReaderConfig{
+		Dialer:         d,
 		Brokers:        cfg.Brokers,
 		Topic:          topic,
 		Partition:      partition,
@@ -157,7 +171,11 @@ func NewPartitionReader(cfg Config, topic string, partition int, offset int64, m
 // present when it is called, handing each message to fn; it stops at fn's
 // first error. Tests and benchmarks use it to read a whole topic.
 func ReadPartition(ctx context.Context, cfg Config, topic string, partition int, fn func(kafka.Message) error) error {
-	conn, err := kafka.DialLeader(ctx, "tcp", cfg.Brokers[0], topic, partition)
+	d, err := cfg.Dialer(10 * time.Second)
+	if err != nil {
+		return err
+	}
+	conn, err := d.DialLeader(ctx, "tcp", cfg.Brokers[0], topic, partition)
 	if err != nil {
 		return fmt.Errorf("dial leader of %s/%d: %w", topic, partition, err)
 	}
@@ -220,7 +238,11 @@ func LogBounds(ctx context.Context, cfg Config, topic string) (map[int]Bounds, e
 	for _, p := range parts {
 		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
 	}
-	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}
+	tr, err := cfg.transport()
+	if err != nil {
+		return nil, err
+	}
+	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second, Transport: tr}
 	resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
 		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
@@ -238,7 +260,11 @@ func LogBounds(ctx context.Context, cfg Config, topic string) (map[int]Bounds, e
 // Owners maps each assigned partition of topic to the group member that
 // owns it, as the group coordinator sees it, and says the group's state.
 func Owners(ctx context.Context, cfg Config, group, topic string) (map[int]Member, string, error) {
-	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}
+	tr, err := cfg.transport()
+	if err != nil {
+		return nil, "", err
+	}
+	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second, Transport: tr}
 	resp, err := c.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
 	if err != nil {
 		return nil, "", fmt.Errorf("describe group %s: %w", group, err)
@@ -266,3 +292,38 @@ func Owners(ctx context.Context, cfg Config, group, topic string) (map[int]Membe
 
 // Member is one member of a consumer group.
 type Member struct{ ID, ClientID, Host string }
+
+// EnsureTopics creates the topics that do not exist, retrying until it
+// succeeds or ctx ends (then it returns ctx's error). A broker that is
+// down or refuses the credentials is logged every ten seconds while the
+// service stays up and its readiness check reports the cause.
+func EnsureTopics(ctx context.Context, cfg Config, log *zap.Logger, topics ...string) error {
+	var last time.Time
+	for wait := time.Second; ; wait = min(2*wait, 10*time.Second) {
+		err := func() error {
+			ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			for _, t := range topics {
+				if err := EnsureTopic(ectx, cfg, t, cfg.Partitions); err != nil {
+					return err
+				}
+			}
+			return nil
+		}()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Since(last) >= 10*time.Second {
+			last = time.Now()
+			log.Error("cannot reach or set up the Kafka topics; retrying", zap.Strings("topics", topics), zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}

@@ -34,7 +34,13 @@ type harness struct {
 // broker, with posts 1..3 existing.
 func start(t *testing.T, tweak func(*Config)) *harness {
 	t.Helper()
-	h := &harness{db: testenv.NewDatabase(t), broker: testenv.NewBroker(t, 12)}
+	return startOn(t, testenv.NewBroker(t, 12), tweak)
+}
+
+// startOn is start against a given broker.
+func startOn(t *testing.T, b *testenv.Broker, tweak func(*Config)) *harness {
+	t.Helper()
+	h := &harness{db: testenv.NewDatabase(t), broker: b}
 	if _, err := h.db.Pool.Exec(context.Background(), `INSERT INTO posts (title) VALUES ('a'), ('b'), ('c')`); err != nil {
 		t.Fatal(err)
 	}

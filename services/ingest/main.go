@@ -61,14 +61,15 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		return err
 	}
 
-	// Kafka.
-	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = broker.EnsureTopic(ectx, cfg.Kafka, cfg.Kafka.Topic, cfg.Kafka.Partitions)
-	cancel()
+	// Kafka: the topic is made sure of in the background (below); until
+	// the broker answers, readiness says why and ratings get 503.
+	if err := cfg.Kafka.Check(); err != nil {
+		return err
+	}
+	writer, err := broker.NewWriter(cfg.Kafka, cfg.Kafka.Topic, cfg.Writer)
 	if err != nil {
 		return err
 	}
-	writer := broker.NewWriter(cfg.Kafka, cfg.Kafka.Topic, cfg.Writer)
 
 	// HTTP.
 	srv := httpserver.New(log, cfg.HTTP, cfg.Addr,
@@ -89,6 +90,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { defer stopBackground(); return srv.Run(gctx) })
 	g.Go(func() error { posts.Run(bg); return nil })
+	g.Go(func() error { _ = broker.EnsureTopics(gctx, cfg.Kafka, log, cfg.Kafka.Topic); return nil })
 	g.Go(func() error { pub.collectStats(bg, 5*time.Second); return nil })
 	g.Go(func() error { users.Sweep(bg, time.Minute); return nil })
 	g.Go(func() error { ips.Sweep(bg, time.Minute); return nil })

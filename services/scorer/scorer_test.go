@@ -13,7 +13,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
@@ -110,8 +109,7 @@ func ratings(seed int64, n, posts int, base time.Time) []rating.Event {
 
 func produce(t *testing.T, b *testenv.Broker, evs []rating.Event) {
 	t.Helper()
-	w := broker.NewWriter(b.Config, b.Config.Topic, broker.WriterTuning{BatchSize: 1000, BatchBytes: 1 << 20, BatchTimeout: 5 * time.Millisecond, WriteTimeout: 10 * time.Second})
-	defer w.Close()
+	w := b.Writer(t)
 	var msgs []kafka.Message
 	for _, e := range evs {
 		v, _ := e.Marshal()

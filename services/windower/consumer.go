@@ -54,7 +54,12 @@ func (p *processor) run(ctx context.Context) error {
 
 // member is one membership: from joining the group to leaving it.
 func (p *processor) member(ctx context.Context) error {
+	d, err := p.kafka.Dialer(5 * time.Second)
+	if err != nil {
+		return err
+	}
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		Dialer:                d,
 		ID:                    p.group,
 		Brokers:               p.kafka.Brokers,
 		Topics:                []string{p.kafka.Topic},

@@ -59,18 +59,14 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	}
 	defer pool.Close()
 
-	// Kafka.
-	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	for _, t := range []string{cfg.Kafka.Topic, cfg.Kafka.DLQTopic()} {
-		if err = broker.EnsureTopic(ectx, cfg.Kafka, t, cfg.Kafka.Partitions); err != nil {
-			break
-		}
+	// Kafka: the topics are made sure of before consuming (below).
+	if err := cfg.Kafka.Check(); err != nil {
+		return err
 	}
-	cancel()
+	dlq, err := broker.NewWriter(cfg.Kafka, cfg.Kafka.DLQTopic(), cfg.Writer)
 	if err != nil {
 		return err
 	}
-	dlq := broker.NewWriter(cfg.Kafka, cfg.Kafka.DLQTopic(), cfg.Writer)
 	defer dlq.Close()
 
 	// Business.
@@ -99,7 +95,12 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	// commits or rolls back.
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
-	g.Go(func() error { return p.run(gctx) })
+	g.Go(func() error {
+		if broker.EnsureTopics(gctx, cfg.Kafka, log, cfg.Kafka.Topic, cfg.Kafka.DLQTopic()) != nil {
+			return nil // stopping
+		}
+		return p.run(gctx)
+	})
 	g.Go(func() error { return mon.run(gctx) })
 	return g.Wait()
 }

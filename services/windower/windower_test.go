@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -18,7 +19,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
@@ -52,8 +52,7 @@ func events(seed uint64, n, posts, users int) []rating.Event {
 
 func produce(t testing.TB, b *testenv.Broker, evs []rating.Event, extra ...kafka.Message) {
 	t.Helper()
-	w := broker.NewWriter(b.Config, b.Config.Topic, broker.WriterTuning{BatchSize: 5000, BatchBytes: 4 << 20, BatchTimeout: 5 * time.Millisecond, WriteTimeout: 10 * time.Second})
-	defer w.Close()
+	w := b.Writer(t)
 	msgs := make([]kafka.Message, 0, len(evs)+len(extra))
 	for _, e := range evs {
 		v, err := e.Marshal()
@@ -408,4 +407,40 @@ func TestReadinessFollowsTheBrokerAndConsumptionResumes(t *testing.T) {
 	produce(t, b, second)
 	waitConsumed(t, db, 600, 90*time.Second)
 	checkAgainstDefinition(t, db, append(first, second...), time.Second)
+}
+
+// Against a broker that speaks only TLS and SCRAM-SHA-256 the windower
+// joins its group, consumes, and writes dead letters with the client
+// settings; with a wrong password it stays up, not ready, and says why.
+func TestConsumesOverTLSWithSCRAM(t *testing.T) {
+	b := testenv.NewSecureBroker(t, 6, "ratestream", "correct horse")
+	evs := events(51, 1000, 10, 100)
+	produce(t, b, evs, poison()...)
+	db := testenv.NewDatabase(t)
+	start(t, testConfig(t, db, b))
+	waitConsumed(t, db, int64(len(evs)+2), 60*time.Second)
+	checkAgainstDefinition(t, db, evs, time.Second)
+	if n := len(b.Messages(t, b.Config.DLQTopic())); n != 2 {
+		t.Fatalf("%d dead letters, want 2", n)
+	}
+
+	wrong := testConfig(t, testenv.NewDatabase(t), b)
+	wrong.Kafka.SASLPasswordFile = filepath.Join(t.TempDir(), "wrong")
+	if err := os.WriteFile(wrong.Kafka.SASLPasswordFile, []byte("battery staple"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start(t, wrong)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		resp, err := http.Get("http://" + wrong.Addr + "/readyz")
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(strings.ToLower(string(body)), "sasl") {
+			return fmt.Errorf("readyz %d %s", resp.StatusCode, body)
+		}
+		t.Logf("readyz with a wrong password: %d %s", resp.StatusCode, body)
+		return nil
+	})
 }

@@ -6,7 +6,15 @@ package testenv
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -88,6 +96,7 @@ type Broker struct {
 	Port    int
 	Config  broker.Config
 	dataDir string
+	extra   []kfake.Opt
 	c       *kfake.Cluster
 }
 
@@ -106,6 +115,65 @@ func NewBroker(t testing.TB, partitions int) *Broker {
 	return b
 }
 
+// NewSecureBroker starts a broker that speaks only TLS (a self-signed
+// certificate for 127.0.0.1) and SCRAM-SHA-256 with user and password, as
+// a managed Kafka does. Its Config has the matching client settings.
+func NewSecureBroker(t testing.TB, partitions int, user, password string) *Broker {
+	t.Helper()
+	dir := t.TempDir()
+	cert, certFile := selfSigned(t, dir)
+	pwFile := filepath.Join(dir, "kafka-password")
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := &Broker{t: t, Port: FreePort(t), dataDir: t.TempDir(), extra: []kfake.Opt{
+		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}),
+		kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", user, password),
+	}}
+	b.Config = broker.Config{
+		Brokers: []string{fmt.Sprintf("127.0.0.1:%d", b.Port)}, Topic: "ratings.v1", Partitions: partitions, Replicas: 1,
+		Security: broker.Security{TLS: true, TLSCAFile: certFile, SASLMechanism: "SCRAM-SHA-256", SASLUser: user, SASLPasswordFile: pwFile},
+	}
+	b.Start()
+	t.Cleanup(b.Stop)
+	return b
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and writes it, as the CA
+// the clients trust, to dir.
+func selfSigned(t testing.TB, dir string) (tls.Certificate, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(file, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, file
+}
+
 // Start (re)starts the broker on its port.
 func (b *Broker) Start() {
 	b.t.Helper()
@@ -114,8 +182,9 @@ func (b *Broker) Start() {
 	}
 	var err error
 	for i := 0; i < 50; i++ { // the port may linger for a moment after Stop
-		b.c, err = kfake.NewCluster(kfake.Ports(b.Port), kfake.DataDir(b.dataDir),
-			kfake.SeedTopics(int32(b.Config.Partitions), b.Config.Topic, b.Config.DLQTopic()))
+		opts := append([]kfake.Opt{kfake.Ports(b.Port), kfake.DataDir(b.dataDir),
+			kfake.SeedTopics(int32(b.Config.Partitions), b.Config.Topic, b.Config.DLQTopic())}, b.extra...)
+		b.c, err = kfake.NewCluster(opts...)
 		if err == nil {
 			return
 		}
@@ -246,4 +315,16 @@ func Binaries(t testing.TB) string {
 		t.Fatalf("build commands: %v\n%s", err, b)
 	}
 	return dir
+}
+
+// Writer returns a writer to the rating topic, batching generously, closed
+// when the test ends.
+func (b *Broker) Writer(t testing.TB) *kafka.Writer {
+	t.Helper()
+	w, err := broker.NewWriter(b.Config, b.Config.Topic, broker.WriterTuning{BatchSize: 5000, BatchBytes: 4 << 20, BatchTimeout: 5 * time.Millisecond, WriteTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	return w
 }

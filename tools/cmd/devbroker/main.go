@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"strconv"
@@ -25,6 +26,13 @@ type settings struct {
 	DataDir string `env:"DEVBROKER_DATA_DIR" default:".run/kafka" help:"where the log is kept"`
 	Memory  bool   `env:"DEVBROKER_MEMORY_ONLY" default:"false" help:"keep the log in memory only (benchmarks)"`
 	Sync    bool   `env:"DEVBROKER_SYNC_WRITES" default:"false" help:"fsync every produced batch"`
+	// Security, as a managed Kafka has it; the broker's own client (topic
+	// creation) uses the KAFKA_TLS_* and KAFKA_SASL_* settings.
+	TLSCertFile  string `env:"DEVBROKER_TLS_CERT_FILE" help:"PEM certificate: listen with TLS only"`
+	TLSKeyFile   string `env:"DEVBROKER_TLS_KEY_FILE" help:"PEM key of the certificate"`
+	SASLMech     string `env:"DEVBROKER_SASL_MECHANISM" default:"SCRAM-SHA-256" help:"PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with DEVBROKER_SASL_USERNAME"`
+	SASLUser     string `env:"DEVBROKER_SASL_USERNAME" help:"require SASL, with this user"`
+	SASLPassFile string `env:"DEVBROKER_SASL_PASSWORD_FILE" help:"file holding the user's password"`
 	Kafka   broker.Config
 	Log     logging.Config
 }
@@ -58,6 +66,20 @@ func run(ctx context.Context, log *zap.Logger, cfg settings) error {
 	}
 	if cfg.Sync {
 		opts = append(opts, kfake.SyncWrites())
+	}
+	if cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("DEVBROKER_TLS_CERT_FILE and DEVBROKER_TLS_KEY_FILE: %w", err)
+		}
+		opts = append(opts, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+	}
+	if cfg.SASLUser != "" {
+		pw, err := os.ReadFile(cfg.SASLPassFile)
+		if err != nil {
+			return fmt.Errorf("DEVBROKER_SASL_PASSWORD_FILE: %w", err)
+		}
+		opts = append(opts, kfake.EnableSASL(), kfake.Superuser(strings.ToUpper(cfg.SASLMech), cfg.SASLUser, strings.TrimRight(string(pw), "\r\n")))
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ratestream/ratestream/pkg/config"
+	"github.com/ratestream/ratestream/tools/testenv"
+)
+
+// Against a broker that speaks only TLS and SCRAM-SHA-256, as managed
+// Kafka services do, ratings are published with the client settings.
+func TestPublishesOverTLSWithSCRAM(t *testing.T) {
+	b := testenv.NewSecureBroker(t, 12, "ratestream", "correct horse")
+	h := startOn(t, b, nil)
+	if r := post(t, h.base+"/v1/posts/1/ratings", "application/json", `{"user_id":"u","score":5}`); r.status != 202 {
+		t.Fatalf("rating over TLS+SCRAM: %d %v", r.status, r.body)
+	}
+	if n := len(b.Messages(t, b.Config.Topic)); n != 1 {
+		t.Fatalf("%d events on the topic, want 1", n)
+	}
+}
+
+// A wrong password keeps ingest up but not ready, with the broker's
+// refusal in /readyz, and no rating is accepted.
+func TestWrongKafkaPasswordIsReportedNotHidden(t *testing.T) {
+	b := testenv.NewSecureBroker(t, 12, "ratestream", "correct horse")
+	db := testenv.NewDatabase(t)
+	var cfg Config
+	if err := config.Load(&cfg, nil, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cfg.DB.URL, cfg.Kafka = db.URL, b.Config
+	cfg.Kafka.SASLPasswordFile = filepath.Join(t.TempDir(), "wrong")
+	if err := os.WriteFile(cfg.Kafka.SASLPasswordFile, []byte("battery staple"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, zap.NewNop(), cfg) }()
+	defer func() { cancel(); <-done }()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		resp, err := http.Get("http://" + cfg.Addr + "/readyz")
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(strings.ToLower(string(body)), "sasl") {
+			return fmt.Errorf("readyz %d %s", resp.StatusCode, body)
+		}
+		return nil
+	})
+}
