@@ -98,13 +98,13 @@ func (s Security) resolve() (*tls.Config, sasl.Mechanism, error) {
 // Check reports a security setting that cannot work (a missing file, an
 // unknown mechanism) at start-up rather than at the first connection.
 func (c Config) Check() error {
-	_, _, err := c.Security.resolve()
+	_, _, err := c.resolve()
 	return err
 }
 
 // Dialer returns a dialer with the cluster's TLS and SASL settings.
 func (c Config) Dialer(timeout time.Duration) (*kafka.Dialer, error) {
-	t, m, err := c.Security.resolve()
+	t, m, err := c.resolve()
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +114,7 @@ func (c Config) Dialer(timeout time.Duration) (*kafka.Dialer, error) {
 // transport returns a transport (writers, clients) with the cluster's TLS
 // and SASL settings.
 func (c Config) transport() (*kafka.Transport, error) {
-	t, m, err := c.Security.resolve()
+	t, m, err := c.resolve()
 	if err != nil {
 		return nil, err
 	}
