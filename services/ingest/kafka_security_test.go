@@ -48,7 +48,12 @@ func TestWrongKafkaPasswordIsReportedNotHidden(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, zap.NewNop(), cfg) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ingest: %v", err)
+		}
+	}()
 	testenv.Eventually(t, 10*time.Second, func() error {
 		resp, err := http.Get("http://" + cfg.Addr + "/readyz")
 		if err != nil {
