@@ -6,8 +6,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -112,14 +114,20 @@ func TestDockerfileReferencesExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	copies := 0
+	var copied []string
+	user := ""
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
+		if len(f) == 2 && f[0] == "USER" {
+			user = f[1]
+		}
 		if len(f) < 3 || f[0] != "COPY" || strings.HasPrefix(f[1], "--from") {
 			continue
 		}
 		for _, src := range f[1 : len(f)-1] {
 			copies++
+			copied = append(copied, strings.TrimSuffix(src, "/"))
 			if _, err := os.Stat(filepath.Join(root, src)); err != nil {
 				t.Errorf("Dockerfile copies %s: %v", src, err)
 			}
@@ -127,6 +135,24 @@ func TestDockerfileReferencesExist(t *testing.T) {
 	}
 	if copies == 0 {
 		t.Fatal("no COPY lines found")
+	}
+	// The kubelet can only check runAsNonRoot against a numeric user.
+	if !regexp.MustCompile(`^[1-9][0-9]*:[1-9][0-9]*$`).MatchString(user) {
+		t.Errorf("the image's USER %q is not numeric", user)
+	}
+	// The build compiles in the workspace: every module it uses is copied.
+	work, err := os.ReadFile(filepath.Join(root, "go.work"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`(?m)^\s+\./(\S+)$`).FindAllStringSubmatch(string(work), -1) {
+		covered := false
+		for _, c := range copied {
+			covered = covered || m[1] == c || strings.HasPrefix(m[1], c+"/")
+		}
+		if !covered {
+			t.Errorf("go.work uses %s, which the Dockerfile does not copy", m[1])
+		}
 	}
 	for _, s := range loadCompose(t).Services {
 		if s.Build == nil {
@@ -217,5 +243,34 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 	}
 	if checked < 10 {
 		t.Fatalf("only %d metric references found in the dashboard", checked)
+	}
+}
+
+// A service binary built as the image builds it is static: it has no
+// interpreter and no dynamic section, so it runs on distroless/static.
+func TestServiceBinaryIsStatic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	out := filepath.Join(t.TempDir(), "ingest")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X github.com/ratestream/ratestream/pkg/buildinfo.Version=test",
+		"-o", out, "./services/ingest")
+	cmd.Dir = testenv.Root()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	f, err := elf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Section(".dynamic") != nil {
+		t.Error("the binary has a dynamic section")
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+			t.Errorf("the binary has a %s program header", p.Type)
+		}
 	}
 }
