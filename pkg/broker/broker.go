@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"time"
 
@@ -23,6 +22,8 @@ type Config struct {
 	Topic      string   `env:"KAFKA_TOPIC" default:"ratings.v1" help:"rating topic"`
 	Partitions int      `env:"KAFKA_PARTITIONS" default:"12" help:"partitions of the rating topic when it has to be created"`
 	Replicas   int      `env:"KAFKA_REPLICATION" default:"1" help:"replication factor when a topic has to be created"`
+	MinISR     int      `env:"KAFKA_MIN_INSYNC_REPLICAS" default:"1" help:"min.insync.replicas of created topics (with acks=all, how many copies a write needs)"`
+	Retention  int64    `env:"KAFKA_RETENTION_MS" default:"-1" help:"retention.ms of created topics; -1 keeps every event, because replaying the topic is a feature"`
 	Security
 }
 
@@ -32,25 +33,27 @@ func (c Config) DLQTopic() string { return c.Topic + ".dlq" }
 // EnsureTopic creates topic with the given partition count unless it
 // exists. It is safe to call from every instance at start-up.
 func EnsureTopic(ctx context.Context, cfg Config, topic string, partitions int) error {
-	conn, err := dialAny(ctx, cfg)
+	tr, err := cfg.transport()
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	ctrl, err := conn.Controller()
-	if err != nil {
-		return fmt.Errorf("find controller: %w", err)
+	// Zero is not a retention a rating topic can have (it would delete
+	// events at once): an unset value keeps everything, as the default.
+	retention := cfg.Retention
+	if retention == 0 {
+		retention = -1
 	}
-	d, err := cfg.Dialer(5 * time.Second)
-	if err != nil {
-		return err
+	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: tr}
+	resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic: topic, NumPartitions: partitions, ReplicationFactor: cfg.Replicas,
+		ConfigEntries: []kafka.ConfigEntry{
+			{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(retention, 10)},
+			{ConfigName: "cleanup.policy", ConfigValue: "delete"},
+			{ConfigName: "min.insync.replicas", ConfigValue: strconv.Itoa(max(cfg.MinISR, 1))},
+		}}}})
+	if err == nil {
+		err = resp.Errors[topic]
 	}
-	cc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
-	if err != nil {
-		return fmt.Errorf("dial controller: %w", err)
-	}
-	defer cc.Close()
-	err = cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: cfg.Replicas})
 	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
 		return fmt.Errorf("create topic %s: %w", topic, err)
 	}

@@ -11,7 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
+
+	"github.com/ratestream/ratestream/pkg/broker"
 
 	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/tools/testenv"
@@ -66,4 +70,44 @@ func TestWrongKafkaPasswordIsReportedNotHidden(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A topic ingest creates keeps every event (replay is a feature) and
+// asks min.insync.replicas of the cluster, from the settings.
+func TestCreatedTopicKeepsEverything(t *testing.T) {
+	b := testenv.NewBroker(t, 3)
+	var settings Config // the defaults, as the service loads them
+	if err := config.Load(&settings, nil, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	cfg := settings.Kafka
+	cfg.Brokers, cfg.Topic, cfg.Partitions = b.Config.Brokers, "fresh.v1", 3
+	ctx := context.Background()
+	if err := broker.EnsureTopics(ctx, cfg, zap.NewNop(), cfg.Topic); err != nil {
+		t.Fatal(err)
+	}
+	// Read back with franz-go's client: a second implementation of the
+	// protocol, not the one that wrote them.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	res := kmsg.NewDescribeConfigsRequestResource()
+	res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeTopic, cfg.Topic
+	req.Resources = append(req.Resources, res)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || len(resp.Resources) != 1 {
+		t.Fatalf("describe configs: %v", err)
+	}
+	got := map[string]string{}
+	for _, e := range resp.Resources[0].Configs {
+		if e.Value != nil {
+			got[e.Name] = *e.Value
+		}
+	}
+	if got["retention.ms"] != "-1" || got["cleanup.policy"] != "delete" || got["min.insync.replicas"] != "1" {
+		t.Fatalf("topic configs %v", got)
+	}
 }
