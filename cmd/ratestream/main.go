@@ -15,11 +15,11 @@ import (
 func main() {
 	root := &cobra.Command{
 		Use:           "ratestream",
-		Short:         "Work with a ratestream deployment: tokens for its APIs",
+		Short:         "Work with a ratestream deployment: tokens for its APIs, lag of its partitions",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(tokenCmd())
+	root.AddCommand(tokenCmd(), lagCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "ratestream:", err)
 		os.Exit(1)

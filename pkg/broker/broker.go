@@ -330,3 +330,25 @@ func EnsureTopics(ctx context.Context, cfg Config, log *zap.Logger, topics ...st
 		}
 	}
 }
+
+// GroupOffsets reads the offsets a consumer group has committed for the
+// partitions of topic (-1 where it has none).
+func GroupOffsets(ctx context.Context, cfg Config, group, topic string, partitions []int) (map[int]int64, error) {
+	tr, err := cfg.transport()
+	if err != nil {
+		return nil, err
+	}
+	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second, Transport: tr}
+	resp, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: partitions}})
+	if err == nil {
+		err = resp.Error
+	}
+	if err != nil {
+		return nil, fmt.Errorf("offsets of group %s: %w", group, err)
+	}
+	out := make(map[int]int64, len(partitions))
+	for _, p := range resp.Topics[topic] {
+		out[p.Partition] = p.CommittedOffset
+	}
+	return out, nil
+}

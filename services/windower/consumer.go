@@ -110,7 +110,7 @@ func (p *processor) member(ctx context.Context) error {
 		p.memberID = gen.MemberID
 		p.mu.Unlock()
 		for _, id := range ids {
-			gen.Start(func(gctx context.Context) { p.partition(gctx, id) })
+			gen.Start(func(gctx context.Context) { p.partition(gctx, id, groupCommitter(gen, p.kafka.Topic, id, p.log)) })
 		}
 	}
 }
@@ -151,12 +151,12 @@ func (p *processor) setOwned(id int, on bool) {
 }
 
 // partition processes one partition until the generation ends.
-func (p *processor) partition(ctx context.Context, id int) {
+func (p *processor) partition(ctx context.Context, id int, committed func(next int64)) {
 	p.setOwned(id, true)
 	defer p.setOwned(id, false)
 	log := p.log.With(zap.Int("partition", id))
 	for ctx.Err() == nil {
-		err := p.consume(ctx, id, log)
+		err := p.consume(ctx, id, log, committed)
 		if ctx.Err() != nil {
 			return
 		}
@@ -169,7 +169,7 @@ func (p *processor) partition(ctx context.Context, id int) {
 	}
 }
 
-func (p *processor) consume(ctx context.Context, id int, log *zap.Logger) error {
+func (p *processor) consume(ctx context.Context, id int, log *zap.Logger, committed func(next int64)) error {
 	pos, err := p.store.position(ctx, id)
 	if err != nil {
 		return err
@@ -213,6 +213,9 @@ func (p *processor) consume(ctx context.Context, id int, log *zap.Logger) error 
 		if pos, err = p.commit(ctx, b, retry); err != nil {
 			return err // fenced (another instance moved on) or stopping
 		}
+		if committed != nil {
+			committed(pos.next)
+		}
 	}
 }
 
@@ -237,6 +240,39 @@ func fetch(ctx context.Context, r source, max int, maxWait time.Duration) ([]kaf
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
+}
+
+// groupCommitter copies a partition's stored offset to the consumer
+// group, at most once a second, so that Kafka's own tools (kcat,
+// kafka-consumer-groups, Burrow, KEDA) see the windower's position and
+// lag. PostgreSQL stays the source of truth: the windower resumes from
+// its stored offsets, never from the group's.
+func groupCommitter(gen *kafka.Generation, topic string, partition int, log *zap.Logger) func(next int64) {
+	var (
+		mu      sync.Mutex
+		pending int64 = -1
+		timer   *time.Timer
+	)
+	flush := func() {
+		mu.Lock()
+		next := pending
+		pending, timer = -1, nil
+		mu.Unlock()
+		if next < 0 {
+			return
+		}
+		if err := gen.CommitOffsets(map[string]map[int]int64{topic: {partition: next}}); err != nil {
+			log.Debug("copying the offset to the consumer group failed", zap.Int("partition", partition), zap.Error(err))
+		}
+	}
+	return func(next int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		pending = next
+		if timer == nil { // the newest offset goes out within a second
+			timer = time.AfterFunc(time.Second, flush)
+		}
+	}
 }
 
 // source is one partition's messages from an offset on: a kafka.Reader

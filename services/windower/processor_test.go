@@ -46,7 +46,7 @@ func consumeAll(t *testing.T, p *processor, s store, logs map[int][]kafka.Messag
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for part := range logs {
-		wg.Go(func() { p.partition(ctx, part) })
+		wg.Go(func() { p.partition(ctx, part, nil) })
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {

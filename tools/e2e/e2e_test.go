@@ -21,6 +21,7 @@ import (
 type stack struct {
 	ingest, query string
 	runDir        string
+	env           []string // how to reach its database and broker
 	cmd           *exec.Cmd
 }
 
@@ -33,11 +34,13 @@ func startStack(t *testing.T, env ...string) *stack {
 	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) }
 	ingest, query := addr(), addr()
 	s.ingest, s.query = "http://"+ingest, "http://"+query
+	brokerAddr := addr()
+	s.env = []string{"DATABASE_URL=" + db.URL, "KAFKA_BROKERS=" + brokerAddr}
 	s.cmd = exec.Command(filepath.Join(bin, "stack"), "run")
 	s.cmd.Dir = testenv.Root()
 	s.cmd.Env = append(os.Environ(),
 		"RATESTREAM_RUN_DIR="+s.runDir, "DATABASE_URL="+db.URL,
-		"DEVBROKER_ADDR="+addr(), "INGEST_ADDR="+ingest, "QUERY_ADDR="+query,
+		"DEVBROKER_ADDR="+brokerAddr, "INGEST_ADDR="+ingest, "QUERY_ADDR="+query,
 		"WINDOWER_ADDR="+addr(), "SCORER_ADDR="+addr(),
 		"WINDOW=1s", "GRACE=1s", "LOG_LEVEL=warn")
 	s.cmd.Env = append(s.cmd.Env, env...)
