@@ -15,11 +15,11 @@ import (
 func main() {
 	root := &cobra.Command{
 		Use:           "ratestream",
-		Short:         "Work with a ratestream deployment: tokens for its APIs, lag of its partitions",
+		Short:         "Work with a ratestream deployment: tokens for its APIs, lag, dead letters",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(tokenCmd(), lagCmd())
+	root.AddCommand(tokenCmd(), lagCmd(), dlqCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "ratestream:", err)
 		os.Exit(1)
