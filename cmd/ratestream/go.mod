@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/golang-jwt/jwt/v5 v5.3.1
+	github.com/google/uuid v1.6.0
 	github.com/ratestream/ratestream/pkg v0.0.0
 	github.com/ratestream/ratestream/tools v0.0.0
 	github.com/segmentio/kafka-go v0.4.51

@@ -19,7 +19,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(tokenCmd(), lagCmd(), dlqCmd())
+	root.AddCommand(tokenCmd(), lagCmd(), dlqCmd(), tailCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "ratestream:", err)
 		os.Exit(1)

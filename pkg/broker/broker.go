@@ -352,3 +352,30 @@ func GroupOffsets(ctx context.Context, cfg Config, group, topic string, partitio
 	}
 	return out, nil
 }
+
+// OffsetAt is the first offset of partition whose message time is at or
+// after t (the log end when there is none).
+func OffsetAt(ctx context.Context, cfg Config, topic string, partition int, t time.Time) (int64, error) {
+	tr, err := cfg.transport()
+	if err != nil {
+		return 0, err
+	}
+	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second, Transport: tr}
+	resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+		topic: {kafka.TimeOffsetOf(partition, t), kafka.LastOffsetOf(partition)}}})
+	if err != nil {
+		return 0, fmt.Errorf("offset of %s/%d at %s: %w", topic, partition, t, err)
+	}
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil {
+			return 0, po.Error
+		}
+		for off := range po.Offsets {
+			if off >= 0 {
+				return off, nil
+			}
+		}
+		return po.LastOffset, nil
+	}
+	return 0, fmt.Errorf("offset of %s/%d at %s: no answer", topic, partition, t)
+}
