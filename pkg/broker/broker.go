@@ -366,16 +366,17 @@ func OffsetAt(ctx context.Context, cfg Config, topic string, partition int, t ti
 	if err != nil {
 		return 0, fmt.Errorf("offset of %s/%d at %s: %w", topic, partition, t, err)
 	}
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			return 0, po.Error
-		}
-		for off := range po.Offsets {
-			if off >= 0 {
-				return off, nil
-			}
-		}
-		return po.LastOffset, nil
+	pos := resp.Topics[topic]
+	if len(pos) == 0 {
+		return 0, fmt.Errorf("offset of %s/%d at %s: no answer", topic, partition, t)
 	}
-	return 0, fmt.Errorf("offset of %s/%d at %s: no answer", topic, partition, t)
+	if pos[0].Error != nil {
+		return 0, pos[0].Error
+	}
+	for off := range pos[0].Offsets {
+		if off >= 0 {
+			return off, nil
+		}
+	}
+	return pos[0].LastOffset, nil
 }
