@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -60,7 +61,7 @@ func EnsureTopic(ctx context.Context, cfg Config, topic string, partitions int) 
 	return nil
 }
 
-// Partitions lists the partition ids of topic.
+// Partitions lists the partition ids of topic, ascending.
 func Partitions(ctx context.Context, cfg Config, topic string) ([]int, error) {
 	conn, err := dialAny(ctx, cfg)
 	if err != nil {
@@ -75,6 +76,8 @@ func Partitions(ctx context.Context, cfg Config, topic string) ([]int, error) {
 	for _, p := range ps {
 		ids = append(ids, p.ID)
 	}
+	// Ascending, as partitioners index them: murmur2 % n picks ids[i].
+	slices.Sort(ids)
 	return ids, nil
 }
 
@@ -237,25 +240,48 @@ func LogBounds(ctx context.Context, cfg Config, topic string) (map[int]Bounds, e
 	if err != nil {
 		return nil, err
 	}
-	reqs := make([]kafka.OffsetRequest, 0, 2*len(parts))
-	for _, p := range parts {
-		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
-	}
 	tr, err := cfg.transport()
 	if err != nil {
 		return nil, err
 	}
 	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second, Transport: tr}
-	resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	// One request per bound: a partition may appear only once in a
+	// ListOffsets request (Kafka refuses duplicates, and kafka-go merges
+	// two answers for one partition unreliably).
+	ask := func(of func(int) kafka.OffsetRequest) (map[int]kafka.PartitionOffsets, error) {
+		reqs := make([]kafka.OffsetRequest, 0, len(parts))
+		for _, p := range parts {
+			reqs = append(reqs, of(p))
+		}
+		resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+		if err != nil {
+			return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
+		}
+		out := make(map[int]kafka.PartitionOffsets, len(parts))
+		for _, po := range resp.Topics[topic] {
+			if po.Error != nil {
+				return nil, fmt.Errorf("list offsets of %s/%d: %w", topic, po.Partition, po.Error)
+			}
+			out[po.Partition] = po
+		}
+		return out, nil
+	}
+	first, err := ask(kafka.FirstOffsetOf)
 	if err != nil {
-		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
+		return nil, err
+	}
+	last, err := ask(kafka.LastOffsetOf)
+	if err != nil {
+		return nil, err
 	}
 	out := make(map[int]Bounds, len(parts))
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("list offsets of %s/%d: %w", topic, po.Partition, po.Error)
+	for _, p := range parts {
+		f, okF := first[p]
+		l, okL := last[p]
+		if !okF || !okL {
+			return nil, fmt.Errorf("list offsets of %s/%d: no answer", topic, p)
 		}
-		out[po.Partition] = Bounds{First: po.FirstOffset, End: po.LastOffset}
+		out[p] = Bounds{First: f.FirstOffset, End: l.LastOffset}
 	}
 	return out, nil
 }
