@@ -6,6 +6,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -19,9 +20,12 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(tokenCmd(), lagCmd(), dlqCmd(), tailCmd())
+	root.AddCommand(tokenCmd(), lagCmd(), dlqCmd(), tailCmd(), verifyCmd())
 	if err := root.Execute(); err != nil {
+		if errors.Is(err, errDiffer) {
+			os.Exit(1) // the report said what differs
+		}
 		fmt.Fprintln(os.Stderr, "ratestream:", err)
-		os.Exit(1)
+		os.Exit(2)
 	}
 }
