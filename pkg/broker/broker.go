@@ -21,6 +21,7 @@ import (
 type Config struct {
 	Brokers    []string `env:"KAFKA_BROKERS" default:"127.0.0.1:9092" help:"comma-separated bootstrap brokers"`
 	Topic      string   `env:"KAFKA_TOPIC" default:"ratings.v1" help:"rating topic"`
+	DLQ        string   `env:"KAFKA_DLQ_TOPIC" help:"dead-letter topic (default: the rating topic + .dlq)"`
 	Partitions int      `env:"KAFKA_PARTITIONS" default:"12" help:"partitions of the rating topic when it has to be created"`
 	Replicas   int      `env:"KAFKA_REPLICATION" default:"1" help:"replication factor when a topic has to be created"`
 	MinISR     int      `env:"KAFKA_MIN_INSYNC_REPLICAS" default:"1" help:"min.insync.replicas of created topics (with acks=all, how many copies a write needs)"`
@@ -29,7 +30,12 @@ type Config struct {
 }
 
 // DLQTopic is where the windower parks events it cannot decode.
-func (c Config) DLQTopic() string { return c.Topic + ".dlq" }
+func (c Config) DLQTopic() string {
+	if c.DLQ != "" {
+		return c.DLQ
+	}
+	return c.Topic + ".dlq"
+}
 
 // EnsureTopic creates topic with the given partition count unless it
 // exists. It is safe to call from every instance at start-up.

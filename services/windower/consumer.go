@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ type processor struct {
 	store    store
 	dlq      deadLetters
 	open     func(partition int, offset int64) (source, error)
+	until    map[int]int64 // replay: stop each partition before this offset
 	m        *metrics
 	maxBatch int
 	maxWait  time.Duration
@@ -185,10 +187,24 @@ func (p *processor) consume(ctx context.Context, id int, log *zap.Logger, commit
 	defer r.Close()
 	log.Info("resuming partition", zap.Int64("offset", start))
 	retry := newRetrier(log)
+	stop, bounded := p.until[id]
 	for {
+		if bounded && pos.exists && pos.next >= stop {
+			log.Info("partition replayed to its end offset", zap.Int64("offset", stop))
+			<-ctx.Done()
+			return ctx.Err()
+		}
 		msgs, err := fetch(ctx, r, p.maxBatch, p.maxWait)
 		if err != nil {
 			return err
+		}
+		if bounded {
+			msgs = slices.DeleteFunc(msgs, func(m kafka.Message) bool { return m.Offset >= stop })
+			if len(msgs) == 0 { // nothing before the end offset is left
+				log.Info("partition replayed to its end offset", zap.Int64("offset", stop))
+				<-ctx.Done()
+				return ctx.Err()
+			}
 		}
 		b := batch{partition: id, expected: pos, next: msgs[len(msgs)-1].Offset + 1}
 		var poison []kafka.Message

@@ -6,6 +6,9 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -29,6 +32,7 @@ type Config struct {
 	Session  time.Duration `env:"WINDOWER_SESSION_TIMEOUT" default:"10s" help:"group session timeout: how soon a dead instance's partitions move"`
 	Stall    time.Duration `env:"WINDOWER_STALL_TIMEOUT" default:"30s" help:"a partition with messages whose stored offset has not moved for this long is reported, fails readiness and, when another member owns it, forces a rebalance"`
 	Monitor  time.Duration `env:"WINDOWER_MONITOR_INTERVAL" default:"2s" help:"how often lag and stalls are computed for every partition from the broker's log ends"`
+	Until    string        `env:"WINDOWER_UNTIL" help:"replay only: PARTITION:OFFSET,... at which each partition stops (ratestream replay sets it)"`
 	Scoring  scoring.Config
 	HTTP     httpserver.Config
 	Kafka    broker.Config
@@ -69,8 +73,14 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	}
 	defer dlq.Close()
 
+	until, err := parseUntil(cfg.Until)
+	if err != nil {
+		return err
+	}
+
 	// Business.
 	p := &processor{
+		until: until,
 		log:   log,
 		kafka: cfg.Kafka,
 		group: cfg.Group,
@@ -103,4 +113,22 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	})
 	g.Go(func() error { return mon.run(gctx) })
 	return g.Wait()
+}
+
+// parseUntil reads WINDOWER_UNTIL: "PARTITION:OFFSET,...".
+func parseUntil(s string) (map[int]int64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	out := map[int]int64{}
+	for _, kv := range strings.Split(s, ",") {
+		p, o, ok := strings.Cut(strings.TrimSpace(kv), ":")
+		pn, err1 := strconv.Atoi(p)
+		on, err2 := strconv.ParseInt(o, 10, 64)
+		if !ok || err1 != nil || err2 != nil || pn < 0 || on < 0 {
+			return nil, fmt.Errorf("WINDOWER_UNTIL %q: want PARTITION:OFFSET,...", s)
+		}
+		out[pn] = on
+	}
+	return out, nil
 }

@@ -80,7 +80,11 @@ func (m *monitor) check(ctx context.Context, now time.Time) error {
 		if !ok {
 			next = b.First
 		}
-		lag := max(0, b.End-next)
+		end := b.End
+		if stop, bounded := m.p.until[part]; bounded {
+			end = min(end, stop) // a replay stops there
+		}
+		lag := max(0, end-next)
 		label := strconv.Itoa(part)
 		m.p.m.lag.WithLabelValues(label).Set(float64(lag))
 		w := m.watches[part]

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+
+	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/database"
+	"github.com/ratestream/ratestream/pkg/migrate"
+)
+
+func replayCmd() *cobra.Command {
+	var url, until, offsetsFile, key string
+	c := &cobra.Command{
+		Use:   "replay --database URL [--until TIME | --offsets FILE] [--key NAME]",
+		Short: "Rebuild the derived state (ratings, windows, totals, scores) from the topic into another database",
+		Long: `Rebuild the whole derived state from the rating topic into another
+database: the migrations are applied, then the windower and the scorer
+(the same programs as the live ones, found next to this command) consume
+the topic under their own key until every partition reaches its end
+offset: the log end now, the first offsets at --until TIME, or those in
+--offsets FILE ({"PARTITION": OFFSET, ...}). Ctrl-C and a rerun resume.
+The same topic prefix gives the same rows whatever the batch sizes and
+restarts; WINDOW, GRACE and the SCORING_* settings must be the live ones.
+Dead letters of the replay go to <topic>.dlq.<key>.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if url == "" {
+				return errors.New("--database is required")
+			}
+			if until != "" && offsetsFile != "" {
+				return errors.New("say --until or --offsets, not both")
+			}
+			cfg, err := kafkaSettings()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return replay(ctx, cmd.ErrOrStderr(), cfg, url, key, until, offsetsFile)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&url, "database", "", "the database to rebuild into (URL)")
+	f.StringVar(&until, "until", "", "stop at the first event of each partition at or after this RFC 3339 time")
+	f.StringVar(&offsetsFile, "offsets", "", "stop at these offsets: a JSON file {\"PARTITION\": OFFSET, ...}")
+	f.StringVar(&key, "key", "ratestream-replay", "the consumer key of the replay's stored offsets (and its Kafka group)")
+	return c
+}
+
+func replay(ctx context.Context, progress io.Writer, cfg broker.Config, url, key, until, offsetsFile string) error {
+	if _, err := migrate.Up(url); err != nil {
+		return err
+	}
+	targets, firsts, err := replayTargets(ctx, cfg, until, offsetsFile)
+	if err != nil {
+		return err
+	}
+	pool, err := database.Open(ctx, database.Config{URL: url, MaxConns: 2})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	env := []string{"DATABASE_URL=" + url, "WINDOWER_GROUP=" + key, "KAFKA_DLQ_TOPIC=" + cfg.Topic + ".dlq." + key,
+		"LOG_LEVEL=" + cmpOr(os.Getenv("LOG_LEVEL"), "warn")}
+	var until2 []string
+	for _, p := range slices.Sorted(maps.Keys(targets)) {
+		until2 = append(until2, fmt.Sprintf("%d:%d", p, targets[p]))
+	}
+	windower, err := spawnSibling(ctx, "windower", append(env, "WINDOWER_ADDR=127.0.0.1:0", "WINDOWER_UNTIL="+strings.Join(until2, ","))...)
+	if err != nil {
+		return err
+	}
+	defer stopChild(windower)
+	scorer, err := spawnSibling(ctx, "scorer", append(env, "SCORER_ADDR=127.0.0.1:0")...)
+	if err != nil {
+		return err
+	}
+	defer stopChild(scorer)
+
+	total := int64(0)
+	for p, t := range targets {
+		total += max(0, t-firsts[p])
+	}
+	began := time.Now()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(progress, "\nstopped; run the same command again to resume")
+			return ctx.Err()
+		case <-tick.C:
+		}
+		done, left, err := replayProgress(ctx, pool, cfg.Topic, key, targets, firsts)
+		if err != nil {
+			return err
+		}
+		reportProgress(progress, total-left, total, began)
+		if done {
+			fmt.Fprintf(progress, "\nreplayed %d events into the database in %s\n", total, time.Since(began).Round(time.Millisecond))
+			return nil
+		}
+		for _, c := range []*child{windower, scorer} {
+			select {
+			case <-c.done:
+				return fmt.Errorf("%s exited: %v", c.name, c.err)
+			default:
+			}
+		}
+	}
+}
+
+// replayTargets are the offsets each partition is replayed to, and where
+// each partition's log starts.
+func replayTargets(ctx context.Context, cfg broker.Config, until, offsetsFile string) (map[int]int64, map[int]int64, error) {
+	bounds, err := broker.LogBounds(ctx, cfg, cfg.Topic)
+	if err != nil {
+		return nil, nil, err
+	}
+	targets, firsts := map[int]int64{}, map[int]int64{}
+	for p, b := range bounds {
+		targets[p], firsts[p] = b.End, b.First
+	}
+	switch {
+	case offsetsFile != "":
+		b, err := os.ReadFile(offsetsFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		var m map[string]int64
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, nil, fmt.Errorf("--offsets %s: %w", offsetsFile, err)
+		}
+		for k, v := range m {
+			p, err := strconv.Atoi(k)
+			if _, ok := bounds[p]; err != nil || !ok || v < 0 {
+				return nil, nil, fmt.Errorf("--offsets %s: %q is not a partition of %s with an offset", offsetsFile, k, cfg.Topic)
+			}
+			targets[p] = min(v, bounds[p].End)
+		}
+	case until != "":
+		t, err := time.Parse(time.RFC3339Nano, until)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--until %q: want an RFC 3339 time", until)
+		}
+		for p := range bounds {
+			if targets[p], err = broker.OffsetAt(ctx, cfg, cfg.Topic, p, t); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return targets, firsts, nil
+}
+
+// replayProgress says whether every partition reached its target and the
+// scorer has nothing left to score, and how many events are left.
+func replayProgress(ctx context.Context, pool *pgxpool.Pool, topic, key string, targets, firsts map[int]int64) (bool, int64, error) {
+	rows, err := pool.Query(ctx, `SELECT partition, next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2`, key, topic)
+	if err != nil {
+		return false, 0, err
+	}
+	stored := map[int]int64{}
+	for rows.Next() {
+		var p int
+		var n int64
+		if err := rows.Scan(&p, &n); err != nil {
+			rows.Close()
+			return false, 0, err
+		}
+		stored[p] = n
+	}
+	rows.Close()
+	left := int64(0)
+	for p, t := range targets {
+		at, ok := stored[p]
+		if !ok {
+			at = firsts[p]
+		}
+		left += max(0, t-at)
+	}
+	if left > 0 {
+		return false, left, nil
+	}
+	var queued int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM rescore_queue`).Scan(&queued); err != nil {
+		return false, 0, err
+	}
+	return queued == 0, 0, nil
+}
+
+// reportProgress draws one progress line on a terminal, nothing elsewhere.
+func reportProgress(w io.Writer, done, total int64, began time.Time) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return
+	}
+	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return
+	}
+	rate := float64(done) / max(time.Since(began).Seconds(), 0.001)
+	eta := "-"
+	if rate > 0 && total > done {
+		eta = time.Duration(float64(total-done) / rate * float64(time.Second)).Round(time.Second).String()
+	}
+	fmt.Fprintf(w, "\rreplayed %d of %d events, %.0f events/s, ETA %s   ", done, total, rate, eta)
+}
+
+// child is a program replay runs.
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// spawnSibling starts a project program found next to this command (make
+// build puts them together) or on PATH.
+func spawnSibling(ctx context.Context, name string, env ...string) (*child, error) {
+	path := name
+	if self, err := os.Executable(); err == nil {
+		if p := filepath.Join(filepath.Dir(self), name); fileExists(p) {
+			path = p
+		}
+	}
+	c := &child{name: name, cmd: exec.Command(path), done: make(chan struct{})}
+	c.cmd.Env = append(os.Environ(), env...)
+	c.cmd.Stdout, c.cmd.Stderr = os.Stderr, os.Stderr
+	if err := c.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s (it is looked for next to ratestream, then on PATH): %w", name, err)
+	}
+	go func() { c.err = c.cmd.Wait(); close(c.done) }()
+	return c, nil
+}
+
+func stopChild(c *child) {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(15 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
