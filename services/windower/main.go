@@ -126,7 +126,7 @@ func parseUntil(s string) (map[int]int64, error) {
 		pn, err1 := strconv.Atoi(p)
 		on, err2 := strconv.ParseInt(o, 10, 64)
 		if !ok || err1 != nil || err2 != nil || pn < 0 || on < 0 {
-			return nil, fmt.Errorf("WINDOWER_UNTIL %q: want PARTITION:OFFSET,...", s)
+			return nil, fmt.Errorf("WINDOWER_UNTIL %q: want PARTITION:OFFSET pairs, comma-separated", s)
 		}
 		out[pn] = on
 	}
