@@ -131,8 +131,12 @@ func (p *processor) commit(ctx context.Context, b batch, r *retrier) (position, 
 		if errors.Is(err, errFenced) || ctx.Err() != nil {
 			return position{}, err
 		}
-		same := r.failed(err)
-		if c := classify(err); c == inData || (c == unknown && same >= isolateAfter) {
+		c := classify(err)
+		same := 0
+		if c != inData { // a data error is isolated at once: no stall to report
+			same = r.failed(err)
+		}
+		if c == inData || (c == unknown && same >= isolateAfter) {
 			pos, err := p.isolate(ctx, b, r)
 			if err == nil {
 				r.succeeded()
