@@ -20,7 +20,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(tokenCmd(), lagCmd(), dlqCmd(), tailCmd(), verifyCmd(), replayCmd())
+	root.AddCommand(tokenCmd(), lagCmd(), dlqCmd(), tailCmd(), verifyCmd(), replayCmd(), exportCmd())
 	if err := root.Execute(); err != nil {
 		if errors.Is(err, errDiffer) {
 			os.Exit(1) // the report said what differs

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/parquet-go/parquet-go"
+	"github.com/segmentio/kafka-go"
+	"github.com/spf13/cobra"
+
+	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/config"
+	"github.com/ratestream/ratestream/pkg/database"
+	"github.com/ratestream/ratestream/pkg/rating"
+)
+
+// The exported rows. Parquet schema: integers as INT64/INT32, texts as
+// UTF-8 strings, times as TIMESTAMP(MICROS) in UTC; CSV has the same
+// columns with times in RFC 3339, UTC.
+
+// ratingRow is a user's latest rating of a post (table ratings).
+type ratingRow struct {
+	PostID      int64  `parquet:"post_id"`
+	UserID      string `parquet:"user_id,dict"`
+	Score       int32  `parquet:"score"`
+	RatedAt     int64  `parquet:"rated_at,timestamp(microsecond)"`
+	EventID     string `parquet:"event_id"`
+	WindowStart int64  `parquet:"window_start,timestamp(microsecond)"`
+}
+
+// windowRow is one window of a post (table rating_averages).
+type windowRow struct {
+	PostID      int64   `parquet:"post_id"`
+	WindowStart int64   `parquet:"window_start,timestamp(microsecond)"`
+	RatingSum   int64   `parquet:"rating_sum"`
+	RatingCount int64   `parquet:"rating_count"`
+	Threshold   float64 `parquet:"threshold"`
+}
+
+// scoreRow is a post's score (table post_scores); score and mean are
+// null before the first rating counts.
+type scoreRow struct {
+	PostID    int64    `parquet:"post_id"`
+	Score     *float64 `parquet:"score,optional"`
+	UserCount int64    `parquet:"user_count"`
+	Mean      *float64 `parquet:"mean,optional"`
+	Strategy  string   `parquet:"strategy,dict"`
+	AsOf      int64    `parquet:"as_of,timestamp(microsecond)"`
+}
+
+// eventRow is one event of the topic, as it is there.
+type eventRow struct {
+	Partition int32  `parquet:"partition"`
+	Offset    int64  `parquet:"offset"`
+	EventID   string `parquet:"event_id"`
+	PostID    int64  `parquet:"post_id"`
+	UserID    string `parquet:"user_id,dict"`
+	Score     int32  `parquet:"score"`
+	RatedAt   int64  `parquet:"rated_at,timestamp(microsecond)"`
+}
+
+// exportFilter narrows an export.
+type exportFilter struct {
+	since, until time.Time // on rated_at (window_start for windows, as_of for scores)
+	lo, hi       int64     // post ids, inclusive; hi 0: no bound
+}
+
+func (f exportFilter) post(id int64) bool { return id >= f.lo && (f.hi == 0 || id <= f.hi) }
+func (f exportFilter) at(t time.Time) bool {
+	return (f.since.IsZero() || !t.Before(f.since)) && (f.until.IsZero() || t.Before(f.until))
+}
+
+func exportCmd() *cobra.Command {
+	var format, out, since, until, posts string
+	c := &cobra.Command{
+		Use:   "export ratings|windows|scores|events --format parquet|csv -o FILE [--since TIME] [--until TIME] [--posts LO-HI]",
+		Short: "Export derived state or the raw topic to Parquet or CSV, streaming",
+		Long: `Export, streaming with bounded memory, one of: ratings (each user's
+latest rating of each post), windows, scores (from DATABASE_URL), or events
+(the rating topic as it is, from KAFKA_*). Parquet columns: integers,
+UTF-8 strings, times as TIMESTAMP(MICROS) in UTC; CSV: the same columns
+with a header, times in RFC 3339 UTC. --since and --until bound rated_at
+(window_start for windows, as_of for scores); --posts a range of post ids.`,
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: []string{"ratings", "windows", "scores", "events"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var f exportFilter
+			var err error
+			if f.since, err = optTime("--since", since); err != nil {
+				return err
+			}
+			if f.until, err = optTime("--until", until); err != nil {
+				return err
+			}
+			if posts != "" {
+				lo, hi, ok := strings.Cut(posts, "-")
+				a, err1 := strconv.ParseInt(lo, 10, 64)
+				b, err2 := strconv.ParseInt(hi, 10, 64)
+				if !ok || err1 != nil || err2 != nil || a > b {
+					return fmt.Errorf("--posts %q: want LO-HI", posts)
+				}
+				f.lo, f.hi = a, b
+			}
+			if out == "" {
+				return errors.New("-o FILE is required")
+			}
+			if format != "parquet" && format != "csv" {
+				return fmt.Errorf("--format %q: want parquet or csv", format)
+			}
+			file, err := os.Create(out)
+			if err != nil {
+				return err
+			}
+			n, err := export(cmd.Context(), args[0], format, file, f)
+			if cerr := file.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "exported %d %s to %s\n", n, args[0], out)
+			return nil
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&format, "format", "parquet", "parquet or csv")
+	fl.StringVarP(&out, "output", "o", "", "the file to write")
+	fl.StringVar(&since, "since", "", "from this RFC 3339 time on")
+	fl.StringVar(&until, "until", "", "before this RFC 3339 time")
+	fl.StringVar(&posts, "posts", "", "only post ids LO-HI")
+	return c
+}
+
+func optTime(flag, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s %q: want an RFC 3339 time", flag, s)
+	}
+	return t, nil
+}
+
+func export(ctx context.Context, what, format string, w io.Writer, f exportFilter) (int64, error) {
+	switch what {
+	case "events":
+		cfg, err := kafkaSettings()
+		if err != nil {
+			return 0, err
+		}
+		return sink(format, w, []string{"partition", "offset", "event_id", "post_id", "user_id", "score", "rated_at"},
+			func(r eventRow) []string {
+				return []string{itoa(int64(r.Partition)), itoa(r.Offset), r.EventID, itoa(r.PostID), r.UserID, itoa(int64(r.Score)), us(r.RatedAt)}
+			}, func(emit func(eventRow) error) error { return topicEvents(ctx, cfg, f, emit) })
+	case "ratings", "windows", "scores":
+	default:
+		return 0, fmt.Errorf("export %q: want ratings, windows, scores or events", what)
+	}
+	var cfg struct{ DB database.Config }
+	if err := config.Load(&cfg, nil, io.Discard); err != nil {
+		return 0, err
+	}
+	pool, err := database.Open(ctx, cfg.DB)
+	if err != nil {
+		return 0, err
+	}
+	defer pool.Close()
+	hi := f.hi
+	if hi == 0 {
+		hi = 1<<63 - 1
+	}
+	since, until := f.since, f.until
+	if since.IsZero() {
+		since = time.Unix(0, 0)
+	}
+	if until.IsZero() {
+		until = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	each := func(sql string, scan func(pgx.Rows) error) error {
+		rows, err := pool.Query(ctx, sql, f.lo, hi, since, until)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	}
+	switch what {
+	case "ratings":
+		return sink(format, w, []string{"post_id", "user_id", "score", "rated_at", "event_id", "window_start"},
+			func(r ratingRow) []string {
+				return []string{itoa(r.PostID), r.UserID, itoa(int64(r.Score)), us(r.RatedAt), r.EventID, us(r.WindowStart)}
+			}, func(emit func(ratingRow) error) error {
+				return each(`SELECT post_id, user_id, score, rated_at, event_id::text, window_start FROM ratings
+					WHERE post_id BETWEEN $1 AND $2 AND rated_at >= $3 AND rated_at < $4 ORDER BY post_id, user_id`, func(rs pgx.Rows) error {
+					var r ratingRow
+					var score int16
+					var at, ws time.Time
+					if err := rs.Scan(&r.PostID, &r.UserID, &score, &at, &r.EventID, &ws); err != nil {
+						return err
+					}
+					r.Score, r.RatedAt, r.WindowStart = int32(score), at.UnixMicro(), ws.UnixMicro()
+					return emit(r)
+				})
+			})
+	case "windows":
+		return sink(format, w, []string{"post_id", "window_start", "rating_sum", "rating_count", "threshold"},
+			func(r windowRow) []string {
+				return []string{itoa(r.PostID), us(r.WindowStart), itoa(r.RatingSum), itoa(r.RatingCount), strconv.FormatFloat(r.Threshold, 'g', -1, 64)}
+			}, func(emit func(windowRow) error) error {
+				return each(`SELECT post_id, window_start, rating_sum, rating_count, threshold FROM rating_averages
+					WHERE post_id BETWEEN $1 AND $2 AND window_start >= $3 AND window_start < $4 ORDER BY post_id, window_start`, func(rs pgx.Rows) error {
+					var r windowRow
+					var ws time.Time
+					if err := rs.Scan(&r.PostID, &ws, &r.RatingSum, &r.RatingCount, &r.Threshold); err != nil {
+						return err
+					}
+					r.WindowStart = ws.UnixMicro()
+					return emit(r)
+				})
+			})
+	default: // scores
+		return sink(format, w, []string{"post_id", "score", "user_count", "mean", "strategy", "as_of"},
+			func(r scoreRow) []string {
+				return []string{itoa(r.PostID), optFloat(r.Score), itoa(r.UserCount), optFloat(r.Mean), r.Strategy, us(r.AsOf)}
+			}, func(emit func(scoreRow) error) error {
+				return each(`SELECT post_id, score, user_count, mean, strategy, as_of FROM post_scores
+					WHERE post_id BETWEEN $1 AND $2 AND as_of >= $3 AND as_of < $4 ORDER BY post_id`, func(rs pgx.Rows) error {
+					var r scoreRow
+					var asOf time.Time
+					if err := rs.Scan(&r.PostID, &r.Score, &r.UserCount, &r.Mean, &r.Strategy, &asOf); err != nil {
+						return err
+					}
+					r.AsOf = asOf.UnixMicro()
+					return emit(r)
+				})
+			})
+	}
+}
+
+func topicEvents(ctx context.Context, cfg broker.Config, f exportFilter, emit func(eventRow) error) error {
+	parts, err := broker.Partitions(ctx, cfg, cfg.Topic)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		err := broker.ReadPartition(ctx, cfg, cfg.Topic, p, func(m kafka.Message) error {
+			e, err := rating.Unmarshal(m.Value)
+			if err != nil || !f.post(e.PostID) || !f.at(e.RatedAt) {
+				return nil // not an event (see ratestream dlq), or filtered out
+			}
+			return emit(eventRow{Partition: int32(m.Partition), Offset: m.Offset, EventID: e.EventID.String(), PostID: e.PostID,
+				UserID: e.UserID, Score: int32(e.Score), RatedAt: e.RatedAt.UnixMicro()})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rowGroupRows is how many rows a Parquet row group holds.
+const rowGroupRows = 128 << 10
+
+// sink writes the rows that produce emits, in chunks: memory stays
+// bounded whatever the number of rows.
+func sink[T any](format string, w io.Writer, header []string, record func(T) []string, produce func(emit func(T) error) error) (int64, error) {
+	var n int64
+	if format == "csv" {
+		bw := bufio.NewWriterSize(w, 1<<16)
+		cw := csv.NewWriter(bw)
+		if err := cw.Write(header); err != nil {
+			return 0, err
+		}
+		err := produce(func(r T) error {
+			n++
+			return cw.Write(record(r))
+		})
+		cw.Flush()
+		if err == nil {
+			err = cw.Error()
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		return n, err
+	}
+	pw := parquet.NewGenericWriter[T](w, parquet.Compression(&parquet.Zstd))
+	buf := make([]T, 0, 8192)
+	inGroup := 0
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		if _, err := pw.Write(buf); err != nil {
+			return err
+		}
+		inGroup += len(buf)
+		buf = buf[:0]
+		// A row group is held in memory until it is written out: close
+		// one every rowGroupRows rows so that memory stays bounded.
+		if inGroup >= rowGroupRows {
+			inGroup = 0
+			return pw.Flush()
+		}
+		return nil
+	}
+	err := produce(func(r T) error {
+		n++
+		buf = append(buf, r)
+		if len(buf) == cap(buf) {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if cerr := pw.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func us(micros int64) string { return time.UnixMicro(micros).UTC().Format(time.RFC3339Nano) }
+
+func optFloat(f *float64) string {
+	if f == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*f, 'g', -1, 64)
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/ratestream/ratestream/pkg/rating"
+	"github.com/ratestream/ratestream/tools/testenv"
+)
+
+// Exports read back with parquet-go (and encoding/csv) hold PostgreSQL's
+// rows: the same counts and per-post sums, times in UTC.
+func TestExport(t *testing.T) {
+	db := testenv.NewDatabase(t)
+	state(t, db)
+	t.Setenv("DATABASE_URL", db.URL)
+	dir := t.TempDir()
+
+	file := filepath.Join(dir, "ratings.parquet")
+	runCLI(t, exportCmd(), "ratings", "--format", "parquet", "-o", file)
+	rows, err := parquet.ReadFile[ratingRow](file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := map[int64]int64{}
+	for _, r := range rows {
+		sums[r.PostID] += int64(r.Score)
+	}
+	var want1, want2 int64
+	if err := db.Pool.QueryRow(context.Background(), `SELECT sum(score) FILTER (WHERE post_id = 1), sum(score) FILTER (WHERE post_id = 2) FROM ratings`).Scan(&want1, &want2); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 || sums[1] != want1 || sums[2] != want2 {
+		t.Fatalf("parquet ratings: %d rows, sums %v, want 3 rows and %d/%d", len(rows), sums, want1, want2)
+	}
+	if got := time.UnixMicro(rows[0].RatedAt).UTC(); got != time.Date(2026, 5, 1, 12, 0, 1, 0, time.UTC) {
+		t.Errorf("rated_at read back as %s", got)
+	}
+
+	runCLI(t, exportCmd(), "ratings", "--format", "parquet", "--posts", "2-2", "-o", file)
+	if rows, _ := parquet.ReadFile[ratingRow](file); len(rows) != 1 || rows[0].PostID != 2 {
+		t.Fatalf("--posts 2-2: %+v", rows)
+	}
+
+	scores := filepath.Join(dir, "scores.parquet")
+	runCLI(t, exportCmd(), "scores", "--format", "parquet", "-o", scores)
+	sr, err := parquet.ReadFile[scoreRow](scores)
+	if err != nil || len(sr) != 2 || sr[0].Score == nil || *sr[0].Score != 3 || sr[0].UserCount != 2 {
+		t.Fatalf("parquet scores: %+v %v", sr, err)
+	}
+
+	windows := filepath.Join(dir, "windows.csv")
+	runCLI(t, exportCmd(), "windows", "--format", "csv", "-o", windows)
+	f, err := os.Open(windows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil || len(recs) != 4 || strings.Join(recs[0], ",") != "post_id,window_start,rating_sum,rating_count,threshold" ||
+		recs[1][1] != "2026-05-01T12:00:00Z" {
+		t.Fatalf("csv windows: %v %v", recs, err)
+	}
+
+	b := testenv.NewBroker(t, 3)
+	t.Setenv("KAFKA_BROKERS", strings.Join(b.Config.Brokers, ","))
+	var msgs []kafka.Message
+	for i := range 5 {
+		e, _ := rating.New(int64(1+i%2), "u", i, time.Date(2026, 5, 1, 12, i, 0, 0, time.UTC))
+		v, _ := e.Marshal()
+		msgs = append(msgs, kafka.Message{Key: e.Key(), Value: v})
+	}
+	msgs = append(msgs, kafka.Message{Key: []byte("1"), Value: []byte("not an event")})
+	if err := b.Writer(t).WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	events := filepath.Join(dir, "events.parquet")
+	runCLI(t, exportCmd(), "events", "--format", "parquet", "--since", "2026-05-01T12:01:00Z", "-o", events)
+	er, err := parquet.ReadFile[eventRow](events)
+	if err != nil || len(er) != 4 {
+		t.Fatalf("events since 12:01: %d rows (%v), want 4", len(er), err)
+	}
+}
