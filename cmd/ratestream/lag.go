@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/ratestream/ratestream/pkg/broker"
@@ -94,8 +96,11 @@ func lagRows(ctx context.Context, kcfg broker.Config, dcfg database.Config, grou
 		var wm *time.Time
 		err := pool.QueryRow(ctx, `SELECT next_offset, watermark FROM consumer_offsets WHERE consumer = $1 AND topic = $2 AND partition = $3`,
 			group, kcfg.Topic, p).Scan(&next, &wm)
-		if err == nil {
+		switch {
+		case err == nil:
 			r.Stored, r.Watermark = next, wm
+		case !errors.Is(err, pgx.ErrNoRows): // no row: not consumed yet
+			return nil, fmt.Errorf("stored offset of partition %d: %w", p, err)
 		}
 		r.Lag = max(0, r.LogEnd-r.Stored)
 		out = append(out, r)

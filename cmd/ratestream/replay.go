@@ -173,21 +173,10 @@ func replayTargets(ctx context.Context, cfg broker.Config, until, offsetsFile st
 // replayProgress says whether every partition reached its target and the
 // scorer has nothing left to score, and how many events are left.
 func replayProgress(ctx context.Context, pool *pgxpool.Pool, topic, key string, targets, firsts map[int]int64) (bool, int64, error) {
-	rows, err := pool.Query(ctx, `SELECT partition, next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2`, key, topic)
+	stored, err := storedOffsets(ctx, pool, key, topic)
 	if err != nil {
 		return false, 0, err
 	}
-	stored := map[int]int64{}
-	for rows.Next() {
-		var p int
-		var n int64
-		if err := rows.Scan(&p, &n); err != nil {
-			rows.Close()
-			return false, 0, err
-		}
-		stored[p] = n
-	}
-	rows.Close()
 	left := int64(0)
 	for p, t := range targets {
 		at, ok := stored[p]

@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -58,18 +56,7 @@ func TestWrongKafkaPasswordIsReportedNotHidden(t *testing.T) {
 			t.Errorf("ingest: %v", err)
 		}
 	}()
-	testenv.Eventually(t, 10*time.Second, func() error {
-		resp, err := http.Get("http://" + cfg.Addr + "/readyz")
-		if err != nil {
-			return err
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(strings.ToLower(string(body)), "sasl") {
-			return fmt.Errorf("readyz %d %s", resp.StatusCode, body)
-		}
-		return nil
-	})
+	testenv.WaitUnready(t, "http://"+cfg.Addr+"/readyz", "sasl", 10*time.Second)
 }
 
 // A topic ingest creates keeps every event (replay is a feature) and

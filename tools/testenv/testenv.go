@@ -14,6 +14,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -327,4 +328,24 @@ func (b *Broker) Writer(t testing.TB) *kafka.Writer {
 	}
 	t.Cleanup(func() { _ = w.Close() })
 	return w
+}
+
+// WaitUnready polls url (a /readyz) until it answers 503 with a body that
+// contains want (case-insensitive), and returns that body.
+func WaitUnready(t testing.TB, url, want string, timeout time.Duration) string {
+	t.Helper()
+	var body []byte
+	Eventually(t, timeout, func() error {
+		resp, err := http.Get(url)
+		if err != nil {
+			return err
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(strings.ToLower(string(body)), strings.ToLower(want)) {
+			return fmt.Errorf("%s: %d %s", url, resp.StatusCode, body)
+		}
+		return nil
+	})
+	return string(body)
 }

@@ -33,8 +33,8 @@ type settings struct {
 	SASLMech     string `env:"DEVBROKER_SASL_MECHANISM" default:"SCRAM-SHA-256" help:"PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with DEVBROKER_SASL_USERNAME"`
 	SASLUser     string `env:"DEVBROKER_SASL_USERNAME" help:"require SASL, with this user"`
 	SASLPassFile string `env:"DEVBROKER_SASL_PASSWORD_FILE" help:"file holding the user's password"`
-	Kafka   broker.Config
-	Log     logging.Config
+	Kafka        broker.Config
+	Log          logging.Config
 }
 
 func main() {
