@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -131,12 +130,10 @@ func readDeadLetters(ctx context.Context, cfg broker.Config) ([]deadLetter, erro
 func printDeadLetters(w io.Writer, format string, dls []deadLetter) error {
 	switch format {
 	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
 		if dls == nil {
 			dls = []deadLetter{}
 		}
-		return enc.Encode(dls)
+		return printJSON(w, dls)
 	case "table":
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "PICK\tSTAGE\tSQLSTATE\tORIGIN\tERROR\tVALUE")

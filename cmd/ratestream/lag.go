@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -111,9 +110,7 @@ func lagRows(ctx context.Context, kcfg broker.Config, dcfg database.Config, grou
 func printLag(w io.Writer, format string, rows []partitionLag) error {
 	switch format {
 	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return printJSON(w, rows)
 	case "table":
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "PARTITION\tLOG END\tSTORED\tLAG\tGROUP COMMITTED\tWATERMARK")

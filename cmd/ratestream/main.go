@@ -6,8 +6,10 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -28,4 +30,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ratestream:", err)
 		os.Exit(2)
 	}
+}
+
+// printJSON is every subcommand's -o json: indented, one document.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

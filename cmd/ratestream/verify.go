@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -224,9 +223,7 @@ func column(ctx context.Context, pool *pgxpool.Pool, sql string) (map[int64]stri
 func printVerify(w io.Writer, format string, r verifyReport) error {
 	switch format {
 	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return printJSON(w, r)
 	case "text":
 		for _, s := range r.Skipped {
 			fmt.Fprintf(w, "not comparable: %s\n", s)

@@ -40,17 +40,16 @@ func (c Config) DLQTopic() string {
 // EnsureTopic creates topic with the given partition count unless it
 // exists. It is safe to call from every instance at start-up.
 func EnsureTopic(ctx context.Context, cfg Config, topic string, partitions int) error {
-	tr, err := cfg.transport()
-	if err != nil {
-		return err
-	}
 	// Zero is not a retention a rating topic can have (it would delete
 	// events at once): an unset value keeps everything, as the default.
 	retention := cfg.Retention
 	if retention == 0 {
 		retention = -1
 	}
-	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: tr}
+	c, err := cfg.client(10 * time.Second)
+	if err != nil {
+		return err
+	}
 	resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
 		Topic: topic, NumPartitions: partitions, ReplicationFactor: cfg.Replicas,
 		ConfigEntries: []kafka.ConfigEntry{
@@ -246,11 +245,10 @@ func LogBounds(ctx context.Context, cfg Config, topic string) (map[int]Bounds, e
 	if err != nil {
 		return nil, err
 	}
-	tr, err := cfg.transport()
+	c, err := cfg.client(5 * time.Second)
 	if err != nil {
 		return nil, err
 	}
-	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second, Transport: tr}
 	// One request per bound: a partition may appear only once in a
 	// ListOffsets request (Kafka refuses duplicates, and kafka-go merges
 	// two answers for one partition unreliably).
@@ -295,11 +293,10 @@ func LogBounds(ctx context.Context, cfg Config, topic string) (map[int]Bounds, e
 // Owners maps each assigned partition of topic to the group member that
 // owns it, as the group coordinator sees it, and says the group's state.
 func Owners(ctx context.Context, cfg Config, group, topic string) (map[int]Member, string, error) {
-	tr, err := cfg.transport()
+	c, err := cfg.client(5 * time.Second)
 	if err != nil {
 		return nil, "", err
 	}
-	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second, Transport: tr}
 	resp, err := c.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
 	if err != nil {
 		return nil, "", fmt.Errorf("describe group %s: %w", group, err)
@@ -366,11 +363,10 @@ func EnsureTopics(ctx context.Context, cfg Config, log *zap.Logger, topics ...st
 // GroupOffsets reads the offsets a consumer group has committed for the
 // partitions of topic (-1 where it has none).
 func GroupOffsets(ctx context.Context, cfg Config, group, topic string, partitions []int) (map[int]int64, error) {
-	tr, err := cfg.transport()
+	c, err := cfg.client(5 * time.Second)
 	if err != nil {
 		return nil, err
 	}
-	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second, Transport: tr}
 	resp, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: partitions}})
 	if err == nil {
 		err = resp.Error
@@ -388,11 +384,10 @@ func GroupOffsets(ctx context.Context, cfg Config, group, topic string, partitio
 // OffsetAt is the first offset of partition whose message time is at or
 // after t (the log end when there is none).
 func OffsetAt(ctx context.Context, cfg Config, topic string, partition int, t time.Time) (int64, error) {
-	tr, err := cfg.transport()
+	c, err := cfg.client(5 * time.Second)
 	if err != nil {
 		return 0, err
 	}
-	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second, Transport: tr}
 	resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
 		topic: {kafka.TimeOffsetOf(partition, t), kafka.LastOffsetOf(partition)}}})
 	if err != nil {

@@ -120,3 +120,13 @@ func (c Config) transport() (*kafka.Transport, error) {
 	}
 	return &kafka.Transport{DialTimeout: time.Second, IdleTimeout: 30 * time.Second, MetadataTTL: 10 * time.Second, TLS: t, SASL: m}, nil
 }
+
+// client returns a client (admin and offset requests) with the cluster's
+// TLS and SASL settings.
+func (c Config) client(timeout time.Duration) (*kafka.Client, error) {
+	tr, err := c.transport()
+	if err != nil {
+		return nil, err
+	}
+	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: timeout, Transport: tr}, nil
+}
