@@ -59,6 +59,34 @@ func Load(dst any, args []string, out io.Writer) error {
 	return errors.Join(errs...)
 }
 
+// Override sets the named settings of dst (already loaded) to the given
+// raw values, as if they were in the environment; an unknown name or a
+// bad value is an error that names the setting and lists the known ones.
+func Override(dst any, values map[string]string) error {
+	fields, err := walk(reflect.ValueOf(dst))
+	if err != nil {
+		return err
+	}
+	byName := make(map[string]field, len(fields))
+	names := make([]string, 0, len(fields))
+	for _, f := range fields {
+		byName[f.env] = f
+		names = append(names, f.env)
+	}
+	var errs []error
+	for k, raw := range values {
+		f, ok := byName[k]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: not a setting here (want one of %s)", k, strings.Join(names, ", ")))
+			continue
+		}
+		if err := set(f.value, raw); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", k, raw, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Describe renders the loaded settings as key=value pairs with secrets
 // masked, for the start-up log line.
 func Describe(src any) map[string]string {

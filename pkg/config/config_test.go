@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +86,22 @@ func TestDescribeMasksSecrets(t *testing.T) {
 	d := Describe(s)
 	if strings.Contains(d["CFG_TEST_URL"], "secret") || d["CFG_TEST_ADDR"] != ":8080" {
 		t.Fatalf("Describe = %v", d)
+	}
+}
+
+func TestOverride(t *testing.T) {
+	var s settings
+	if err := Load(&s, nil, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if err := Override(&s, map[string]string{"CFG_TEST_WAIT": "7s"}); err != nil || s.Wait != 7*time.Second {
+		t.Fatalf("Override = %v, wait %s", err, s.Wait)
+	}
+	err := Override(&s, map[string]string{"CFG_TEST_NOPE": "1"})
+	if err == nil || !strings.Contains(err.Error(), "CFG_TEST_NOPE: not a setting here") || !strings.Contains(err.Error(), "CFG_TEST_WAIT") {
+		t.Fatalf("unknown setting: %v", err)
+	}
+	if err := Override(&s, map[string]string{"CFG_TEST_WAIT": "soon"}); err == nil || !strings.Contains(err.Error(), `CFG_TEST_WAIT="soon"`) {
+		t.Fatalf("bad value: %v", err)
 	}
 }
