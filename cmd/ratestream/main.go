@@ -18,11 +18,11 @@ import (
 func main() {
 	root := &cobra.Command{
 		Use:           "ratestream",
-		Short:         "Work with a ratestream deployment: tokens for its APIs, lag, dead letters",
+		Short:         "Work with a ratestream deployment: tokens, lag, dead letters, the topic, replay, verify, backtest, export",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(tokenCmd(), lagCmd(), dlqCmd(), tailCmd(), verifyCmd(), replayCmd(), exportCmd())
+	root.AddCommand(tokenCmd(), lagCmd(), dlqCmd(), tailCmd(), verifyCmd(), replayCmd(), exportCmd(), backtestCmd())
 	if err := root.Execute(); err != nil {
 		if errors.Is(err, errDiffer) {
 			os.Exit(1) // the report said what differs

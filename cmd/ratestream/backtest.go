@@ -1,0 +1,469 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+
+	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/config"
+	"github.com/ratestream/ratestream/pkg/database"
+	"github.com/ratestream/ratestream/pkg/plot"
+	"github.com/ratestream/ratestream/pkg/scoring"
+)
+
+// backtestRow is one post of a backtest (also the CSV and Parquet row).
+type backtestRow struct {
+	PostID    int64    `json:"post_id" parquet:"post_id"`
+	UserCount int64    `json:"user_count" parquet:"user_count"`
+	Mean      *float64 `json:"mean" parquet:"mean,optional"`
+	// Live is the score the scorer stored; Backtest the one the tested
+	// strategy and parameters give from the same windows, at the same
+	// event time (the partition's watermark).
+	Live     *float64 `json:"live_score" parquet:"live_score,optional"`
+	Backtest *float64 `json:"backtest_score" parquet:"backtest_score,optional"`
+	// Difference is Backtest - Live; MaxDifference the largest |difference|
+	// between the two over the post's event time, window by window.
+	Difference    *float64 `json:"difference" parquet:"difference,optional"`
+	MaxDifference float64  `json:"max_abs_difference" parquet:"max_abs_difference"`
+	// Windows above their anomaly threshold, live and under the tested
+	// parameters.
+	AnomalousLive     int64 `json:"anomalous_windows_live" parquet:"anomalous_windows_live"`
+	AnomalousBacktest int64 `json:"anomalous_windows_backtest" parquet:"anomalous_windows_backtest"`
+	Windows           int64 `json:"windows" parquet:"windows"`
+}
+
+// backtestReport is the whole run, for -o json.
+type backtestReport struct {
+	LiveStrategy string            `json:"live_strategy"`
+	Strategy     string            `json:"strategy"`
+	Settings     map[string]string `json:"settings"`
+	Posts        []backtestRow     `json:"posts"`
+}
+
+func backtestCmd() *cobra.Command {
+	var strategy, posts, output, csvOut, parquetOut, plots string
+	var sets []string
+	c := &cobra.Command{
+		Use:   "backtest [--strategy NAME] [--set SCORING_SURGE=3 ...] [--posts LO-HI] [--csv FILE] [--parquet FILE] [--plots DIR]",
+		Short: "Score posts from their stored windows with another strategy or parameters, writing nothing live",
+		Long: `Score posts from the windows stored in DATABASE_URL with another strategy
+(--strategy) or other scoring parameters (--set NAME=VALUE, the scorer's
+SCORING_* settings), at the same event time as the live score (the
+partition's watermark), and compare: per post, the live score, the
+backtest score, their difference and the largest difference over the
+post's history, window by window. Nothing is written to the database.
+
+The live settings are read from the environment as the scorer reads them.
+A window keeps the anomaly threshold it was given when it opened; when
+--set changes SCORING_SURGE, SCORING_FLOOR or SCORING_BASELINE_TAU, every
+threshold is recomputed from the windows' stored counts (the volumes as
+they are now, after re-ratings moved between windows). WINDOW cannot
+change: the windows are stored at its length.
+
+--csv and --parquet write the table; --plots writes DIR/post-ID.svg: the
+live and backtest scores over event time against the plain mean, with
+the windows held out under the tested parameters shaded.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var cfg struct {
+				Group   string `env:"WINDOWER_GROUP" default:"ratestream-windower" help:"the windower group whose watermarks give event time"`
+				Scoring scoring.Config
+				Kafka   broker.Config
+				DB      database.Config
+			}
+			if err := config.Load(&cfg, nil, io.Discard); err != nil {
+				return err
+			}
+			test := cfg.Scoring
+			overrides := map[string]string{}
+			for _, s := range sets {
+				k, v, ok := strings.Cut(s, "=")
+				if !ok {
+					return fmt.Errorf("--set %q: want NAME=VALUE", s)
+				}
+				if k == "WINDOW" {
+					return fmt.Errorf("--set WINDOW: the windows are stored at WINDOW=%s and cannot change in a backtest", cfg.Scoring.Window)
+				}
+				overrides[k] = v
+			}
+			if err := config.Override(&test, overrides); err != nil {
+				return fmt.Errorf("--set: %w", err)
+			}
+			if strategy != "" {
+				test.Strategy = strategy
+			}
+			lo, hi, err := postRange(posts)
+			if err != nil {
+				return err
+			}
+			if output != "table" && output != "json" {
+				return fmt.Errorf("-o %q: want table or json", output)
+			}
+			bt, err := newBacktest(cfg.Scoring, test)
+			if err != nil {
+				return err
+			}
+			if plots != "" {
+				if err := os.MkdirAll(plots, 0o755); err != nil {
+					return err
+				}
+				bt.plots = plots
+			}
+			pool, err := database.Open(cmd.Context(), cfg.DB)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			var total int64
+			if err := pool.QueryRow(cmd.Context(), `SELECT count(*) FROM post_stats WHERE post_id BETWEEN $1 AND $2`, lo, hi).Scan(&total); err != nil {
+				return err
+			}
+			bar := newProgress(cmd.ErrOrStderr(), "posts", total)
+			rows, err := bt.run(cmd.Context(), pool, cfg.Group, cfg.Kafka.Topic, lo, hi, func(n int64) { bar.update(n, nil) })
+			bar.finish()
+			if err != nil {
+				return err
+			}
+			for path, format := range map[string]string{csvOut: "csv", parquetOut: "parquet"} {
+				if path == "" {
+					continue
+				}
+				if err := writeBacktest(path, format, rows); err != nil {
+					return err
+				}
+			}
+			settings := config.Describe(test)
+			if output == "json" {
+				return printJSON(cmd.OutOrStdout(), backtestReport{LiveStrategy: cfg.Scoring.Strategy, Strategy: test.Strategy, Settings: settings, Posts: rows})
+			}
+			return printBacktest(cmd.OutOrStdout(), cfg.Scoring.Strategy, test, overrides, rows)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&strategy, "strategy", "", "the strategy to test (default: the live one); one of "+strings.Join(scoring.Names(), ", "))
+	f.StringArrayVar(&sets, "set", nil, "a scoring setting to change, NAME=VALUE (repeatable): SCORING_SURGE, SCORING_FLOOR, SCORING_BASELINE_TAU, SCORING_MATURITY")
+	f.StringVar(&posts, "posts", "", "only post ids LO-HI")
+	f.StringVarP(&output, "output", "o", "table", "table or json")
+	f.StringVar(&csvOut, "csv", "", "also write the table to this CSV file")
+	f.StringVar(&parquetOut, "parquet", "", "also write the table to this Parquet file")
+	f.StringVar(&plots, "plots", "", "write an SVG plot per post into this directory")
+	return c
+}
+
+// postRange parses --posts LO-HI; empty is every post.
+func postRange(s string) (int64, int64, error) {
+	if s == "" {
+		return 0, math.MaxInt64, nil
+	}
+	lo, hi, ok := strings.Cut(s, "-")
+	a, err1 := strconv.ParseInt(lo, 10, 64)
+	b, err2 := strconv.ParseInt(hi, 10, 64)
+	if !ok || err1 != nil || err2 != nil || a > b {
+		return 0, 0, fmt.Errorf("--posts %q: want LO-HI", s)
+	}
+	return a, b, nil
+}
+
+// backtest scores posts with the live and the tested strategy.
+type backtest struct {
+	live, test       scoring.Strategy
+	liveP, testP     scoring.Params
+	liveName, testID string
+	recompute        bool // the tested parameters change the thresholds
+	plots            string
+}
+
+func newBacktest(live, test scoring.Config) (*backtest, error) {
+	var bt backtest
+	var err error
+	if bt.liveP, err = live.Params(); err != nil {
+		return nil, err
+	}
+	if bt.testP, err = test.Params(); err != nil {
+		return nil, err
+	}
+	if bt.live, err = scoring.Lookup(live.Strategy); err != nil {
+		return nil, err
+	}
+	if bt.test, err = scoring.Lookup(test.Strategy); err != nil {
+		return nil, err
+	}
+	bt.recompute = bt.liveP.Surge != bt.testP.Surge || bt.liveP.Floor != bt.testP.Floor || bt.liveP.BaselineTau != bt.testP.BaselineTau
+	bt.liveName, bt.testID = "live: "+live.Strategy, "backtest: "+test.Strategy
+	return &bt, nil
+}
+
+// btPost is what a backtest reads of one post.
+type btPost struct {
+	id        int64
+	partition int
+	live      *float64
+	now       time.Time
+	windows   []scoring.Window
+}
+
+const backtestChunk = 500 // posts read per round trip
+
+// run backtests the posts lo..hi, a chunk at a time, so that memory holds
+// one chunk's windows whatever the number of posts.
+func (bt *backtest) run(ctx context.Context, pool *pgxpool.Pool, group, topic string, lo, hi int64, tick func(int64)) ([]backtestRow, error) {
+	var out []backtestRow
+	after := lo - 1
+	for {
+		posts, err := loadBacktestPosts(ctx, pool, group, topic, after, hi)
+		if err != nil {
+			return nil, err
+		}
+		if len(posts) == 0 {
+			return out, nil
+		}
+		for _, p := range posts {
+			row, chart := bt.post(p)
+			out = append(out, row)
+			if bt.plots != "" {
+				if err := os.WriteFile(filepath.Join(bt.plots, fmt.Sprintf("post-%d.svg", p.id)), []byte(chart.SVG()), 0o644); err != nil {
+					return nil, err
+				}
+			}
+		}
+		after = posts[len(posts)-1].id
+		tick(int64(len(out)))
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func loadBacktestPosts(ctx context.Context, pool *pgxpool.Pool, group, topic string, after, hi int64) ([]*btPost, error) {
+	rows, err := pool.Query(ctx, `
+		SELECT s.post_id, s.partition, ps.score, s.current_window, co.watermark
+		FROM post_stats s
+		LEFT JOIN post_scores ps ON ps.post_id = s.post_id
+		LEFT JOIN consumer_offsets co ON co.consumer = $1 AND co.topic = $2 AND co.partition = s.partition
+		WHERE s.post_id > $3 AND s.post_id <= $4
+		ORDER BY s.post_id LIMIT $5`, group, topic, after, hi, backtestChunk)
+	if err != nil {
+		return nil, fmt.Errorf("read posts: %w", err)
+	}
+	var posts []*btPost
+	byID := map[int64]*btPost{}
+	for rows.Next() {
+		p := &btPost{}
+		var latest time.Time
+		var wm *time.Time
+		if err := rows.Scan(&p.id, &p.partition, &p.live, &latest, &wm); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		p.now = latest.UTC()
+		if wm != nil {
+			p.now = wm.UTC()
+		}
+		posts = append(posts, p)
+		byID[p.id] = p
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(posts) == 0 {
+		return nil, err
+	}
+	rows, err = pool.Query(ctx, `
+		SELECT post_id, window_start, rating_sum, rating_count, threshold FROM rating_averages
+		WHERE post_id BETWEEN $1 AND $2 ORDER BY post_id, window_start`, posts[0].id, posts[len(posts)-1].id)
+	if err != nil {
+		return nil, fmt.Errorf("read windows: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var w scoring.Window
+		if err := rows.Scan(&id, &w.Start, &w.Sum, &w.Count, &w.Threshold); err != nil {
+			return nil, err
+		}
+		w.Start = w.Start.UTC()
+		if p := byID[id]; p != nil {
+			p.windows = append(p.windows, w)
+		}
+	}
+	return posts, rows.Err()
+}
+
+// maxEvaluations bounds the points of a post's history that are scored
+// (strategies that read the whole history cost O(windows) each).
+const maxEvaluations = 1000
+
+// post backtests one post: the live and the tested strategy over the
+// post's history, each window's end an evaluation point, and at the
+// watermark.
+func (bt *backtest) post(p *btPost) (backtestRow, plot.Chart) {
+	liveW := p.windows
+	testW := liveW
+	if bt.recompute {
+		testW = rethreshold(liveW, bt.testP)
+	}
+	row := backtestRow{PostID: p.id, Live: p.live, Windows: int64(len(liveW))}
+	for i := range liveW {
+		if float64(liveW[i].Count) > liveW[i].Threshold {
+			row.AnomalousLive++
+		}
+		if float64(testW[i].Count) > testW[i].Threshold {
+			row.AnomalousBacktest++
+		}
+	}
+	chart := plot.Chart{
+		Title:  fmt.Sprintf("post %d: %s against %s", p.id, bt.testID, bt.liveName),
+		Desc:   "Scores over event time, each recomputed from the stored windows, against the plain mean; shaded: windows held out under the tested parameters.",
+		XLabel: "event time (UTC)", YLabel: "score", YMin: 0, YMax: 5, Clock: true, SpanLabel: "held out (backtest)",
+	}
+	if len(liveW) == 0 {
+		return row, chart
+	}
+	var liveT, testT scoring.Totals
+	mean := plot.Line{Name: "plain mean", Color: "#000", Dash: "6 4", Width: 2}
+	liveL := plot.Line{Name: bt.liveName, Color: plot.Palette[0]}
+	testL := plot.Line{Name: bt.testID, Color: plot.Palette[1]}
+	stride := max(1, len(liveW)/maxEvaluations)
+	eval := func(n int, now time.Time) (scoring.Result, scoring.Result) {
+		l := scoreAt(bt.live, bt.liveP, liveW[:n], liveT, now)
+		t := scoreAt(bt.test, bt.testP, testW[:n], testT, now)
+		at := func(r scoring.Result) float64 {
+			if !r.OK {
+				return math.NaN()
+			}
+			return r.Score
+		}
+		mean.Points = append(mean.Points, plot.Point{At: now, Y: float64(liveT.Sum) / float64(liveT.Count)})
+		liveL.Points = append(liveL.Points, plot.Point{At: now, Y: at(l)})
+		testL.Points = append(testL.Points, plot.Point{At: now, Y: at(t)})
+		if l.OK && t.OK {
+			row.MaxDifference = math.Max(row.MaxDifference, math.Abs(t.Score-l.Score))
+		}
+		return l, t
+	}
+	for i := range liveW {
+		liveT.Replace(scoring.Window{}, liveW[i])
+		testT.Replace(scoring.Window{}, testW[i])
+		if float64(testW[i].Count) > testW[i].Threshold {
+			chart.Spans = append(chart.Spans, plot.Span{From: testW[i].Start, To: testW[i].Start.Add(bt.testP.Window)})
+		}
+		end := liveW[i].Start.Add(bt.liveP.Window)
+		if (i%stride == 0 || i == len(liveW)-1) && end.Before(p.now) && liveT.Count > 0 {
+			eval(i+1, end)
+		}
+	}
+	row.UserCount = liveT.Count
+	if liveT.Count > 0 {
+		m := float64(liveT.Sum) / float64(liveT.Count)
+		row.Mean = &m
+	}
+	_, t := eval(len(liveW), p.now)
+	if t.OK {
+		s := t.Score
+		row.Backtest = &s
+		if p.live != nil {
+			d := s - *p.live
+			row.Difference = &d
+		}
+	}
+	chart.Start, chart.End = liveW[0].Start, p.now
+	chart.Lines = []plot.Line{mean, liveL, testL}
+	return row, chart
+}
+
+// scoreAt is what the scorer computes for a post whose windows are ws at
+// event time now (see services/scorer: the same input, the same call).
+func scoreAt(s scoring.Strategy, p scoring.Params, ws []scoring.Window, totals scoring.Totals, now time.Time) scoring.Result {
+	cutoff := scoring.RecentCutoff(now, p).Add(-p.Window)
+	lo := sort.Search(len(ws), func(i int) bool { return ws[i].Start.After(cutoff) })
+	return s.Score(scoring.Input{Now: now, Params: p, Totals: totals, Latest: ws[len(ws)-1].Start, Recent: ws[lo:], All: ws})
+}
+
+// rethreshold gives each window the threshold the volume baseline of
+// params p would have given it when it opened, from the windows' stored
+// counts, through the same scoring.Stats the windower keeps.
+func rethreshold(ws []scoring.Window, p scoring.Params) []scoring.Window {
+	out := make([]scoring.Window, len(ws))
+	var st scoring.Stats
+	for i, w := range ws {
+		st.Rated(w.Start, p)
+		out[i] = st.Change(scoring.Window{}, false, w.Start, w.Sum, w.Count, p)
+	}
+	return out
+}
+
+func writeBacktest(path, format string, rows []backtestRow) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	i := 0
+	_, err = sink(format, f, newProgress(io.Discard, "", 0),
+		[]string{"post_id", "user_count", "mean", "live_score", "backtest_score", "difference", "max_abs_difference", "anomalous_windows_live", "anomalous_windows_backtest", "windows"},
+		func(r backtestRow) []string {
+			return []string{itoa(r.PostID), itoa(r.UserCount), optFloat(r.Mean), optFloat(r.Live), optFloat(r.Backtest), optFloat(r.Difference),
+				strconv.FormatFloat(r.MaxDifference, 'g', -1, 64), itoa(r.AnomalousLive), itoa(r.AnomalousBacktest), itoa(r.Windows)}
+		}, func(emit func(backtestRow) error) error {
+			for ; i < len(rows); i++ {
+				if err := emit(rows[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func printBacktest(w io.Writer, live string, test scoring.Config, overrides map[string]string, rows []backtestRow) error {
+	var changed []string
+	for k, v := range overrides {
+		changed = append(changed, k+"="+v)
+	}
+	sort.Strings(changed)
+	fmt.Fprintf(w, "live %s; backtest %s %s\n", live, test.Strategy, strings.Join(changed, " "))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POST\tRATERS\tMEAN\tLIVE\tBACKTEST\tDIFF\tMAX |DIFF|\tHELD OUT LIVE\tHELD OUT BACKTEST")
+	var sum, worst float64
+	var worstPost int64
+	var n int
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%.4f\t%d\t%d\n", r.PostID, r.UserCount, num4(r.Mean), num4(r.Live), num4(r.Backtest), num4(r.Difference),
+			r.MaxDifference, r.AnomalousLive, r.AnomalousBacktest)
+		if r.Difference != nil {
+			n++
+			sum += math.Abs(*r.Difference)
+			if d := math.Abs(*r.Difference); d >= worst {
+				worst, worstPost = d, r.PostID
+			}
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if n == 0 {
+		_, err := fmt.Fprintf(w, "%d posts; none with both a live and a backtest score\n", len(rows))
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d posts; mean |difference| %.4f; largest %.4f (post %d)\n", len(rows), sum/float64(n), worst, worstPost)
+	return err
+}
+
+func num4(f *float64) string {
+	if f == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*f, 'f', 4, 64)
+}
