@@ -120,7 +120,7 @@ with a header, times in RFC 3339 UTC. --since and --until bound rated_at
 			if err != nil {
 				return err
 			}
-			n, err := export(cmd.Context(), args[0], format, file, f)
+			n, err := export(cmd.Context(), args[0], format, file, f, cmd.ErrOrStderr())
 			if cerr := file.Close(); err == nil {
 				err = cerr
 			}
@@ -151,14 +151,24 @@ func optTime(flag, s string) (time.Time, error) {
 	return t, nil
 }
 
-func export(ctx context.Context, what, format string, w io.Writer, f exportFilter) (int64, error) {
+func export(ctx context.Context, what, format string, w io.Writer, f exportFilter, status io.Writer) (int64, error) {
 	switch what {
 	case "events":
 		cfg, err := kafkaSettings()
 		if err != nil {
 			return 0, err
 		}
-		return sink(format, w, []string{"partition", "offset", "event_id", "post_id", "user_id", "score", "rated_at"},
+		bounds, err := broker.LogBounds(ctx, cfg, cfg.Topic)
+		if err != nil {
+			return 0, err
+		}
+		var total int64
+		for _, b := range bounds {
+			total += b.End - b.First
+		}
+		bar := newProgress(status, "events", total)
+		defer bar.finish()
+		return sink(format, w, bar, []string{"partition", "offset", "event_id", "post_id", "user_id", "score", "rated_at"},
 			func(r eventRow) []string {
 				return []string{itoa(int64(r.Partition)), itoa(r.Offset), r.EventID, itoa(r.PostID), r.UserID, itoa(int64(r.Score)), us(r.RatedAt)}
 			}, func(emit func(eventRow) error) error { return topicEvents(ctx, cfg, f, emit) })
@@ -175,6 +185,13 @@ func export(ctx context.Context, what, format string, w io.Writer, f exportFilte
 		return 0, err
 	}
 	defer pool.Close()
+	table := map[string]string{"ratings": "ratings", "windows": "rating_averages", "scores": "post_scores"}[what]
+	var estimate float64 // the planner's row count: enough for an ETA
+	if err := pool.QueryRow(ctx, `SELECT reltuples FROM pg_class WHERE relname = $1`, table).Scan(&estimate); err != nil {
+		return 0, err
+	}
+	bar := newProgress(status, what, int64(max(estimate, 0)))
+	defer bar.finish()
 	hi := f.hi
 	if hi == 0 {
 		hi = 1<<63 - 1
@@ -201,7 +218,7 @@ func export(ctx context.Context, what, format string, w io.Writer, f exportFilte
 	}
 	switch what {
 	case "ratings":
-		return sink(format, w, []string{"post_id", "user_id", "score", "rated_at", "event_id", "window_start"},
+		return sink(format, w, bar, []string{"post_id", "user_id", "score", "rated_at", "event_id", "window_start"},
 			func(r ratingRow) []string {
 				return []string{itoa(r.PostID), r.UserID, itoa(int64(r.Score)), us(r.RatedAt), r.EventID, us(r.WindowStart)}
 			}, func(emit func(ratingRow) error) error {
@@ -218,7 +235,7 @@ func export(ctx context.Context, what, format string, w io.Writer, f exportFilte
 				})
 			})
 	case "windows":
-		return sink(format, w, []string{"post_id", "window_start", "rating_sum", "rating_count", "threshold"},
+		return sink(format, w, bar, []string{"post_id", "window_start", "rating_sum", "rating_count", "threshold"},
 			func(r windowRow) []string {
 				return []string{itoa(r.PostID), us(r.WindowStart), itoa(r.RatingSum), itoa(r.RatingCount), strconv.FormatFloat(r.Threshold, 'g', -1, 64)}
 			}, func(emit func(windowRow) error) error {
@@ -234,7 +251,7 @@ func export(ctx context.Context, what, format string, w io.Writer, f exportFilte
 				})
 			})
 	default: // scores
-		return sink(format, w, []string{"post_id", "score", "user_count", "mean", "strategy", "as_of"},
+		return sink(format, w, bar, []string{"post_id", "score", "user_count", "mean", "strategy", "as_of"},
 			func(r scoreRow) []string {
 				return []string{itoa(r.PostID), optFloat(r.Score), itoa(r.UserCount), optFloat(r.Mean), r.Strategy, us(r.AsOf)}
 			}, func(emit func(scoreRow) error) error {
@@ -278,7 +295,7 @@ const rowGroupRows = 128 << 10
 
 // sink writes the rows that produce emits, in chunks: memory stays
 // bounded whatever the number of rows.
-func sink[T any](format string, w io.Writer, header []string, record func(T) []string, produce func(emit func(T) error) error) (int64, error) {
+func sink[T any](format string, w io.Writer, bar *progress, header []string, record func(T) []string, produce func(emit func(T) error) error) (int64, error) {
 	var n int64
 	if format == "csv" {
 		bw := bufio.NewWriterSize(w, 1<<16)
@@ -288,6 +305,9 @@ func sink[T any](format string, w io.Writer, header []string, record func(T) []s
 		}
 		err := produce(func(r T) error {
 			n++
+			if n%4096 == 0 {
+				bar.update(n, nil)
+			}
 			return cw.Write(record(r))
 		})
 		cw.Flush()
@@ -321,6 +341,9 @@ func sink[T any](format string, w io.Writer, header []string, record func(T) []s
 	}
 	err := produce(func(r T) error {
 		n++
+		if n%4096 == 0 {
+			bar.update(n, nil)
+		}
 		buf = append(buf, r)
 		if len(buf) == cap(buf) {
 			return flush()

@@ -100,22 +100,26 @@ func replay(ctx context.Context, progress io.Writer, cfg broker.Config, url, key
 		total += max(0, t-firsts[p])
 	}
 	began := time.Now()
+	bar := newProgress(progress, "events", total)
+	defer bar.finish()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(progress, "\nstopped; run the same command again to resume")
+			bar.finish()
+			fmt.Fprintln(progress, "stopped; run the same command again to resume")
 			return ctx.Err()
 		case <-tick.C:
 		}
-		done, left, err := replayProgress(ctx, pool, cfg.Topic, key, targets, firsts)
+		done, left, parts, err := replayProgress(ctx, pool, cfg.Topic, key, targets, firsts)
 		if err != nil {
 			return err
 		}
-		reportProgress(progress, total-left, total, began)
+		bar.update(total-left, parts)
 		if done {
-			fmt.Fprintf(progress, "\nreplayed %d events into the database in %s\n", total, time.Since(began).Round(time.Millisecond))
+			bar.finish()
+			fmt.Fprintf(progress, "replayed %d events into the database in %s\n", total, time.Since(began).Round(time.Millisecond))
 			return nil
 		}
 		for _, c := range []*child{windower, scorer} {
@@ -171,45 +175,31 @@ func replayTargets(ctx context.Context, cfg broker.Config, until, offsetsFile st
 }
 
 // replayProgress says whether every partition reached its target and the
-// scorer has nothing left to score, and how many events are left.
-func replayProgress(ctx context.Context, pool *pgxpool.Pool, topic, key string, targets, firsts map[int]int64) (bool, int64, error) {
+// scorer has nothing left to score, how many events are left, and where
+// each partition stands.
+func replayProgress(ctx context.Context, pool *pgxpool.Pool, topic, key string, targets, firsts map[int]int64) (bool, int64, []partPos, error) {
 	stored, err := storedOffsets(ctx, pool, key, topic)
 	if err != nil {
-		return false, 0, err
+		return false, 0, nil, err
 	}
 	left := int64(0)
-	for p, t := range targets {
+	parts := make([]partPos, 0, len(targets))
+	for _, p := range slices.Sorted(maps.Keys(targets)) {
 		at, ok := stored[p]
 		if !ok {
 			at = firsts[p]
 		}
-		left += max(0, t-at)
+		left += max(0, targets[p]-at)
+		parts = append(parts, partPos{Partition: p, At: at, Target: targets[p]})
 	}
 	if left > 0 {
-		return false, left, nil
+		return false, left, parts, nil
 	}
 	var queued int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM rescore_queue`).Scan(&queued); err != nil {
-		return false, 0, err
+		return false, 0, nil, err
 	}
-	return queued == 0, 0, nil
-}
-
-// reportProgress draws one progress line on a terminal, nothing elsewhere.
-func reportProgress(w io.Writer, done, total int64, began time.Time) {
-	f, ok := w.(*os.File)
-	if !ok {
-		return
-	}
-	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
-		return
-	}
-	rate := float64(done) / max(time.Since(began).Seconds(), 0.001)
-	eta := "-"
-	if rate > 0 && total > done {
-		eta = time.Duration(float64(total-done) / rate * float64(time.Second)).Round(time.Second).String()
-	}
-	fmt.Fprintf(w, "\rreplayed %d of %d events, %.0f events/s, ETA %s   ", done, total, rate, eta)
+	return queued == 0, 0, parts, nil
 }
 
 // child is a program replay runs.
