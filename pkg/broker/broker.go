@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -64,6 +65,48 @@ func EnsureTopic(ctx context.Context, cfg Config, topic string, partitions int) 
 		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
 	return nil
+}
+
+// ReplayWarnings reads an existing topic's configs and says, one sentence
+// each, what would cut a replay from the beginning: a retention in time
+// or bytes (a real Kafka's default keeps seven days), or compaction
+// (which keeps one event per post). Nothing: the topic keeps every event.
+func ReplayWarnings(ctx context.Context, cfg Config, topic string) ([]string, error) {
+	c, err := cfg.client(10 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
+		ConfigNames: []string{"retention.ms", "retention.bytes", "cleanup.policy"},
+	}}})
+	if err != nil {
+		return nil, fmt.Errorf("describe configs of %s: %w", topic, err)
+	}
+	var out []string
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			return nil, fmt.Errorf("describe configs of %s: %w", topic, r.Error)
+		}
+		for _, e := range r.ConfigEntries {
+			switch e.ConfigName {
+			case "retention.ms":
+				if ms, err := strconv.ParseInt(e.ConfigValue, 10, 64); err == nil && ms >= 0 {
+					out = append(out, fmt.Sprintf("topic %s has retention.ms=%d (%s): events older than that are deleted and a replay from the beginning will miss them; set it to -1",
+						topic, ms, time.Duration(ms)*time.Millisecond))
+				}
+			case "retention.bytes":
+				if b, err := strconv.ParseInt(e.ConfigValue, 10, 64); err == nil && b >= 0 {
+					out = append(out, fmt.Sprintf("topic %s has retention.bytes=%d: the oldest events are deleted past that size and a replay from the beginning will miss them; set it to -1", topic, b))
+				}
+			case "cleanup.policy":
+				if strings.Contains(e.ConfigValue, "compact") {
+					out = append(out, fmt.Sprintf("topic %s has cleanup.policy=%s: compaction keeps one event per post and a replay will miss the others; set it to delete", topic, e.ConfigValue))
+				}
+			}
+		}
+	}
+	return out, nil
 }
 
 // Partitions lists the partition ids of topic, ascending.
@@ -338,6 +381,18 @@ func EnsureTopics(ctx context.Context, cfg Config, log *zap.Logger, topics ...st
 			for _, t := range topics {
 				if err := EnsureTopic(ectx, cfg, t, cfg.Partitions); err != nil {
 					return err
+				}
+			}
+			if cfg.Retention > 0 {
+				return nil // a retention was asked for
+			}
+			for _, t := range topics {
+				warnings, err := ReplayWarnings(ectx, cfg, t)
+				if err != nil {
+					log.Warn("cannot check the topic's retention", zap.String("topic", t), zap.Error(err))
+				}
+				for _, w := range warnings {
+					log.Warn(w)
 				}
 			}
 			return nil

@@ -183,10 +183,18 @@ func (b *Broker) Start() {
 	}
 	var err error
 	for i := 0; i < 50; i++ { // the port may linger for a moment after Stop
-		opts := append([]kfake.Opt{kfake.Ports(b.Port), kfake.DataDir(b.dataDir),
-			kfake.SeedTopics(int32(b.Config.Partitions), b.Config.Topic, b.Config.DLQTopic())}, b.extra...)
+		opts := append([]kfake.Opt{kfake.Ports(b.Port), kfake.DataDir(b.dataDir)}, b.extra...)
 		b.c, err = kfake.NewCluster(opts...)
 		if err == nil {
+			// The topics as the services create them (not seeded: seeded
+			// topics get the broker's default seven-day retention).
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for _, topic := range []string{b.Config.Topic, b.Config.DLQTopic()} {
+				if err := broker.EnsureTopic(ctx, b.Config, topic, b.Config.Partitions); err != nil {
+					b.t.Fatalf("create topic %s: %v", topic, err)
+				}
+			}
 			return
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -54,10 +54,10 @@ func run(ctx context.Context, log *zap.Logger, cfg settings) error {
 	if err != nil {
 		return fmt.Errorf("DEVBROKER_ADDR %q: %w", cfg.Listen, err)
 	}
-	opts := []kfake.Opt{
-		kfake.Ports(port),
-		kfake.SeedTopics(int32(cfg.Kafka.Partitions), cfg.Kafka.Topic, cfg.Kafka.DLQTopic()),
-	}
+	// No seeded topics: they would get the broker's default retention
+	// (seven days). The topics are created below with the services'
+	// settings (retention.ms -1).
+	opts := []kfake.Opt{kfake.Ports(port)}
 	if !cfg.Memory {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 			return err
@@ -86,8 +86,8 @@ func run(ctx context.Context, log *zap.Logger, cfg settings) error {
 		return fmt.Errorf("start broker: %w", err)
 	}
 	defer c.Close()
-	// A data dir from an earlier run skips seeding: make sure the topics
-	// exist either way, through the same path the services use.
+	// The topics, through the same path the services use (a data dir from
+	// an earlier run already has them).
 	cfg.Kafka.Brokers = c.ListenAddrs()
 	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
