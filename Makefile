@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 25m
 # as well as WINDOW=2s make run).
 export WINDOW GRACE SCORING_STRATEGY AUTH_MODE
 
-.PHONY: build run run-bg stop status migrate lint test test-short soak-crash bench bench-ingest bench-auth bench-windower bench-scorer bench-query \
+.PHONY: build run run-bg stop status migrate lint test test-short soak-crash bench bench-ingest bench-auth bench-windower bench-export bench-scorer bench-query \
 	posts demo-campaign scoring-docs clean
 
 build: ## build every command into bin/
@@ -54,7 +54,7 @@ lint: $(LINT) ## golangci-lint over every module, with the rules in .golangci.ym
 test: build lint ## install what is missing, start PostgreSQL, lint and run every test
 	@export RATESTREAM_TEST_DATABASE_URL="$$(scripts/postgres.sh start)" && \
 	 export RATESTREAM_BIN=$(BIN) && \
-	 scripts/check-node.sh && \
+	 scripts/need.sh node=nodejs kcat=kcat && \
 	 $(GO) vet $(PKGS) && \
 	 { $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS); rc=$$?; \
 	   echo "postgres: the private cluster is still running ($$RATESTREAM_TEST_DATABASE_URL); scripts/postgres.sh stop stops it"; \
@@ -84,8 +84,11 @@ bench-ingest: build ## ingest vs bare gin under the seed's random_rating load
 bench-auth: build ## ingest with AUTH_MODE=jwt (RS256, 10k tokens) vs none
 	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only auth
 
-bench-windower: build
+bench-windower: build ## windower from a 1M-event topic to zero lag, then ratestream replay of it
 	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only windower
+
+bench-export: build ## ratestream export of 10M ratings rows: time and peak RSS
+	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only export
 
 bench-scorer: build
 	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only scorer
