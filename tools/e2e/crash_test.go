@@ -46,8 +46,7 @@ func TestRandomKillsLoseNothing(t *testing.T) {
 
 func crashRun(t *testing.T, seed uint64) {
 	s := startStack(t, "WINDOWER_SESSION_TIMEOUT=6s", "WINDOWER_STALL_TIMEOUT=10s", "WINDOWER_MONITOR_INTERVAL=1s")
-	rng := rand.New(rand.NewPCG(seed, 17))
-	const posts, users, total = 40, 3000, 20000
+	const posts, total = 40, 20000
 	var ids []int
 	for i := 0; i < posts; i++ {
 		st, p := call(t, "POST", s.query+"/v1/posts", fmt.Sprintf(`{"title":"crash %d"}`, i))
@@ -56,9 +55,45 @@ func crashRun(t *testing.T, seed uint64) {
 		}
 		ids = append(ids, int(p["id"].(float64)))
 	}
+	raters := rateUnderKills(t, s, ids, total, 500*time.Microsecond, seed) // about 2,000 ratings/s
+
+	began := time.Now()
+	waitUserCounts(t, s, ids, raters, 90*time.Second)
+	t.Logf("every post's user_count right %s after the load ended", time.Since(began).Round(time.Millisecond))
+}
+
+// waitUserCounts waits until every post's user_count equals its distinct
+// accepted raters.
+func waitUserCounts(t *testing.T, s *stack, ids []int, raters map[int]map[string]bool, within time.Duration) {
+	t.Helper()
+	testenv.Eventually(t, within, func() error {
+		var wrong []string
+		for _, id := range ids {
+			_, p := call(t, "GET", fmt.Sprintf("%s/v1/posts/%d", s.query, id), "")
+			if got, want := p["user_count"], float64(len(raters[id])); got != want {
+				wrong = append(wrong, fmt.Sprintf("post %d: %v of %v", id, got, want))
+			}
+		}
+		if len(wrong) > 0 {
+			return fmt.Errorf("%d posts short: %s", len(wrong), strings.Join(wrong, "; "))
+		}
+		return nil
+	})
+}
+
+// rateUnderKills sends total ratings of the given posts through ingest,
+// one every interval (random users of a pool of 3,000 for every 20,000
+// ratings, random scores), each retried until it gets a 2xx, while the
+// windower and the scorer are killed at random (killRandomly). It returns
+// the users who got a 2xx, by post.
+func rateUnderKills(t *testing.T, s *stack, ids []int, total int, interval time.Duration, seed uint64) map[int]map[string]bool {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 17))
+	users := max(3000, total*3/20)
 	rateURL := func(post int) string { return fmt.Sprintf("%s/v1/posts/%d/ratings", s.ingest, post) }
+	warm := ids[len(ids)-1]
 	testenv.Eventually(t, 5*time.Second, func() error {
-		if st, _ := call(t, "POST", rateURL(ids[posts-1]), `{"user_id":"warm","score":3}`); st != 202 {
+		if st, _ := call(t, "POST", rateURL(warm), `{"user_id":"warm","score":3}`); st != 202 {
 			return fmt.Errorf("ingest answers %d", st)
 		}
 		return nil
@@ -72,10 +107,10 @@ func crashRun(t *testing.T, seed uint64) {
 	}
 	jobs := make(chan job, 256)
 	var mu sync.Mutex
-	raters := map[int]map[string]bool{ids[posts-1]: {"warm": true}}
+	raters := map[int]map[string]bool{warm: {"warm": true}}
 	var wg sync.WaitGroup
 	client := &http.Client{Timeout: 10 * time.Second}
-	for range 16 {
+	for range 32 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -118,32 +153,16 @@ func crashRun(t *testing.T, seed uint64) {
 		}
 		kwg.Wait()
 	}()
-	tick := time.NewTicker(500 * time.Microsecond) // about 2,000 ratings/s
+	tick := time.NewTicker(interval)
 	for i := 0; i < total; i++ {
 		<-tick.C
-		jobs <- job{ids[rng.IntN(posts)], "u-" + strconv.Itoa(rng.IntN(users)), rng.IntN(6)}
+		jobs <- job{ids[rng.IntN(len(ids))], "u-" + strconv.Itoa(rng.IntN(users)), rng.IntN(6)}
 	}
 	tick.Stop()
 	close(jobs)
 	wg.Wait()
 	<-killsDone
-
-	// Every post converges to its distinct raters.
-	began := time.Now()
-	testenv.Eventually(t, 90*time.Second, func() error {
-		var wrong []string
-		for _, id := range ids {
-			_, p := call(t, "GET", fmt.Sprintf("%s/v1/posts/%d", s.query, id), "")
-			if got, want := p["user_count"], float64(len(raters[id])); got != want {
-				wrong = append(wrong, fmt.Sprintf("post %d: %v of %v", id, got, want))
-			}
-		}
-		if len(wrong) > 0 {
-			return fmt.Errorf("%d posts short: %s", len(wrong), strings.Join(wrong, "; "))
-		}
-		return nil
-	})
-	t.Logf("every post's user_count right %s after the load ended", time.Since(began).Round(time.Millisecond))
+	return raters
 }
 
 // killRandomly sends SIGKILL to a service 2 to 4 times over about ten

@@ -1,8 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
-	"math/rand/v2"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,41 +14,31 @@ import (
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
-// A live stack takes ratings; `ratestream replay` rebuilds its state from
-// the topic into an empty database, and `ratestream verify` finds the two
-// identical; a rating changed by hand is then reported as exactly its post.
+// A live stack takes 100,000 ratings while its windower and scorer are
+// killed with SIGKILL; `ratestream replay` rebuilds its state from the
+// topic into an empty database, and `ratestream verify` finds the two
+// identical; `ratestream backtest` with the live settings reproduces
+// every live score; a rating changed by hand is then reported as exactly
+// its post.
 func TestReplayThenVerifyIdentical(t *testing.T) {
-	s := startStack(t)
-	rng := rand.New(rand.NewPCG(5, 6))
-	want := map[int]map[string]bool{}
-	for i := 1; i <= 5; i++ {
-		if st, _ := call(t, "POST", s.query+"/v1/posts", fmt.Sprintf(`{"title":"replay %d"}`, i)); st != 201 {
+	if testing.Short() {
+		t.Skip("long: 100,000 ratings under kills, then a replay")
+	}
+	s := startStack(t, "WINDOWER_SESSION_TIMEOUT=6s", "WINDOWER_STALL_TIMEOUT=10s")
+	const posts, total = 20, 100_000
+	var ids []int
+	for i := range posts {
+		st, p := call(t, "POST", s.query+"/v1/posts", fmt.Sprintf(`{"title":"replay %d"}`, i))
+		if st != 201 {
 			t.Fatalf("create: %d", st)
 		}
-		want[i] = map[string]bool{}
+		ids = append(ids, int(p["id"].(float64)))
 	}
-	testenv.Eventually(t, 5*time.Second, func() error {
-		if st, _ := call(t, "POST", s.ingest+"/v1/posts/5/ratings", `{"user_id":"warm","score":1}`); st != 202 {
-			return fmt.Errorf("ingest answers %d", st)
-		}
-		want[5]["warm"] = true
-		return nil
-	})
-	for range 400 {
-		post, user := 1+rng.IntN(5), fmt.Sprintf("u%d", rng.IntN(60))
-		if st, _ := call(t, "POST", fmt.Sprintf("%s/v1/posts/%d/ratings", s.ingest, post), fmt.Sprintf(`{"user_id":%q,"score":%d}`, user, rng.IntN(6))); st != 202 {
-			t.Fatalf("rating: %d", st)
-		}
-		want[post][user] = true
-	}
-	testenv.Eventually(t, 60*time.Second, func() error {
-		for post, users := range want {
-			if _, p := call(t, "GET", fmt.Sprintf("%s/v1/posts/%d", s.query, post), ""); p["user_count"] != float64(len(users)) {
-				return fmt.Errorf("post %d: user_count %v of %d", post, p["user_count"], len(users))
-			}
-		}
-		return nil
-	})
+	began := time.Now()
+	raters := rateUnderKills(t, s, ids, total, 200*time.Microsecond, 99) // at most 5,000 ratings/s
+	t.Logf("%d ratings accepted in %s under kills", total, time.Since(began).Round(time.Millisecond))
+	waitUserCounts(t, s, ids, raters, 90*time.Second)
+
 	live := strings.TrimPrefix(s.env[0], "DATABASE_URL=")
 	fresh := testenv.NewDatabase(t)
 	ratestream := func(args ...string) (string, error) {
@@ -56,11 +47,11 @@ func TestReplayThenVerifyIdentical(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	began := time.Now()
+	began = time.Now()
 	if out, err := ratestream("replay", "--database", fresh.URL); err != nil {
 		t.Fatalf("replay: %v\n%s", err, out)
 	}
-	t.Logf("replayed in %s", time.Since(began).Round(time.Millisecond))
+	t.Logf("replayed %d events in %s", total+1, time.Since(began).Round(time.Millisecond))
 	// The live scorer may still be settling the last windows: verify until
 	// it has (bounded), then it must say identical.
 	var out string
@@ -74,11 +65,39 @@ func TestReplayThenVerifyIdentical(t *testing.T) {
 	})
 	t.Log(strings.TrimSpace(out))
 
-	if _, err := fresh.Pool.Exec(t.Context(), `UPDATE ratings SET score = (score + 1) % 6 WHERE post_id = 3 AND user_id = (SELECT min(user_id) FROM ratings WHERE post_id = 3)`); err != nil {
+	// The live strategy and settings, backtested from the stored windows
+	// at the same event time, give every live score.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		out, err := ratestream("backtest", "-o", "json")
+		if err != nil {
+			return fmt.Errorf("backtest: %v\n%s", err, out)
+		}
+		var rep struct {
+			Posts []struct {
+				PostID     int64    `json:"post_id"`
+				Difference *float64 `json:"difference"`
+			} `json:"posts"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			return fmt.Errorf("backtest -o json: %v\n%s", err, out)
+		}
+		if len(rep.Posts) != posts {
+			return fmt.Errorf("backtest: %d posts, want %d", len(rep.Posts), posts)
+		}
+		for _, p := range rep.Posts {
+			if p.Difference == nil || math.Abs(*p.Difference) > 1e-9 {
+				return fmt.Errorf("post %d: backtest differs from the live score by %v", p.PostID, p.Difference)
+			}
+		}
+		return nil
+	})
+
+	post := ids[2]
+	if _, err := fresh.Pool.Exec(t.Context(), `UPDATE ratings SET score = (score + 1) % 6 WHERE post_id = $1 AND user_id = (SELECT min(user_id) FROM ratings WHERE post_id = $1)`, post); err != nil {
 		t.Fatal(err)
 	}
 	out, err := ratestream("verify", "--database", live, "--against", fresh.URL, "--against-group", "ratestream-replay")
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.HasPrefix(out, "post 3: ratings differ") || strings.Count(out, "\n") != 2 {
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.HasPrefix(out, fmt.Sprintf("post %d: ratings differ", post)) || strings.Count(out, "\n") != 2 {
 		t.Fatalf("after changing one rating: %v\n%s", err, out)
 	}
 }
