@@ -80,7 +80,7 @@ func (e *env) spawnArgs(name string, args []string, envv ...string) (*proc, erro
 		return nil, err
 	}
 	p := &proc{name: name, log: logf.Name(), done: make(chan struct{})}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
+	go func() { p.err = cmd.Wait(); p.state = cmd.ProcessState; close(p.done) }()
 	e.cleanup = append(e.cleanup, func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -98,12 +98,25 @@ type proc struct {
 	name, log string
 	done      chan struct{}
 	err       error
+	state     *os.ProcessState // once done
+}
+
+// maxRSS is the command's peak resident set in MB, once it has exited.
+func (p *proc) maxRSS() float64 {
+	if ru, ok := p.state.SysUsage().(*syscall.Rusage); ok {
+		return float64(ru.Maxrss) / 1024 // kB on Linux
+	}
+	return 0
 }
 
 // wait waits for the command to exit and reports how it ended.
 func (p *proc) wait() error {
 	<-p.done
-	return p.err
+	if p.err != nil {
+		b, _ := os.ReadFile(p.log)
+		return fmt.Errorf("%s: %v: %s", p.name, p.err, b)
+	}
+	return nil
 }
 
 // exited reports an error once the command has ended, with its log.

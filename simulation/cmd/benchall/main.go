@@ -2,7 +2,7 @@
 // summary table of every figure, ratio and target; -json writes the same
 // as JSON (default simulation/out/bench.json).
 //
-//	benchall [-only ingest|auth|windower|scorer|query|freshness] [-duration 20s]
+//	benchall [-only ingest|auth|windower|scorer|query|freshness|export] [-duration 20s]
 package main
 
 import (
@@ -39,7 +39,7 @@ type opts struct {
 }
 
 func main() {
-	only := flag.String("only", "", "run one benchmark: ingest, auth, windower, scorer, query or freshness")
+	only := flag.String("only", "", "run one benchmark: ingest, auth, windower, scorer, query, freshness or export")
 	duration := flag.Duration("duration", 20*time.Second, "load duration of the HTTP benchmarks")
 	vus := flag.Int("vus", 200, "concurrent connections of the HTTP benchmarks")
 	out := flag.String("json", filepath.Join("simulation", "out", "bench.json"), "JSON summary file")
@@ -50,7 +50,7 @@ func main() {
 	}
 	benches := []bench{
 		{"ingest", ingestBench}, {"auth", authBench}, {"windower", windowerBench}, {"scorer", scorerBench},
-		{"query", queryBench}, {"freshness", freshnessBench},
+		{"query", queryBench}, {"freshness", freshnessBench}, {"export", exportBench},
 	}
 	ctx := context.Background()
 	var all []figure

@@ -73,11 +73,32 @@ func windowerBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	fmt.Printf("windower: %d events to zero lag in %s, %s of it joining the group: %.0f events/s once consuming\n",
 		windowerEvents, took.Round(time.Millisecond), first.Sub(start).Round(time.Millisecond), rate)
 	ratio := rate / raw
+
+	// The same topic replayed by the data teams' command into an empty
+	// database: windower and scorer together, until every score is written.
+	replayURL, _, err := e.database(ctx)
+	if err != nil {
+		return nil, err
+	}
+	start = time.Now()
+	r, err := e.spawnArgs("ratestream", []string{"replay", "--database", replayURL}, "KAFKA_BROKERS="+brokerAddr)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.wait(); err != nil {
+		return nil, err
+	}
+	replayTook := time.Since(start)
+	replayRate := float64(windowerEvents) / replayTook.Seconds()
+	fmt.Printf("ratestream replay: %d events into an empty database (migrations, windower, scorer) in %s: %.0f events/s\n",
+		windowerEvents, replayTook.Round(time.Millisecond), replayRate)
 	return []figure{
 		plain("windower", "start to zero lag", took.Seconds(), "s"),
 		plain("windower", "windower rate (first batch to zero lag)", rate, "events/s"),
 		plain("windower", "raw consume+decode rate", raw, "events/s"),
 		plain("windower", "ratio windower/raw (the 0.5 target is retired: PostgreSQL's own insert rate bounds it)", ratio, ""),
+		plain("windower", "ratestream replay of the same topic, start to every score written", replayRate, "events/s"),
+		plain("windower", "ratio replay/live windower", replayRate/rate, ""),
 	}, nil
 }
 

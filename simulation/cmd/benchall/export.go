@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+const exportRows = 10_000_000
+
+// exportBench writes ten million ratings rows straight into a database
+// (100,000 posts, 100 users each) and times `ratestream export ratings`
+// to Parquet and to CSV, with the command's peak RSS: memory must stay
+// bounded whatever the number of rows.
+func exportBench(ctx context.Context, e *env, _ opts) ([]figure, error) {
+	url, pool, err := e.database(ctx)
+	if err != nil {
+		return nil, err
+	}
+	began := time.Now()
+	_, err = pool.Exec(ctx, `
+		INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
+		SELECT 1 + i / 100, 'device-id-' || (i % 100), i % 6,
+		       timestamptz '2026-01-01' + i * interval '1 ms', gen_random_uuid(),
+		       date_trunc('minute', timestamptz '2026-01-01' + i * interval '1 ms')
+		FROM generate_series(0, $1 - 1) AS i`, exportRows)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("stored %d ratings in %s\n", exportRows, time.Since(began).Round(time.Millisecond))
+	var figs []figure
+	for _, format := range []string{"parquet", "csv"} {
+		out := filepath.Join(e.workDir, "ratings."+format)
+		start := time.Now()
+		p, err := e.spawnArgs("ratestream", []string{"export", "ratings", "--format", format, "-o", out}, "DATABASE_URL="+url)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.wait(); err != nil {
+			return nil, err
+		}
+		took := time.Since(start)
+		st, err := os.Stat(out)
+		if err != nil {
+			return nil, err
+		}
+		rss := p.maxRSS()
+		fmt.Printf("export %d ratings to %s: %s, %.0f rows/s, %.0f MB file, peak RSS %.0f MB\n",
+			exportRows, format, took.Round(time.Millisecond), exportRows/took.Seconds(), float64(st.Size())/1e6, rss)
+		figs = append(figs,
+			plain("export", format+" 10M ratings rows", took.Seconds(), "s"),
+			target("export", format+" peak RSS", rss, "MB", "< 200", rss < 200))
+		os.Remove(out)
+	}
+	return figs, nil
+}
