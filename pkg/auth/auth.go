@@ -109,10 +109,14 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		k, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
 			RefreshInterval:   cfg.JWKSRefresh,
 			RefreshUnknownKID: rate.NewLimiter(rate.Every(10*time.Second), 1),
-			// A token with an unknown kid must not make a request wait
-			// for the next allowed refresh: it is refused at once.
-			RateLimitWaitMax: time.Millisecond,
-			HTTPTimeout:      5 * time.Second,
+			// The same deadline bounds the wait for the limiter and the
+			// fetch that follows (jwkset passes one context to both):
+			// long enough for a remote JWKS to answer, and a token with an
+			// unknown kid whose refresh is more than this away is refused
+			// at once (rate.Limiter gives up when the wait would pass the
+			// deadline) rather than held.
+			RateLimitWaitMax: 3 * time.Second,
+			HTTPTimeout:      3 * time.Second,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("AUTH_JWKS_URL: %w", err)
