@@ -35,6 +35,7 @@ type ratingRow struct {
 	RatedAt     int64  `parquet:"rated_at,timestamp(microsecond)"`
 	EventID     string `parquet:"event_id"`
 	WindowStart int64  `parquet:"window_start,timestamp(microsecond)"`
+	Rerate      bool   `parquet:"rerate"`
 }
 
 // windowRow is one window of a post (table rating_averages).
@@ -43,6 +44,7 @@ type windowRow struct {
 	WindowStart int64   `parquet:"window_start,timestamp(microsecond)"`
 	RatingSum   int64   `parquet:"rating_sum"`
 	RatingCount int64   `parquet:"rating_count"`
+	RerateCount int64   `parquet:"rerate_count"`
 	Threshold   float64 `parquet:"threshold"`
 }
 
@@ -218,16 +220,16 @@ func export(ctx context.Context, what, format string, w io.Writer, f exportFilte
 	}
 	switch what {
 	case "ratings":
-		return sink(format, w, bar, []string{"post_id", "user_id", "score", "rated_at", "event_id", "window_start"},
+		return sink(format, w, bar, []string{"post_id", "user_id", "score", "rated_at", "event_id", "window_start", "rerate"},
 			func(r ratingRow) []string {
-				return []string{itoa(r.PostID), r.UserID, itoa(int64(r.Score)), us(r.RatedAt), r.EventID, us(r.WindowStart)}
+				return []string{itoa(r.PostID), r.UserID, itoa(int64(r.Score)), us(r.RatedAt), r.EventID, us(r.WindowStart), strconv.FormatBool(r.Rerate)}
 			}, func(emit func(ratingRow) error) error {
-				return each(`SELECT post_id, user_id, score, rated_at, event_id::text, window_start FROM ratings
+				return each(`SELECT post_id, user_id, score, rated_at, event_id::text, window_start, rerate FROM ratings
 					WHERE post_id BETWEEN $1 AND $2 AND rated_at >= $3 AND rated_at < $4 ORDER BY post_id, user_id`, func(rs pgx.Rows) error {
 					var r ratingRow
 					var score int16
 					var at, ws time.Time
-					if err := rs.Scan(&r.PostID, &r.UserID, &score, &at, &r.EventID, &ws); err != nil {
+					if err := rs.Scan(&r.PostID, &r.UserID, &score, &at, &r.EventID, &ws, &r.Rerate); err != nil {
 						return err
 					}
 					r.Score, r.RatedAt, r.WindowStart = int32(score), at.UnixMicro(), ws.UnixMicro()
@@ -235,15 +237,15 @@ func export(ctx context.Context, what, format string, w io.Writer, f exportFilte
 				})
 			})
 	case "windows":
-		return sink(format, w, bar, []string{"post_id", "window_start", "rating_sum", "rating_count", "threshold"},
+		return sink(format, w, bar, []string{"post_id", "window_start", "rating_sum", "rating_count", "rerate_count", "threshold"},
 			func(r windowRow) []string {
-				return []string{itoa(r.PostID), us(r.WindowStart), itoa(r.RatingSum), itoa(r.RatingCount), strconv.FormatFloat(r.Threshold, 'g', -1, 64)}
+				return []string{itoa(r.PostID), us(r.WindowStart), itoa(r.RatingSum), itoa(r.RatingCount), itoa(r.RerateCount), strconv.FormatFloat(r.Threshold, 'g', -1, 64)}
 			}, func(emit func(windowRow) error) error {
-				return each(`SELECT post_id, window_start, rating_sum, rating_count, threshold FROM rating_averages
+				return each(`SELECT post_id, window_start, rating_sum, rating_count, rerate_count, threshold FROM rating_averages
 					WHERE post_id BETWEEN $1 AND $2 AND window_start >= $3 AND window_start < $4 ORDER BY post_id, window_start`, func(rs pgx.Rows) error {
 					var r windowRow
 					var ws time.Time
-					if err := rs.Scan(&r.PostID, &ws, &r.RatingSum, &r.RatingCount, &r.Threshold); err != nil {
+					if err := rs.Scan(&r.PostID, &ws, &r.RatingSum, &r.RatingCount, &r.RerateCount, &r.Threshold); err != nil {
 						return err
 					}
 					r.WindowStart = ws.UnixMicro()

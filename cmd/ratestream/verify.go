@@ -80,16 +80,17 @@ func cmpOr(a, b string) string {
 // that the servers' time zones do not matter.
 var fingerprints = []struct{ name, sql string }{
 	{"ratings", `SELECT post_id, count(*) || ' ratings summing ' || sum(score) || ', digest ' ||
-		md5(string_agg(user_id || ':' || score || ':' || event_id || ':' || (rated_at AT TIME ZONE 'UTC') || ':' || (window_start AT TIME ZONE 'UTC'), ',' ORDER BY user_id COLLATE "C"))
+		md5(string_agg(user_id || ':' || score || ':' || event_id || ':' || (rated_at AT TIME ZONE 'UTC') || ':' || (window_start AT TIME ZONE 'UTC') || ':' || rerate, ',' ORDER BY user_id COLLATE "C"))
 		FROM ratings GROUP BY post_id`},
 	{"windows", `SELECT post_id, count(*) || ' windows summing ' || sum(rating_sum) || '/' || sum(rating_count) || ', digest ' ||
-		md5(string_agg((window_start AT TIME ZONE 'UTC') || ':' || rating_sum || ':' || rating_count || ':' || threshold, ',' ORDER BY window_start))
+		md5(string_agg((window_start AT TIME ZONE 'UTC') || ':' || rating_sum || ':' || rating_count || ':' || rerate_count || ':' || late_count || ':' || threshold, ',' ORDER BY window_start))
 		FROM rating_averages GROUP BY post_id`},
 	{"totals", `SELECT post_id, concat_ws(' ', 'partition', partition, 'sum', rating_sum, 'count', rating_count,
 		'weighted', weighted_sum, weight, 'baseline', baseline, baseline_seen, 'current', current_window AT TIME ZONE 'UTC', current_count, current_threshold)
 		FROM post_stats`},
 	{"score", `SELECT post_id, concat_ws(' ', 'score', coalesce(score::text, 'null'), 'raters', user_count, 'mean', coalesce(mean::text, 'null'),
-		strategy, 'as of', as_of AT TIME ZONE 'UTC', 'stable at', stable_at AT TIME ZONE 'UTC') FROM post_scores`},
+		strategy, 'as of', as_of AT TIME ZONE 'UTC', 'stable at', stable_at AT TIME ZONE 'UTC',
+		'campaign since', coalesce((campaign_since AT TIME ZONE 'UTC')::text, 'null')) FROM post_scores`},
 }
 
 func verify(ctx context.Context, urlA, urlB, groupA, groupB, topic string) (verifyReport, error) {

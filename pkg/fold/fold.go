@@ -28,6 +28,8 @@ type Vote struct {
 	RatedAt time.Time
 	EventID uuid.UUID
 	Window  time.Time // start of the window that holds it
+	// Rerate says the vote replaced the user's earlier vote on the post.
+	Rerate bool
 }
 
 // WindowKey identifies one window of one post.
@@ -107,10 +109,10 @@ func (s *State) Apply(e rating.Event, partition int) Outcome {
 	start := s.Params.WindowStart(at)
 	post.Rated(start, s.Params)
 	if had {
-		s.change(post, WindowKey{e.PostID, old.Window}, -int64(old.Score), -1)
+		s.change(post, WindowKey{e.PostID, old.Window}, -int64(old.Score), -1, -b2i(old.Rerate))
 	}
-	s.change(post, WindowKey{e.PostID, start}, int64(e.Score), 1)
-	s.Votes[vk] = Vote{Score: e.Score, RatedAt: at, EventID: e.EventID, Window: start}
+	s.change(post, WindowKey{e.PostID, start}, int64(e.Score), 1, b2i(had))
+	s.Votes[vk] = Vote{Score: e.Score, RatedAt: at, EventID: e.EventID, Window: start, Rerate: had}
 	s.DirtyVotes[vk] = struct{}{}
 	s.DirtyPosts[e.PostID] = struct{}{}
 	if had {
@@ -119,9 +121,26 @@ func (s *State) Apply(e rating.Event, partition int) Outcome {
 	return Counted
 }
 
-func (s *State) change(post *Post, k WindowKey, dsum, dcount int64) {
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (s *State) change(post *Post, k WindowKey, dsum, dcount, drerates int64) {
 	old, ok := s.Windows[k]
-	s.Windows[k] = post.Change(old, ok, k.Start, dsum, dcount, s.Params)
+	s.Windows[k] = post.Change(old, ok, k.Start, dsum, dcount, drerates, s.Params)
+	s.DirtyWindows[k] = struct{}{}
+}
+
+// MarkLate records that an applied event reached its window after the
+// window had closed.
+func (s *State) MarkLate(e rating.Event) {
+	k := WindowKey{e.PostID, s.Params.WindowStart(Truncate(e.RatedAt))}
+	w := s.Windows[k]
+	w.Late++
+	s.Windows[k] = w
 	s.DirtyWindows[k] = struct{}{}
 }
 

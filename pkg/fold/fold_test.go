@@ -40,20 +40,29 @@ func stream(seed uint64, n int) []rating.Event {
 }
 
 // naive computes the expected windows straight from the definition: each
-// (post, user)'s latest event by (rated_at, event_id), grouped by window.
-func naive(events []rating.Event, p scoring.Params) (map[VoteKey]rating.Event, map[WindowKey][2]int64) {
+// (post, user)'s latest event by (rated_at, event_id), grouped by window
+// (sum, count, and how many of those votes replaced an earlier one of
+// the same user: every vote after the user's first that took effect).
+func naive(events []rating.Event, p scoring.Params) (map[VoteKey]rating.Event, map[WindowKey][3]int64) {
 	latest := map[VoteKey]rating.Event{}
+	rerate := map[VoteKey]bool{}
 	for _, e := range events {
 		k := VoteKey{e.PostID, e.UserID}
-		if old, ok := latest[k]; !ok || rating.Newer(Truncate(e.RatedAt), e.EventID, Truncate(old.RatedAt), old.EventID) {
+		old, ok := latest[k]
+		if !ok || rating.Newer(Truncate(e.RatedAt), e.EventID, Truncate(old.RatedAt), old.EventID) {
 			latest[k] = e
+			rerate[k] = ok
 		}
 	}
-	win := map[WindowKey][2]int64{}
+	win := map[WindowKey][3]int64{}
 	for k, e := range latest {
 		wk := WindowKey{k.PostID, p.WindowStart(Truncate(e.RatedAt))}
 		v := win[wk]
-		win[wk] = [2]int64{v[0] + int64(e.Score), v[1] + 1}
+		v[0], v[1] = v[0]+int64(e.Score), v[1]+1
+		if rerate[k] {
+			v[2]++
+		}
+		win[wk] = v
 	}
 	return latest, win
 }
@@ -80,8 +89,8 @@ func TestFoldMatchesDefinitionOnRandomStreams(t *testing.T) {
 			sums[k.PostID] += int64(e.Score)
 		}
 		for k, w := range st.Windows {
-			if want := win[k]; w.Sum != want[0] || w.Count != want[1] {
-				t.Fatalf("seed %d: window %v = %d/%d, want %d/%d", seed, k, w.Sum, w.Count, want[0], want[1])
+			if want := win[k]; w.Sum != want[0] || w.Count != want[1] || w.Rerates != want[2] {
+				t.Fatalf("seed %d: window %v = %d/%d with %d re-ratings, want %d/%d with %d", seed, k, w.Sum, w.Count, w.Rerates, want[0], want[1], want[2])
 			}
 		}
 		for id, post := range st.Posts {
@@ -129,6 +138,17 @@ func TestReratingMovesTheVoteBetweenWindows(t *testing.T) {
 	cur := st.Windows[WindowKey{1, p.WindowStart(later)}]
 	if old.Count != 0 || old.Sum != 0 || cur.Count != 1 || cur.Sum != 1 {
 		t.Fatalf("old window %d/%d, new window %d/%d; want 0/0 and 1/1", old.Sum, old.Count, cur.Sum, cur.Count)
+	}
+	if old.Rerates != 0 || cur.Rerates != 1 || cur.New() != 0 || !st.Votes[VoteKey{1, "u"}].Rerate {
+		t.Fatalf("a re-rating is not new volume: old window %d re-ratings, new window %d of %d", old.Rerates, cur.Rerates, cur.Count)
+	}
+	// Re-rating again moves the re-rating on.
+	again := later.Add(2 * time.Minute)
+	if got := st.Apply(mk(1, "u", 2, again), 0); got != Replaced {
+		t.Fatalf("second re-rating: %v", got)
+	}
+	if cur, next := st.Windows[WindowKey{1, p.WindowStart(later)}], st.Windows[WindowKey{1, p.WindowStart(again)}]; cur.Rerates != 0 || next.Rerates != 1 {
+		t.Fatalf("after a second re-rating: %d and %d re-ratings, want 0 and 1", cur.Rerates, next.Rerates)
 	}
 	if c := st.Posts[1].Totals.Count; c != 1 {
 		t.Fatalf("post 1 has %d raters, want 1: a re-rater counts once", c)

@@ -10,10 +10,11 @@ import (
 type Config struct {
 	Window      time.Duration `env:"WINDOW" default:"1m" help:"event-time window length: whole seconds from 1s to 1h"`
 	Strategy    string        `env:"SCORING_STRATEGY" default:"surge-guard" help:"surge-guard, mean or seed-linear"`
-	BaselineTau time.Duration `env:"SCORING_BASELINE_TAU" default:"1h" help:"time constant of a post's typical volume"`
+	BaselineTau time.Duration `env:"SCORING_BASELINE_TAU" default:"35m" help:"time constant of a post's typical volume"`
 	Surge       float64       `env:"SCORING_SURGE" default:"4" help:"times the typical volume above which a window is anomalous"`
 	Floor       float64       `env:"SCORING_FLOOR" default:"2" help:"ratings per window never considered anomalous"`
-	Maturity    time.Duration `env:"SCORING_MATURITY" default:"1h" help:"event-time age at which a window has full weight"`
+	Maturity    time.Duration `env:"SCORING_MATURITY" default:"1h" help:"event-time age at which a window of suspect volume has full weight"`
+	NewPost     float64       `env:"SCORING_NEW_POST_VOLUME" default:"10" help:"a new post's assumed typical volume (ratings per window), the prior its own windows outweigh within about SCORING_BASELINE_TAU"`
 }
 
 // Params validates the settings and turns them into Params.
@@ -30,5 +31,8 @@ func (c Config) Params() (Params, error) {
 	if c.Maturity < 0 {
 		return Params{}, fmt.Errorf("SCORING_MATURITY must not be negative")
 	}
-	return Params{Window: c.Window, BaselineTau: c.BaselineTau, Surge: c.Surge, Floor: c.Floor, Maturity: c.Maturity}, nil
+	if c.NewPost < 0 {
+		return Params{}, fmt.Errorf("SCORING_NEW_POST_VOLUME must not be negative")
+	}
+	return Params{Window: c.Window, BaselineTau: c.BaselineTau, Surge: c.Surge, Floor: c.Floor, Maturity: c.Maturity, NewPost: c.NewPost}, nil
 }

@@ -35,8 +35,8 @@ func TestWeight(t *testing.T) {
 		{0, 10, 0},
 		{5, 10, 5},
 		{10, 10, 10},
-		{15, 10, 10 * math.Pow(10.0/15, 6)},
-		{1000, 40, 40 * math.Pow(0.04, 6)},
+		{15, 10, 10 * math.Pow(10.0/15, 12)},
+		{1000, 40, 40 * math.Pow(0.04, 12)},
 	}
 	for _, c := range cases {
 		if got := Weight(c.count, c.threshold); math.Abs(got-c.want) > 1e-12 {

@@ -135,7 +135,7 @@ func (SurgeGuard) Score(in Input) Result {
 	}
 	num, den := float64(in.Totals.WeightedSum), float64(in.Totals.Weight)
 	for _, w := range in.Recent {
-		m := Maturity(w.Start, in.Now, p)
+		m := WindowMaturity(w, in.Now, p)
 		if m >= 1 {
 			continue
 		}
@@ -160,6 +160,55 @@ func Maturity(start, now time.Time, p Params) float64 {
 		age = 0
 	}
 	return math.Min(1, float64(age+p.Window)/float64(p.Maturity))
+}
+
+// WindowMaturity is Maturity for windows of suspect volume only. The
+// window's typical volume b is what its threshold was made from (T /
+// Surge); a window within Poisson noise of it (at most b + 2.5√b + 1)
+// counts fully at once; above, the age ramp applies progressively, fully
+// from 3b on (or √b + 1 above the noise band for small b). So honest
+// raters count as they come, and what slips under the threshold (a
+// campaign at 3× volume) gains weight only with age.
+func WindowMaturity(w Window, now time.Time, p Params) float64 {
+	m := Maturity(w.Start, now, p)
+	if m >= 1 || w.New() <= 0 {
+		return 1
+	}
+	s := Suspicion(w, p)
+	return 1 - s*(1-m)
+}
+
+// Suspicion is how suspect a window's volume is, from 0 (within the noise
+// of its typical volume) to 1 (three times it or more).
+func Suspicion(w Window, p Params) float64 {
+	b := w.Threshold / p.Surge
+	lo := b + 2.5*math.Sqrt(b) + 1
+	hi := math.Max(3*b, lo+1+math.Sqrt(b))
+	return math.Min(1, math.Max(0, (float64(w.New())-lo)/(hi-lo)))
+}
+
+// CampaignSince is the start of the oldest window, among those still
+// maturing at now, whose new raters exceed its threshold: the post is
+// under a campaign since then. ok is false when no such window is held
+// out now.
+func CampaignSince(windows []Window, now time.Time, p Params) (time.Time, bool) {
+	for _, w := range windows { // oldest first
+		if w.Start.Add(p.Maturity).After(now) && w.Anomalous() {
+			return w.Start, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// BaselineOf is the typical volume (new raters per window) a threshold
+// was made from: the inverse of the threshold rule, for explaining a
+// window. A threshold at the floor gives the volume the floor stands for.
+func BaselineOf(threshold float64, p Params) float64 {
+	if b := threshold / p.Surge; p.Surge*b >= b+4*math.Sqrt(b)+2 {
+		return b
+	}
+	r := math.Sqrt(threshold+2) - 2 // threshold = b + 4√b + 2
+	return math.Max(r*r, 0)
 }
 
 // RecentCutoff is the start after which windows may still be maturing at

@@ -15,14 +15,37 @@ import (
 // Window is one event-time window of a post: the latest ratings of distinct
 // users whose rated_at falls in [Start, Start+Params.Window).
 type Window struct {
-	Start     time.Time
-	Sum       int64
-	Count     int64
-	Threshold float64 // volume above which the window is anomalous, fixed when it opened
+	Start time.Time
+	Sum   int64
+	Count int64
+	// Rerates are the votes among Count that replaced the same user's
+	// earlier vote: known raters changing their verdict, never anomalous.
+	Rerates   int64
+	Threshold float64 // volume of new raters above which the window is anomalous, fixed when it opened
+	// Late counts the events that reached the window after the watermark
+	// had closed it (counted all the same; scoring ignores it).
+	Late int64
 }
 
 // Mean is the plain mean of the window's ratings.
 func (w Window) Mean() float64 { return float64(w.Sum) / float64(w.Count) }
+
+// New is the number of first-time raters among the window's votes: the
+// volume judged against the threshold.
+func (w Window) New() int64 { return w.Count - w.Rerates }
+
+// Weight is how many ratings' worth the window counts for: its
+// first-time raters weighed against its threshold (see Weight), plus its
+// re-ratings in full.
+func (w Window) Weight() float64 {
+	if w.Count <= 0 {
+		return 0
+	}
+	return Weight(w.New(), w.Threshold) + float64(w.Rerates)
+}
+
+// Anomalous reports whether the window's new raters exceed its threshold.
+func (w Window) Anomalous() bool { return float64(w.New()) > w.Threshold }
 
 // Params are the knobs of the volume baseline and of surge-guard. Every
 // duration is event time.
@@ -40,12 +63,15 @@ type Params struct {
 	Floor float64
 	// Maturity is the event-time age at which a window reaches full weight.
 	Maturity time.Duration
+	// NewPost is the volume (ratings per window) assumed for a post's first
+	// window, before it has a baseline: its threshold is Surge × NewPost.
+	NewPost float64
 }
 
 // DefaultParams are the documented defaults (docs/scoring.md) for a window
 // length.
 func DefaultParams(window time.Duration) Params {
-	return Params{Window: window, BaselineTau: time.Hour, Surge: 4, Floor: 2, Maturity: time.Hour}
+	return Params{Window: window, BaselineTau: 35 * time.Minute, Surge: 4, Floor: 2, Maturity: time.Hour, NewPost: 10}
 }
 
 func (p Params) alpha() float64 {
@@ -53,13 +79,16 @@ func (p Params) alpha() float64 {
 	return math.Min(a, 1)
 }
 
-// threshold is the anomaly threshold for a baseline estimate; with no
-// history yet (seen == 0) only the floor applies.
+// threshold is the anomaly threshold for a baseline estimate. The
+// moving average starts from the new-post volume (a prior) rather than
+// from the post's own first windows, so a young post's typical volume is
+// the prior until its own windows outweigh it: a campaign timed for a
+// post's first minutes cannot make itself the norm.
 func (p Params) threshold(baseline, seen float64) float64 {
-	if seen <= 0 {
-		return p.Floor
-	}
-	return math.Max(p.Surge*baseline/seen, p.Floor)
+	b := baseline + (1-seen)*p.NewPost
+	// Surge × b, but never within Poisson noise of b: a quiet post's
+	// honest windows vary by several times their mean.
+	return math.Max(math.Max(p.Surge*b, b+4*math.Sqrt(b)+2), p.Floor)
 }
 
 // WindowStart aligns t to the start of its window, counted from the Unix
@@ -73,10 +102,12 @@ func (p Params) WindowStart(t time.Time) time.Time {
 	return time.Unix(0, start).UTC()
 }
 
-// Weight is how many ratings' worth a window counts for: its count while
-// it is within its threshold T, and beyond that T·(T/c)⁶, which falls
-// steeply with the excess: a window at 1.5 T counts for a tenth of T, a
-// burst of ten times T for nothing measurable. An anomalous window is held
+// Weight is how many ratings' worth a window's new raters count for: c
+// while within the threshold T, and beyond that T·(T/c)¹², which falls
+// steeply with the excess: a window at 1.1 T counts for a third of T, at
+// 1.5 T for less than a hundredth, a burst of twice T for nothing
+// measurable (a campaign of 2.5 times the typical volume on top of it is
+// held out). An anomalous window is held
 // out rather than capped because even a capped burst would keep a
 // permanent share of a post's score.
 func Weight(count int64, threshold float64) float64 {
@@ -86,27 +117,28 @@ func Weight(count int64, threshold float64) float64 {
 	}
 	r := threshold / c
 	r3 := r * r * r
-	return threshold * r3 * r3
+	r6 := r3 * r3
+	return threshold * r6 * r6
 }
 
 // Micro-units keep the running totals in exact integer arithmetic: the
 // totals then do not depend on the order in which windows changed.
 const micro = 1e6
 
-// WeightMicro is Weight in millionths of a rating.
+// WeightMicro is the window's Weight in millionths of a rating.
 func WeightMicro(w Window) int64 {
 	if w.Count <= 0 {
 		return 0
 	}
-	return int64(math.Round(Weight(w.Count, w.Threshold) * micro))
+	return int64(math.Round(w.Weight() * micro))
 }
 
-// ContribMicro is Weight times the window mean, in millionths.
+// ContribMicro is the window's Weight times its mean, in millionths.
 func ContribMicro(w Window) int64 {
 	if w.Count <= 0 {
 		return 0
 	}
-	return int64(math.Round(Weight(w.Count, w.Threshold) * w.Mean() * micro))
+	return int64(math.Round(w.Weight() * w.Mean() * micro))
 }
 
 // Totals are a post's running sums over all its windows.
@@ -171,8 +203,8 @@ func (v *Volume) ThresholdFor(start time.Time, p Params) float64 {
 	return p.threshold(v.Baseline, v.Seen)
 }
 
-// Counted records a rating added to (+1) or retracted from (-1) window
-// start, which matters only for the current window.
+// Counted records a first-time rater added to (+1) or retracted from (-1)
+// window start, which matters only for the current window.
 func (v *Volume) Counted(start time.Time, delta int64) {
 	if start.Equal(v.Current) {
 		v.CurrentCount += delta
@@ -194,17 +226,19 @@ type Stats struct {
 // baseline, before any window changes.
 func (s *Stats) Rated(start time.Time, p Params) { s.Volume.Advance(start, p) }
 
-// Change adds dsum and dcount to window w and returns it changed; when
-// the window does not exist yet (exists is false), it opens at start with
-// the threshold it is given now, which it keeps.
-func (s *Stats) Change(w Window, exists bool, start time.Time, dsum, dcount int64, p Params) Window {
+// Change adds dsum and dcount (of which drerates are re-ratings) to
+// window w and returns it changed; when the window does not exist yet
+// (exists is false), it opens at start with the threshold it is given
+// now, which it keeps. Only first-time raters make volume.
+func (s *Stats) Change(w Window, exists bool, start time.Time, dsum, dcount, drerates int64, p Params) Window {
 	if !exists {
 		w = Window{Start: start, Threshold: s.Volume.ThresholdFor(start, p)}
 	}
 	nw := w
 	nw.Sum += dsum
 	nw.Count += dcount
+	nw.Rerates += drerates
 	s.Totals.Replace(w, nw)
-	s.Volume.Counted(start, dcount)
+	s.Volume.Counted(start, dcount-drerates)
 	return nw
 }

@@ -131,7 +131,7 @@ func (r *rescorer) load(ctx context.Context, tx pgx.Tx, ids []int64) ([]*post, e
 		}
 	}
 	rows, err = tx.Query(ctx, `
-		SELECT a.post_id, a.window_start, a.rating_sum, a.rating_count, a.threshold
+		SELECT a.post_id, a.window_start, a.rating_sum, a.rating_count, a.rerate_count, a.threshold
 		FROM unnest($1::bigint[], $2::timestamptz[]) AS c(post_id, cutoff)
 		CROSS JOIN LATERAL (
 		  SELECT * FROM rating_averages a WHERE a.post_id = c.post_id AND a.window_start > c.cutoff
@@ -143,7 +143,7 @@ func (r *rescorer) load(ctx context.Context, tx pgx.Tx, ids []int64) ([]*post, e
 	for rows.Next() {
 		var id int64
 		var w scoring.Window
-		if err := rows.Scan(&id, &w.Start, &w.Sum, &w.Count, &w.Threshold); err != nil {
+		if err := rows.Scan(&id, &w.Start, &w.Sum, &w.Count, &w.Rerates, &w.Threshold); err != nil {
 			return nil, err
 		}
 		w.Start = w.Start.UTC()
@@ -158,6 +158,7 @@ func (r *rescorer) write(ctx context.Context, tx pgx.Tx, posts []*post) error {
 	ids, parts, counts := make([]int64, n), make([]int32, n), make([]int64, n)
 	scores, means := make([]*float64, n), make([]*float64, n)
 	asOf, stable := make([]time.Time, n), make([]time.Time, n)
+	campaign := make([]*time.Time, n)
 	for i, p := range posts {
 		in := scoring.Input{Now: p.now, Params: r.params, Totals: p.totals, Latest: p.latest, Recent: p.windows, All: p.windows}
 		res := r.strategy.Score(in)
@@ -171,18 +172,22 @@ func (r *rescorer) write(ctx context.Context, tx pgx.Tx, posts []*post) error {
 			means[i] = &m
 		}
 		asOf[i], stable[i] = scoring.AsOf(p.now, res), res.StableAt
+		if since, ok := scoring.CampaignSince(p.windows, asOf[i], r.params); ok {
+			campaign[i] = &since
+		}
 	}
 	b := &pgx.Batch{}
 	b.Queue(`
-		INSERT INTO post_scores (post_id, score, user_count, mean, strategy, partition, as_of, stable_at, updated_at)
-		SELECT id, score, cnt, mean, $5, part, as_of, stable_at, now()
-		FROM unnest($1::bigint[], $2::float8[], $3::bigint[], $4::float8[], $6::int[], $7::timestamptz[], $8::timestamptz[])
-		  AS t(id, score, cnt, mean, part, as_of, stable_at)
+		INSERT INTO post_scores (post_id, score, user_count, mean, strategy, partition, as_of, stable_at, campaign_since, updated_at)
+		SELECT id, score, cnt, mean, $5, part, as_of, stable_at, campaign_since, now()
+		FROM unnest($1::bigint[], $2::float8[], $3::bigint[], $4::float8[], $6::int[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
+		  AS t(id, score, cnt, mean, part, as_of, stable_at, campaign_since)
 		ON CONFLICT (post_id) DO UPDATE SET
 		  score = excluded.score, user_count = excluded.user_count, mean = excluded.mean,
 		  strategy = excluded.strategy, partition = excluded.partition,
-		  as_of = excluded.as_of, stable_at = excluded.stable_at, updated_at = now()`,
-		ids, scores, counts, means, r.strategy.Name(), parts, asOf, stable)
+		  as_of = excluded.as_of, stable_at = excluded.stable_at,
+		  campaign_since = excluded.campaign_since, updated_at = now()`,
+		ids, scores, counts, means, r.strategy.Name(), parts, asOf, stable, campaign)
 	for _, payload := range chunkIDs(ids, 7000) {
 		b.Queue(`SELECT pg_notify($1, $2)`, contract.ChannelPostScores, payload)
 	}

@@ -87,20 +87,23 @@ func applyBatch(ctx context.Context, t txn, b batch, p scoring.Params, grace tim
 }
 
 // foldBatch applies the events to st and says where the partition stands after
-// them. An event is late when its window had closed by the watermark that
-// held before the batch (it is counted all the same).
+// them. An event is late when its window had closed by the watermark (the
+// newest event time before it, less the grace), taken event by event so
+// that the count does not depend on batch sizes; it is counted all the
+// same, and its window remembers it.
 func foldBatch(st *fold.State, b batch, cur position, p scoring.Params, grace time.Duration) result {
 	var res result
-	watermark := cur.maxEventTime.Add(-grace)
 	maxEvent := cur.maxEventTime
 	for _, e := range b.events {
-		if !cur.maxEventTime.IsZero() && !p.WindowStart(e.RatedAt).Add(p.Window).After(watermark) {
-			res.late++
-		}
+		late := !maxEvent.IsZero() && !p.WindowStart(e.RatedAt).Add(p.Window).After(maxEvent.Add(-grace))
 		if st.Apply(e, b.partition) == fold.Superseded {
 			res.superseded++
 		} else {
 			res.applied++
+			if late {
+				res.late++
+				st.MarkLate(e)
+			}
 		}
 		if at := fold.Truncate(e.RatedAt); at.After(maxEvent) {
 			maxEvent = at

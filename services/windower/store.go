@@ -151,8 +151,8 @@ func (t *pgTxn) insertNew(ctx context.Context, newest map[fold.VoteKey]rating.Ev
 		r.add(k, fold.Vote{Score: e.Score, RatedAt: at, EventID: e.EventID, Window: t.s.params.WindowStart(at)})
 	}
 	rows, err := t.tx.Query(ctx, `
-		INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::timestamptz[], $5::uuid[], $6::timestamptz[])
+		INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start, rerate)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::timestamptz[], $5::uuid[], $6::timestamptz[], $7::bool[])
 		ON CONFLICT (post_id, user_id) DO NOTHING
 		RETURNING post_id, user_id`, r.args()...)
 	if err != nil {
@@ -187,7 +187,7 @@ func (t *pgTxn) loadVotes(ctx context.Context, st *fold.State, newest map[fold.V
 		return nil
 	}
 	rows, err := t.tx.Query(ctx, `
-		SELECT r.post_id, r.user_id, r.score, r.rated_at, r.event_id, r.window_start
+		SELECT r.post_id, r.user_id, r.score, r.rated_at, r.event_id, r.window_start, r.rerate
 		FROM unnest($1::bigint[], $2::text[]) AS k(post_id, user_id)
 		CROSS JOIN LATERAL (
 		  SELECT * FROM ratings r WHERE r.post_id = k.post_id AND r.user_id = k.user_id) r`, posts, users)
@@ -200,7 +200,7 @@ func (t *pgTxn) loadVotes(ctx context.Context, st *fold.State, newest map[fold.V
 		var v fold.Vote
 		var score int16
 		var id [16]byte
-		if err := rows.Scan(&k.PostID, &k.UserID, &score, &v.RatedAt, &id, &v.Window); err != nil {
+		if err := rows.Scan(&k.PostID, &k.UserID, &score, &v.RatedAt, &id, &v.Window, &v.Rerate); err != nil {
 			return err
 		}
 		v.Score, v.RatedAt, v.EventID, v.Window = int(score), v.RatedAt.UTC(), uuid.UUID(id), v.Window.UTC()
@@ -220,7 +220,7 @@ func (t *pgTxn) loadWindows(ctx context.Context, st *fold.State, winKeys map[fol
 		posts, starts = append(posts, k.PostID), append(starts, k.Start)
 	}
 	rows, err := t.tx.Query(ctx, `
-		SELECT a.post_id, a.window_start, a.rating_sum, a.rating_count, a.threshold
+		SELECT a.post_id, a.window_start, a.rating_sum, a.rating_count, a.rerate_count, a.threshold, a.late_count
 		FROM unnest($1::bigint[], $2::timestamptz[]) AS k(post_id, window_start)
 		CROSS JOIN LATERAL (
 		  SELECT * FROM rating_averages a WHERE a.post_id = k.post_id AND a.window_start = k.window_start) a`, posts, starts)
@@ -231,7 +231,7 @@ func (t *pgTxn) loadWindows(ctx context.Context, st *fold.State, winKeys map[fol
 	for rows.Next() {
 		var k fold.WindowKey
 		var w scoring.Window
-		if err := rows.Scan(&k.PostID, &k.Start, &w.Sum, &w.Count, &w.Threshold); err != nil {
+		if err := rows.Scan(&k.PostID, &k.Start, &w.Sum, &w.Count, &w.Rerates, &w.Threshold, &w.Late); err != nil {
 			return err
 		}
 		k.Start = k.Start.UTC()
@@ -280,18 +280,18 @@ func (t *pgTxn) write(ctx context.Context, st *fold.State, partition int, to pos
 	var r ratingRows
 	for k := range st.DirtyVotes {
 		v := st.Votes[k]
-		if id, ok := t.fresh[k]; ok && id == v.EventID {
+		if id, ok := t.fresh[k]; ok && id == v.EventID && !v.Rerate {
 			continue // inserted by load with exactly this vote
 		}
 		r.add(k, v)
 	}
 	if len(r.post) > 0 {
 		pb.Queue(`
-			INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
-			SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::timestamptz[], $5::uuid[], $6::timestamptz[])
+			INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start, rerate)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::timestamptz[], $5::uuid[], $6::timestamptz[], $7::bool[])
 			ON CONFLICT (post_id, user_id) DO UPDATE SET
 			  score = excluded.score, rated_at = excluded.rated_at,
-			  event_id = excluded.event_id, window_start = excluded.window_start`, r.args()...)
+			  event_id = excluded.event_id, window_start = excluded.window_start, rerate = excluded.rerate`, r.args()...)
 	}
 
 	var w windowRows
@@ -300,10 +300,11 @@ func (t *pgTxn) write(ctx context.Context, st *fold.State, partition int, to pos
 	}
 	if len(w.post) > 0 {
 		pb.Queue(`
-			INSERT INTO rating_averages (post_id, window_start, rating_sum, rating_count, threshold)
-			SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::float8[])
+			INSERT INTO rating_averages (post_id, window_start, rating_sum, rating_count, rerate_count, threshold, late_count)
+			SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::bigint[], $6::float8[], $7::bigint[])
 			ON CONFLICT (post_id, window_start) DO UPDATE SET
-			  rating_sum = excluded.rating_sum, rating_count = excluded.rating_count`, w.args()...)
+			  rating_sum = excluded.rating_sum, rating_count = excluded.rating_count,
+			  rerate_count = excluded.rerate_count, late_count = excluded.late_count`, w.args()...)
 	}
 
 	var p postRows
@@ -354,15 +355,17 @@ type ratingRows struct {
 	ratedAt []time.Time
 	eventID [][16]byte // not uuid.UUID: pgx would encode each through driver.Valuer
 	window  []time.Time
+	rerate  []bool
 }
 
 func (r *ratingRows) add(k fold.VoteKey, v fold.Vote) {
 	r.post, r.user, r.score = append(r.post, k.PostID), append(r.user, k.UserID), append(r.score, int16(v.Score))
 	r.ratedAt, r.eventID, r.window = append(r.ratedAt, v.RatedAt), append(r.eventID, [16]byte(v.EventID)), append(r.window, v.Window)
+	r.rerate = append(r.rerate, v.Rerate)
 }
 
 func (r *ratingRows) args() []any {
-	return []any{r.post, r.user, r.score, r.ratedAt, r.eventID, r.window}
+	return []any{r.post, r.user, r.score, r.ratedAt, r.eventID, r.window, r.rerate}
 }
 
 // windowRows are rating_averages rows as columns.
@@ -370,15 +373,20 @@ type windowRows struct {
 	post       []int64
 	start      []time.Time
 	sum, count []int64
+	rerates    []int64
 	threshold  []float64
+	late       []int64
 }
 
 func (w *windowRows) add(k fold.WindowKey, x scoring.Window) {
 	w.post, w.start = append(w.post, k.PostID), append(w.start, k.Start)
 	w.sum, w.count, w.threshold = append(w.sum, x.Sum), append(w.count, x.Count), append(w.threshold, x.Threshold)
+	w.rerates, w.late = append(w.rerates, x.Rerates), append(w.late, x.Late)
 }
 
-func (w *windowRows) args() []any { return []any{w.post, w.start, w.sum, w.count, w.threshold} }
+func (w *windowRows) args() []any {
+	return []any{w.post, w.start, w.sum, w.count, w.rerates, w.threshold, w.late}
+}
 
 // postRows are post_stats rows as columns.
 type postRows struct {
