@@ -67,7 +67,8 @@ post's history, window by window. Nothing is written to the database.
 
 The live settings are read from the environment as the scorer reads them.
 A window keeps the anomaly threshold it was given when it opened; when
---set changes SCORING_SURGE, SCORING_FLOOR or SCORING_BASELINE_TAU, every
+--set changes SCORING_SURGE, SCORING_FLOOR, SCORING_BASELINE_TAU or
+SCORING_NEW_POST_VOLUME, every
 threshold is recomputed from the windows' stored counts (the volumes as
 they are now, after re-ratings moved between windows). WINDOW cannot
 change: the windows are stored at its length.
@@ -153,7 +154,7 @@ the windows held out under the tested parameters shaded.`,
 	}
 	f := c.Flags()
 	f.StringVar(&strategy, "strategy", "", "the strategy to test (default: the live one); one of "+strings.Join(scoring.Names(), ", "))
-	f.StringArrayVar(&sets, "set", nil, "a scoring setting to change, NAME=VALUE (repeatable): SCORING_SURGE, SCORING_FLOOR, SCORING_BASELINE_TAU, SCORING_MATURITY")
+	f.StringArrayVar(&sets, "set", nil, "a scoring setting to change, NAME=VALUE (repeatable): SCORING_SURGE, SCORING_FLOOR, SCORING_BASELINE_TAU, SCORING_MATURITY, SCORING_NEW_POST_VOLUME")
 	f.StringVar(&posts, "posts", "", "only post ids LO-HI")
 	f.StringVarP(&output, "output", "o", "table", "table or json")
 	f.StringVar(&csvOut, "csv", "", "also write the table to this CSV file")
@@ -200,7 +201,8 @@ func newBacktest(live, test scoring.Config) (*backtest, error) {
 	if bt.test, err = scoring.Lookup(test.Strategy); err != nil {
 		return nil, err
 	}
-	bt.recompute = bt.liveP.Surge != bt.testP.Surge || bt.liveP.Floor != bt.testP.Floor || bt.liveP.BaselineTau != bt.testP.BaselineTau
+	bt.recompute = bt.liveP.Surge != bt.testP.Surge || bt.liveP.Floor != bt.testP.Floor || bt.liveP.BaselineTau != bt.testP.BaselineTau ||
+		bt.liveP.NewPost != bt.testP.NewPost
 	bt.liveName, bt.testID = "live: "+live.Strategy, "backtest: "+test.Strategy
 	return &bt, nil
 }
@@ -279,7 +281,7 @@ func loadBacktestPosts(ctx context.Context, pool *pgxpool.Pool, group, topic str
 		return nil, err
 	}
 	rows, err = pool.Query(ctx, `
-		SELECT post_id, window_start, rating_sum, rating_count, threshold FROM rating_averages
+		SELECT post_id, window_start, rating_sum, rating_count, rerate_count, threshold FROM rating_averages
 		WHERE post_id BETWEEN $1 AND $2 ORDER BY post_id, window_start`, posts[0].id, posts[len(posts)-1].id)
 	if err != nil {
 		return nil, fmt.Errorf("read windows: %w", err)
@@ -288,7 +290,7 @@ func loadBacktestPosts(ctx context.Context, pool *pgxpool.Pool, group, topic str
 	for rows.Next() {
 		var id int64
 		var w scoring.Window
-		if err := rows.Scan(&id, &w.Start, &w.Sum, &w.Count, &w.Threshold); err != nil {
+		if err := rows.Scan(&id, &w.Start, &w.Sum, &w.Count, &w.Rerates, &w.Threshold); err != nil {
 			return nil, err
 		}
 		w.Start = w.Start.UTC()
@@ -305,7 +307,7 @@ const maxEvaluations = 1000
 
 // post backtests one post: the live and the tested strategy over the
 // post's history, each window's end an evaluation point, and at the
-// watermark.
+// watermark (scoring.History).
 func (bt *backtest) post(p *btPost) (backtestRow, plot.Chart) {
 	liveW := p.windows
 	testW := liveW
@@ -314,10 +316,10 @@ func (bt *backtest) post(p *btPost) (backtestRow, plot.Chart) {
 	}
 	row := backtestRow{PostID: p.id, Live: p.live, Windows: int64(len(liveW))}
 	for i := range liveW {
-		if float64(liveW[i].Count) > liveW[i].Threshold {
+		if liveW[i].Anomalous() {
 			row.AnomalousLive++
 		}
-		if float64(testW[i].Count) > testW[i].Threshold {
+		if testW[i].Anomalous() {
 			row.AnomalousBacktest++
 		}
 	}
@@ -330,36 +332,26 @@ func (bt *backtest) post(p *btPost) (backtestRow, plot.Chart) {
 		return row, chart
 	}
 	var liveT, testT scoring.Totals
-	mean := plot.Line{Name: "plain mean", Color: "#000", Dash: "6 4", Width: 2}
-	liveL := plot.Line{Name: bt.liveName, Color: plot.Palette[0]}
-	testL := plot.Line{Name: bt.testID, Color: plot.Palette[1]}
-	stride := max(1, len(liveW)/maxEvaluations)
-	eval := func(n int, now time.Time) (scoring.Result, scoring.Result) {
-		l := scoreAt(bt.live, bt.liveP, liveW[:n], liveT, now)
-		t := scoreAt(bt.test, bt.testP, testW[:n], testT, now)
-		at := func(r scoring.Result) float64 {
-			if !r.OK {
-				return math.NaN()
-			}
-			return r.Score
-		}
-		mean.Points = append(mean.Points, plot.Point{At: now, Y: float64(liveT.Sum) / float64(liveT.Count)})
-		liveL.Points = append(liveL.Points, plot.Point{At: now, Y: at(l)})
-		testL.Points = append(testL.Points, plot.Point{At: now, Y: at(t)})
-		if l.OK && t.OK {
-			row.MaxDifference = math.Max(row.MaxDifference, math.Abs(t.Score-l.Score))
-		}
-		return l, t
-	}
 	for i := range liveW {
 		liveT.Replace(scoring.Window{}, liveW[i])
 		testT.Replace(scoring.Window{}, testW[i])
-		if float64(testW[i].Count) > testW[i].Threshold {
+		if testW[i].Anomalous() {
 			chart.Spans = append(chart.Spans, plot.Span{From: testW[i].Start, To: testW[i].Start.Add(bt.testP.Window)})
 		}
-		end := liveW[i].Start.Add(bt.liveP.Window)
-		if (i%stride == 0 || i == len(liveW)-1) && end.Before(p.now) && liveT.Count > 0 {
-			eval(i+1, end)
+	}
+	// The same windows, the same evaluation points (each window's end and
+	// the watermark), through the same code the web page draws with.
+	live := scoring.History(bt.live, bt.liveP, liveT, liveW, p.now, maxEvaluations)
+	test := scoring.History(bt.test, bt.testP, testT, testW, p.now, maxEvaluations)
+	mean := plot.Line{Name: "plain mean", Color: "#000", Dash: "6 4", Width: 2}
+	liveL := plot.Line{Name: bt.liveName, Color: plot.Palette[0]}
+	testL := plot.Line{Name: bt.testID, Color: plot.Palette[1]}
+	for i := range live {
+		mean.Points = append(mean.Points, plot.Point{At: live[i].At, Y: live[i].Mean})
+		liveL.Points = append(liveL.Points, plot.Point{At: live[i].At, Y: live[i].Score})
+		testL.Points = append(testL.Points, plot.Point{At: test[i].At, Y: test[i].Score})
+		if d := math.Abs(test[i].Score - live[i].Score); !math.IsNaN(d) {
+			row.MaxDifference = math.Max(row.MaxDifference, d)
 		}
 	}
 	row.UserCount = liveT.Count
@@ -367,9 +359,8 @@ func (bt *backtest) post(p *btPost) (backtestRow, plot.Chart) {
 		m := float64(liveT.Sum) / float64(liveT.Count)
 		row.Mean = &m
 	}
-	_, t := eval(len(liveW), p.now)
-	if t.OK {
-		s := t.Score
+	if last := test[len(test)-1]; !math.IsNaN(last.Score) {
+		s := last.Score
 		row.Backtest = &s
 		if p.live != nil {
 			d := s - *p.live
@@ -381,14 +372,6 @@ func (bt *backtest) post(p *btPost) (backtestRow, plot.Chart) {
 	return row, chart
 }
 
-// scoreAt is what the scorer computes for a post whose windows are ws at
-// event time now (see services/scorer: the same input, the same call).
-func scoreAt(s scoring.Strategy, p scoring.Params, ws []scoring.Window, totals scoring.Totals, now time.Time) scoring.Result {
-	cutoff := scoring.RecentCutoff(now, p).Add(-p.Window)
-	lo := sort.Search(len(ws), func(i int) bool { return ws[i].Start.After(cutoff) })
-	return s.Score(scoring.Input{Now: now, Params: p, Totals: totals, Latest: ws[len(ws)-1].Start, Recent: ws[lo:], All: ws})
-}
-
 // rethreshold gives each window the threshold the volume baseline of
 // params p would have given it when it opened, from the windows' stored
 // counts, through the same scoring.Stats the windower keeps.
@@ -397,7 +380,7 @@ func rethreshold(ws []scoring.Window, p scoring.Params) []scoring.Window {
 	var st scoring.Stats
 	for i, w := range ws {
 		st.Rated(w.Start, p)
-		out[i] = st.Change(scoring.Window{}, false, w.Start, w.Sum, w.Count, p)
+		out[i] = st.Change(scoring.Window{}, false, w.Start, w.Sum, w.Count, w.Rerates, p)
 	}
 	return out
 }
