@@ -46,6 +46,37 @@ type Report struct {
 	Results  []Result           `json:"results"`
 	Points   []Point            `json:"-"`
 	Campaign [][2]time.Duration `json:"-"` // dishonest phases, for plots
+	// Windows are the post's windows at the end, oldest first.
+	Windows []WindowStat `json:"-"`
+	params  scoring.Params
+}
+
+// WindowStat is one window of the post at the end of a run.
+type WindowStat struct {
+	At        time.Duration // start, since the scenario start
+	Window    scoring.Window
+	Anomalous bool    // its new raters exceed its threshold
+	Suspicion float64 // 0: counts fully at once (see scoring.Suspicion)
+}
+
+// CountsFullyAfter is how long after from the post's windows start to
+// count fully at once (not anomalous, no suspicion) for good: the time
+// from from to the start of the first window after which every window
+// does. A genuine surge starting at from is accepted as the new normal
+// after this long. ok is false when the last window still does not.
+func (r *Report) CountsFullyAfter(from time.Duration) (time.Duration, bool) {
+	after, ok := from, true
+	for _, w := range r.Windows {
+		if w.At < from {
+			continue
+		}
+		if w.Anomalous {
+			after, ok = w.At+r.params.Window, false
+			continue
+		}
+		ok = true
+	}
+	return after - from, ok
 }
 
 // Run replays the scenario through the given strategies with params
@@ -101,6 +132,11 @@ func Run(s *Scenario, strategies []scoring.Strategy, params scoring.Params) (*Re
 	}
 	for _, strat := range strategies {
 		rep.Results = append(rep.Results, summarize(strat.Name(), rep.Points))
+	}
+	rep.params = params
+	for _, start := range starts {
+		w := st.Windows[fold.WindowKey{PostID: postID, Start: start}]
+		rep.Windows = append(rep.Windows, WindowStat{At: start.Sub(Epoch), Window: w, Anomalous: w.Anomalous(), Suspicion: scoring.Suspicion(w, params)})
 	}
 	return rep, nil
 }
@@ -240,4 +276,47 @@ func poisson(rng *rand.Rand, mean float64) int {
 		}
 		k++
 	}
+}
+
+// SeedsResult is one strategy over many seeds of a scenario: the worst and
+// the mean of each error.
+type SeedsResult struct {
+	Strategy       string  `json:"strategy"`
+	Seeds          int     `json:"seeds"`
+	WorstMaxError  float64 `json:"worst_max_error"`
+	MeanMaxError   float64 `json:"mean_max_error"`
+	WorstFinal     float64 `json:"worst_final_error"`
+	MeanFinal      float64 `json:"mean_final_error"`
+	WorstMaxSeed   int64   `json:"worst_max_error_seed"`
+	WorstFinalSeed int64   `json:"worst_final_error_seed"`
+}
+
+// RunSeeds runs the scenario once per seed 1..n (its own seed replaced)
+// and summarises each strategy across the runs.
+func RunSeeds(s *Scenario, strategies []scoring.Strategy, params scoring.Params, n int) ([]SeedsResult, error) {
+	out := make([]SeedsResult, len(strategies))
+	for i, st := range strategies {
+		out[i].Strategy = st.Name()
+	}
+	for seed := int64(1); seed <= int64(n); seed++ {
+		cp := *s
+		cp.Seed = seed
+		rep, err := Run(&cp, strategies, params)
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range rep.Results {
+			o := &out[i]
+			o.Seeds++
+			o.MeanMaxError += r.MaxError / float64(n)
+			o.MeanFinal += r.FinalError / float64(n)
+			if r.MaxError >= o.WorstMaxError {
+				o.WorstMaxError, o.WorstMaxSeed = r.MaxError, seed
+			}
+			if r.FinalError >= o.WorstFinal {
+				o.WorstFinal, o.WorstFinalSeed = r.FinalError, seed
+			}
+		}
+	}
+	return out, nil
 }

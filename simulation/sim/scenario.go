@@ -16,12 +16,22 @@ import (
 // Scenario is one synthetic stream (see DESIGN.md, "Simulation
 // scenarios").
 type Scenario struct {
-	Name   string  `json:"name"`
-	Window string  `json:"window"`
+	Name   string `json:"name"`
+	Window string `json:"window"`
+	// Note says what the scenario stands for.
+	Note   string  `json:"note,omitempty"`
 	Seed   int64   `json:"seed"`
 	Phases []Phase `json:"phases"`
+	// ReportOnly, when set, says why the scenario's errors are reported
+	// but not held to the targets (a trade-off it documents).
+	ReportOnly string `json:"report_only,omitempty"`
+	// AcceptWithin, when set, is how soon after AcceptFrom a genuine
+	// surge's windows must stop being held out.
+	AcceptFrom   string `json:"accept_from,omitempty"`
+	AcceptWithin string `json:"accept_within,omitempty"`
 
-	window time.Duration
+	window                 time.Duration
+	acceptFrom, acceptWith time.Duration
 }
 
 // Phase is a period with a constant rate and score distribution.
@@ -104,6 +114,17 @@ func (s *Scenario) check() error {
 	if len(s.Phases) == 0 {
 		return errors.New("no phases")
 	}
+	if (s.AcceptFrom == "") != (s.AcceptWithin == "") {
+		return errors.New("accept_from and accept_within go together")
+	}
+	if s.AcceptFrom != "" {
+		if s.acceptFrom, err = time.ParseDuration(s.AcceptFrom); err != nil {
+			return fmt.Errorf("accept_from %q: %w", s.AcceptFrom, err)
+		}
+		if s.acceptWith, err = time.ParseDuration(s.AcceptWithin); err != nil || s.acceptWith <= 0 {
+			return fmt.Errorf("accept_within %q: want a positive duration", s.AcceptWithin)
+		}
+	}
 	for i := range s.Phases {
 		p := &s.Phases[i]
 		if p.from, err = time.ParseDuration(p.From); err != nil {
@@ -136,6 +157,12 @@ func (s *Scenario) check() error {
 		}
 	}
 	return nil
+}
+
+// Acceptance is when a genuine surge starts and how soon it must count
+// (ok false: the scenario asks nothing of the kind).
+func (s *Scenario) Acceptance() (from, within time.Duration, ok bool) {
+	return s.acceptFrom, s.acceptWith, s.AcceptFrom != ""
 }
 
 // WindowLength is the scenario's window.

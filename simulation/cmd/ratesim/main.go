@@ -2,6 +2,7 @@
 // reports how far each strays from the honest mean.
 //
 //	ratesim -scenario FILE [-strategies a,b|all] [-format table|json] [-plot FILE.svg]
+//	ratesim -scenario FILE -seeds 20     # worst and mean errors over seeds 1..20
 package main
 
 import (
@@ -29,6 +30,7 @@ func run(args []string) error {
 	names := fs.String("strategies", "all", "comma-separated strategies, or all ("+strings.Join(scoring.Names(), ", ")+")")
 	format := fs.String("format", "table", "table or json")
 	plot := fs.String("plot", "", "write an SVG plot of score over time to this file")
+	seeds := fs.Int("seeds", 0, "run seeds 1..N instead of the scenario's own and report the worst and mean errors")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,6 +48,22 @@ func run(args []string) error {
 	s, err := sim.Load(*scenario)
 	if err != nil {
 		return err
+	}
+	if *seeds > 0 {
+		res, err := sim.RunSeeds(s, strategies, scoring.DefaultParams(s.WindowLength()), *seeds)
+		if err != nil {
+			return err
+		}
+		if *format == "json" {
+			return json.NewEncoder(os.Stdout).Encode(res)
+		}
+		tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "scenario %s, seeds 1..%d\t\t\t\t\t\n", s.Name, *seeds)
+		fmt.Fprintln(tw, "strategy\tworst max_error\tmean max_error\tworst final_error\tmean final_error\t")
+		for _, r := range res {
+			fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f\t%.4f\t\n", r.Strategy, r.WorstMaxError, r.MeanMaxError, r.WorstFinal, r.MeanFinal)
+		}
+		return tw.Flush()
 	}
 	rep, err := sim.Run(s, strategies, scoring.DefaultParams(s.WindowLength()))
 	if err != nil {
