@@ -3,12 +3,18 @@
 # packages, in one apt-get run (as root; otherwise says what to install).
 #
 #   scripts/need.sh COMMAND=PACKAGE ...     e.g. kcat=kcat node=nodejs
+#   scripts/need.sh /PATH=PACKAGE ...        a file the package installs
 #
 # PostgreSQL is installed by scripts/postgres.sh, which `make run` uses too.
 set -euo pipefail
 missing=()
 for pair in "$@"; do
-	command -v "${pair%%=*}" >/dev/null 2>&1 || missing+=("${pair#*=}")
+	what=${pair%%=*}
+	if [ "${what#/}" != "$what" ]; then
+		[ -e "$what" ] || missing+=("${pair#*=}")
+	else
+		command -v "$what" >/dev/null 2>&1 || missing+=("${pair#*=}")
+	fi
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -43,6 +43,9 @@ type Span struct{ From, To time.Time }
 // Chart is one chart. The x axis runs from Start to End; the y axis from
 // YMin to YMax (when both are zero, from 0 to the largest value).
 type Chart struct {
+	// ID prefixes the ids of the chart's title and description, which
+	// must be unique in a page that shows several charts (default "chart").
+	ID         string
 	Title      string // shown, and the chart's accessible name
 	Desc       string // read by screen readers
 	Width      float64
@@ -92,8 +95,12 @@ func (c Chart) SVG() string {
 	x := func(t time.Time) float64 { return left + pw*float64(t.Sub(start))/span }
 	y := func(v float64) float64 { return top + ph*(1-(v-ymin)/(ymax-ymin)) }
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" role="img" aria-labelledby="t d" font-family="sans-serif" font-size="12">`+"\n", w, h, w, h)
-	fmt.Fprintf(&b, "<title id=\"t\">%s</title>\n<desc id=\"d\">%s</desc>\n", Escape(c.Title), Escape(c.Desc))
+	id := c.ID
+	if id == "" {
+		id = "chart"
+	}
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" role="img" aria-labelledby="%s-t %s-d" font-family="sans-serif" font-size="12">`+"\n", w, h, w, h, id, id)
+	fmt.Fprintf(&b, "<title id=\"%s-t\">%s</title>\n<desc id=\"%s-d\">%s</desc>\n", id, Escape(c.Title), id, Escape(c.Desc))
 	b.WriteString(`<rect width="100%" height="100%" fill="white"/>` + "\n")
 	fmt.Fprintf(&b, `<text x="%.0f" y="22" font-size="15">%s</text>`+"\n", left, Escape(c.Title))
 	for _, s := range c.Spans {

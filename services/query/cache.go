@@ -19,6 +19,9 @@ type Post struct {
 	Title     string
 	Score     *float64
 	UserCount int64
+	// CampaignSince is set while a window of the post is held out as a
+	// surge: the start of the oldest such window still maturing.
+	CampaignSince *time.Time
 }
 
 // view is the in-memory table of posts and scores that pages are served
@@ -27,12 +30,12 @@ type view = mirror.Table[*Post]
 
 // selectPosts reads posts with their scores.
 const selectPosts = `
-	SELECT p.id, p.title, s.score, COALESCE(s.user_count, 0)
+	SELECT p.id, p.title, s.score, COALESCE(s.user_count, 0), s.campaign_since
 	FROM posts p LEFT JOIN post_scores s ON s.post_id = p.id`
 
 func scanPost(r pgx.Row) (int64, *Post, error) {
 	p := &Post{}
-	err := r.Scan(&p.ID, &p.Title, &p.Score, &p.UserCount)
+	err := r.Scan(&p.ID, &p.Title, &p.Score, &p.UserCount, &p.CampaignSince)
 	return p.ID, p, err
 }
 

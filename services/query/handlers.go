@@ -23,6 +23,7 @@ import (
 	"github.com/ratestream/ratestream/pkg/database"
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/rating"
+	"github.com/ratestream/ratestream/pkg/scoring"
 )
 
 const (
@@ -34,28 +35,51 @@ const (
 )
 
 type handlers struct {
-	auth *auth.Verifier // nil: AUTH_MODE=none
-	pool *pgxpool.Pool
-	view *view
-	mine *myScoreLoader
-	hits *prometheus.CounterVec
+	auth     *auth.Verifier // nil: AUTH_MODE=none
+	pool     *pgxpool.Pool
+	view     *view
+	mine     *myScoreLoader
+	hits     *prometheus.CounterVec
+	strategy scoring.Strategy // the scorer's, for explaining scores
+	params   scoring.Params
+	hist     *histograms
 }
 
 func (h *handlers) routes(e *gin.Engine) {
 	e.POST("/v1/posts", httpserver.Handle(h.createV1))
 	e.GET("/v1/posts", httpserver.Handle(h.listV1))
 	e.GET("/v1/posts/:id", httpserver.Handle(h.getV1))
+	e.GET("/v1/posts/:id/explain", httpserver.Handle(h.explainV1))
+	e.GET("/ui/", httpserver.Handle(h.uiList))
+	e.GET("/ui/posts/:id", httpserver.Handle(h.uiPost))
 	e.POST("/api/post", httpserver.Handle(h.createSeed))
 	e.GET("/api/post", httpserver.Handle(h.listSeed))
 }
 
 // postJSON is a post in the /v1 shape.
 type postJSON struct {
-	ID        int64    `json:"id"`
-	Title     string   `json:"title"`
-	Score     *float64 `json:"score"`
-	UserCount int64    `json:"user_count"`
-	MyScore   *int     `json:"my_score"`
+	ID        int64     `json:"id"`
+	Title     string    `json:"title"`
+	Score     *float64  `json:"score"`
+	UserCount int64     `json:"user_count"`
+	MyScore   *int      `json:"my_score"`
+	Flags     flagsJSON `json:"flags"`
+}
+
+// flagsJSON says what is unusual about a post's score now.
+type flagsJSON struct {
+	// UnderCampaign: a window still maturing is held out as a surge of
+	// new raters, since Since (its start, event time).
+	UnderCampaign bool       `json:"under_campaign"`
+	Since         *time.Time `json:"since"`
+}
+
+func flags(p *Post) flagsJSON {
+	if p.CampaignSince == nil {
+		return flagsJSON{}
+	}
+	t := p.CampaignSince.UTC()
+	return flagsJSON{UnderCampaign: true, Since: &t}
 }
 
 // seedPostJSON is a post in the replaced app's shape.
@@ -141,7 +165,7 @@ func mine(m map[int64]int, id int64) *int {
 }
 
 func v1(p *Post, m map[int64]int) postJSON {
-	return postJSON{ID: p.ID, Title: p.Title, Score: round2(p.Score), UserCount: p.UserCount, MyScore: mine(m, p.ID)}
+	return postJSON{ID: p.ID, Title: p.Title, Score: round2(p.Score), UserCount: p.UserCount, MyScore: mine(m, p.ID), Flags: flags(p)}
 }
 
 func seed(p *Post, m map[int64]int) seedPostJSON {

@@ -15,6 +15,7 @@ import (
 	"github.com/ratestream/ratestream/pkg/database"
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/logging"
+	"github.com/ratestream/ratestream/pkg/scoring"
 	"github.com/ratestream/ratestream/pkg/service"
 )
 
@@ -23,10 +24,12 @@ type Config struct {
 	Addr   string        `env:"QUERY_ADDR" default:":8081" help:"HTTP listen address"`
 	Resync time.Duration `env:"QUERY_RESYNC" default:"60s" help:"full reload interval of the in-memory view"`
 	MyWait time.Duration `env:"MY_SCORE_BATCH_WAIT" default:"500us" help:"how long a my_score lookup waits to share a query"`
-	Auth   auth.Config
-	HTTP   httpserver.Config
-	DB     database.Config
-	Log    logging.Config
+	// The scoring settings, the scorer's own, to explain its scores.
+	Scoring scoring.Config
+	Auth    auth.Config
+	HTTP    httpserver.Config
+	DB      database.Config
+	Log     logging.Config
 }
 
 func main() {
@@ -47,6 +50,16 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	defer pool.Close()
 	v := newView(pool, log, cfg.Resync)
 
+	// Scoring, to explain it.
+	params, err := cfg.Scoring.Params()
+	if err != nil {
+		return err
+	}
+	strategy, err := scoring.Lookup(cfg.Scoring.Strategy)
+	if err != nil {
+		return err
+	}
+
 	// Identity.
 	verifier, err := auth.New(ctx, cfg.Auth)
 	if err != nil {
@@ -63,7 +76,8 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	}, []string{"result"})
 	srv.Registry.MustRegister(hits)
 	mine := newMyScoreLoader(pool, cfg.MyWait, 1000, max(cfg.DB.MaxConns/2, 1))
-	h := &handlers{auth: verifier, pool: pool, view: v, mine: mine, hits: hits}
+	h := &handlers{auth: verifier, pool: pool, view: v, mine: mine, hits: hits,
+		strategy: strategy, params: params, hist: newHistograms(pool, 10*time.Second)}
 	h.routes(srv.Engine)
 
 	// Run until SIGTERM or until one part fails. The view and the

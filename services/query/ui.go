@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/ratestream/ratestream/pkg/httpserver"
+	"github.com/ratestream/ratestream/pkg/plot"
+	"github.com/ratestream/ratestream/pkg/scoring"
+)
+
+// The web page: server-side HTML and SVG, no JavaScript.
+
+//go:embed ui/*.html
+var uiFiles embed.FS
+
+var uiTemplates = template.Must(template.New("").Funcs(template.FuncMap{
+	"score": func(f *float64) string {
+		if f == nil {
+			return "–"
+		}
+		return strconv.FormatFloat(*f, 'f', 2, 64)
+	},
+	"dur": shortDuration,
+	"when": func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.UTC().Format("2006-01-02 15:04 UTC")
+	},
+}).ParseFS(uiFiles, "ui/*.html"))
+
+const (
+	uiPageSize     = 25
+	sparkHistory   = 6 * time.Hour
+	uiHistory      = 24 * time.Hour
+	sparkMaxPoints = 120
+)
+
+type uiRow struct {
+	*Post
+	Spark template.HTML
+}
+
+func (h *handlers) uiList(c *gin.Context) error {
+	after, err := queryInt(c, "after", 0, 0, math.MaxInt64)
+	if err != nil {
+		return err
+	}
+	if err := h.viewReady(c); err != nil {
+		return err
+	}
+	posts, more := h.view.After(after, uiPageSize)
+	sparks, err := h.sparklines(c, posts)
+	if err != nil {
+		return unavailable("read the scores' history", err)
+	}
+	rows := make([]uiRow, len(posts))
+	for i, p := range posts {
+		rows[i] = uiRow{Post: p, Spark: sparks[p.ID]}
+	}
+	var next int64
+	if more && len(posts) > 0 {
+		next = posts[len(posts)-1].ID
+	}
+	return render(c, "list.html", map[string]any{"Rows": rows, "Next": next, "First": after == 0})
+}
+
+// sparklines draws each post's score over its last six hours of windows.
+func (h *handlers) sparklines(ctx context.Context, posts []*Post) (map[int64]template.HTML, error) {
+	out := map[int64]template.HTML{}
+	if len(posts) == 0 {
+		return out, nil
+	}
+	ids := make([]int64, len(posts))
+	for i, p := range posts {
+		ids[i] = p.ID
+	}
+	type state struct {
+		totals scoring.Totals
+		now    time.Time
+		wins   []scoring.Window
+	}
+	st := map[int64]*state{}
+	rows, err := h.pool.Query(ctx, `
+		SELECT t.post_id, t.rating_sum, t.rating_count, t.weighted_sum, t.weight, s.as_of
+		FROM post_stats t JOIN post_scores s ON s.post_id = t.post_id
+		WHERE t.post_id = ANY($1)`, ids)
+	if err != nil {
+		return nil, err
+	}
+	var pids []int64
+	var froms []time.Time
+	for rows.Next() {
+		var id int64
+		x := &state{}
+		if err := rows.Scan(&id, &x.totals.Sum, &x.totals.Count, &x.totals.WeightedSum, &x.totals.Weight, &x.now); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		x.now = x.now.UTC()
+		st[id] = x
+		pids, froms = append(pids, id), append(froms, x.now.Add(-sparkHistory))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = h.pool.Query(ctx, `
+		SELECT a.post_id, a.window_start, a.rating_sum, a.rating_count, a.rerate_count, a.threshold
+		FROM unnest($1::bigint[], $2::timestamptz[]) AS k(post_id, since)
+		CROSS JOIN LATERAL (
+		  SELECT * FROM rating_averages a WHERE a.post_id = k.post_id AND a.window_start >= k.since
+		  ORDER BY a.window_start) a`, pids, froms)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var w scoring.Window
+		if err := rows.Scan(&id, &w.Start, &w.Sum, &w.Count, &w.Rerates, &w.Threshold); err != nil {
+			return nil, err
+		}
+		w.Start = w.Start.UTC()
+		st[id].wins = append(st[id].wins, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for id, x := range st {
+		hist := scoring.History(h.strategy, h.params, x.totals, x.wins, x.now, sparkMaxPoints)
+		if len(hist) == 0 {
+			continue
+		}
+		pts := make([]plot.Point, len(hist))
+		for i, p := range hist {
+			pts[i] = plot.Point{At: p.At, Y: p.Score}
+		}
+		label := "score over the last six hours of ratings"
+		if a, b := firstLast(hist); a != nil && b != nil {
+			label = fmt.Sprintf("score over the last six hours of ratings: from %.2f to %.2f", *a, *b)
+		}
+		out[id] = template.HTML(plot.Sparkline(label, pts, 120, 24, 0, 5)) // #nosec G203 -- drawn by pkg/plot, which escapes its text
+	}
+	return out, nil
+}
+
+func firstLast(h []scoring.HistoryPoint) (*float64, *float64) {
+	var a, b *float64
+	for _, p := range h {
+		if f := finite(p.Score); f != nil {
+			if a == nil {
+				a = f
+			}
+			b = f
+		}
+	}
+	return a, b
+}
+
+func (h *handlers) uiPost(c *gin.Context) error {
+	id, err := postID(c)
+	if err != nil {
+		return err
+	}
+	history, err := h.historyParam(c, uiHistory)
+	if err != nil {
+		return err
+	}
+	x, err := h.explain(c, id, history)
+	if errors.Is(err, errNoPost) {
+		return httpserver.Bad(http.StatusNotFound, "id", "no post with id "+strconv.FormatInt(id, 10))
+	}
+	if err != nil {
+		return unavailable("explain the score", err)
+	}
+	p, ok := h.view.Get(id)
+	if !ok {
+		if p, err = lookupPost(c, h.pool, h.view, id); err != nil {
+			return unavailable("read the post", err)
+		}
+	}
+	counts, err := h.hist.get(c, id)
+	if err != nil {
+		return unavailable("count the ratings", err)
+	}
+	var heldOut []explainedWin
+	for i := len(x.Windows) - 1; i >= 0 && len(heldOut) < 20; i-- {
+		if x.Windows[i].HeldOut {
+			heldOut = append(heldOut, x.Windows[i])
+		}
+	}
+	data := map[string]any{"Post": p, "X": x, "HeldOut": heldOut, "History": shortDuration(history), "Params": h.params}
+	if len(x.wins) > 0 {
+		scoreChart, volumeChart := h.postCharts(p, x)
+		data["ScoreChart"] = template.HTML(scoreChart)   // #nosec G203 -- drawn by pkg/plot, which escapes its text
+		data["VolumeChart"] = template.HTML(volumeChart) // #nosec G203 -- idem
+	}
+	labels := []string{"0", "1", "2", "3", "4", "5"}
+	data["Histogram"] = template.HTML(plot.Histogram("Current ratings", "score", labels, counts[:])) // #nosec G203 -- idem
+	return render(c, "post.html", data)
+}
+
+// postCharts draws the score against the plain mean, and the volume
+// against the typical volume, with the held-out windows shaded.
+func (h *handlers) postCharts(p *Post, x *explanation) (string, string) {
+	start, end := x.wins[0].Start, x.now
+	var spans []plot.Span
+	for _, w := range x.wins {
+		if w.Anomalous() {
+			spans = append(spans, plot.Span{From: w.Start, To: w.Start.Add(h.params.Window)})
+		}
+	}
+	hist := scoring.History(h.strategy, h.params, x.totals, x.wins, x.now, 1500)
+	score := plot.Line{Name: "score (" + h.strategy.Name() + ")", Color: plot.Palette[0], Width: 2}
+	mean := plot.Line{Name: "plain mean", Color: "#000", Dash: "6 4", Width: 1.5}
+	for _, pt := range hist {
+		score.Points = append(score.Points, plot.Point{At: pt.At, Y: pt.Score})
+		mean.Points = append(mean.Points, plot.Point{At: pt.At, Y: pt.Mean})
+	}
+	sc := plot.Chart{
+		ID:    "score",
+		Title: fmt.Sprintf("Score of post %d over event time", p.ID),
+		Desc: fmt.Sprintf("The score, recomputed at the end of each window from the windows as they are now, against the plain mean of every rater; %d windows held out as surges are shaded.",
+			len(spans)),
+		XLabel: "event time (UTC)", YLabel: "score", Start: start, End: end, YMin: 0, YMax: 5, Clock: true,
+		Spans: spans, SpanLabel: "held out", Lines: []plot.Line{mean, score},
+	}
+	vol := plot.Bars{Name: "raters per window", Color: "#6baed6", Width: h.params.Window}
+	base := plot.Line{Name: "typical volume", Color: "#000", Dash: "6 4", Width: 1.5}
+	thr := plot.Line{Name: "threshold", Color: "#b2182b", Dash: "2 3", Width: 1.5}
+	for _, w := range x.wins {
+		vol.Points = append(vol.Points, plot.Point{At: w.Start, Y: float64(w.Count)})
+		base.Points = append(base.Points, plot.Point{At: w.Start, Y: scoring.BaselineOf(w.Threshold, h.params)})
+		thr.Points = append(thr.Points, plot.Point{At: w.Start, Y: w.Threshold})
+	}
+	vc := plot.Chart{
+		ID:     "volume",
+		Title:  fmt.Sprintf("Ratings per window of post %d", p.ID),
+		Desc:   fmt.Sprintf("Raters per %s window against the post's typical volume and its anomaly threshold; %d windows above it are shaded and held out.", h.params.Window, len(spans)),
+		XLabel: "event time (UTC)", YLabel: "raters per window", Start: start, End: end.Add(h.params.Window), Clock: true,
+		Spans: spans, SpanLabel: "held out", Bars: []plot.Bars{vol}, Lines: []plot.Line{base, thr},
+	}
+	return sc.SVG(), vc.SVG()
+}
+
+// shortDuration writes 24h, 35m or 1h30m rather than 24h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+func render(c *gin.Context, name string, data any) error {
+	c.Header("Content-Type", "text/html; charset=utf-8")
+	c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:")
+	c.Status(http.StatusOK)
+	return uiTemplates.ExecuteTemplate(c.Writer, name, data)
+}
