@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +105,18 @@ func TestOverride(t *testing.T) {
 	}
 	if err := Override(&s, map[string]string{"CFG_TEST_WAIT": "soon"}); err == nil || !strings.Contains(err.Error(), `CFG_TEST_WAIT="soon"`) {
 		t.Fatalf("bad value: %v", err)
+	}
+}
+
+func TestTuneMemory(t *testing.T) {
+	defer debug.SetMemoryLimit(math.MaxInt64)
+	t.Setenv("GOMEMLIMIT", "")
+	t.Setenv("MEMORY_LIMIT_BYTES", "1073741824")
+	if got := TuneMemory(); got != 966367638 || debug.SetMemoryLimit(-1) != 966367638 {
+		t.Fatalf("1 GiB limit: soft limit %d, runtime %d; want 90%%", got, debug.SetMemoryLimit(-1))
+	}
+	t.Setenv("GOMEMLIMIT", "500MiB")
+	if got := TuneMemory(); got != 0 {
+		t.Fatalf("GOMEMLIMIT set: TuneMemory must leave it, set %d", got)
 	}
 }

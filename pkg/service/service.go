@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ratestream/ratestream/pkg/buildinfo"
 	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/logging"
@@ -50,7 +51,9 @@ func Main[C any](s Spec[C]) {
 		os.Exit(2)
 	}
 	config.TuneGC(400)
-	log.Info("starting", zap.Any("config", config.Describe(cfg)))
+	memLimit := config.TuneMemory()
+	buildinfo.Service = s.Name
+	log.Info("starting", zap.Any("config", config.Describe(cfg)), zap.String("version", buildinfo.Version), zap.Int64("go_memory_limit", memLimit))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = s.Run(ctx, log, cfg)
 	stop()
