@@ -15,6 +15,12 @@ import (
 //	go build -ldflags "-X github.com/ratestream/ratestream/pkg/buildinfo.Version=1.2.3"
 var Version = "dev"
 
+// Service is the running service's name (service.Main sets it), exported
+// as the service label of ratestream_build_info so that dashboards and
+// alerts can tell the services apart whatever the scrape configuration
+// calls them: join on instance.
+var Service = "unknown"
+
 // Revision is the VCS revision the binary was built from, when known.
 func Revision() string {
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -27,11 +33,11 @@ func Revision() string {
 	return "unknown"
 }
 
-// Collector exports ratestream_build_info{version, revision, goversion} 1.
+// Collector exports ratestream_build_info{service, version, revision, goversion} 1.
 func Collector() prometheus.Collector {
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "ratestream_build_info", Help: "The running build: always 1, with the version, revision and Go version as labels.",
-	}, []string{"version", "revision", "goversion"})
-	g.WithLabelValues(Version, Revision(), runtime.Version()).Set(1)
+		Name: "ratestream_build_info", Help: "The running build: always 1, with the service, version, revision and Go version as labels.",
+	}, []string{"service", "version", "revision", "goversion"})
+	g.WithLabelValues(Service, Version, Revision(), runtime.Version()).Set(1)
 	return g
 }

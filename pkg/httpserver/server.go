@@ -45,6 +45,7 @@ type Server struct {
 	cfg      Config
 	addr     string
 	checks   []Check
+	readyG   prometheus.Gauge
 	srv      *http.Server
 	err      error // a setting that New could not apply; Run returns it
 }
@@ -58,7 +59,12 @@ func New(log *zap.Logger, cfg Config, addr string, checks ...Check) *Server {
 	e := gin.New()
 	e.ContextWithFallback = true
 	e.HandleMethodNotAllowed = true
-	s := &Server{Engine: e, Registry: reg, log: log, cfg: cfg, addr: addr, checks: checks}
+	s := &Server{Engine: e, Registry: reg, log: log, cfg: cfg, addr: addr, checks: checks,
+		readyG: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ratestream_ready",
+			Help: "1 while every readiness check passes (what /readyz answers), 0 otherwise; evaluated on every /readyz and every 10 s.",
+		})}
+	reg.MustRegister(s.readyG)
 	// The client address (rate limits, logs) comes from X-Forwarded-For
 	// only when the peer is a trusted proxy; by default none is.
 	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
@@ -107,6 +113,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()
+	go s.watchReadiness(ctx)
 	s.log.Info("http listening", zap.String("addr", ln.Addr().String()))
 	select {
 	case err := <-errc:
@@ -125,8 +132,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-func (s *Server) ready(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+// readiness runs every check and records the outcome in ratestream_ready;
+// it returns the failed checks with their errors.
+func (s *Server) readiness(ctx context.Context) gin.H {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	failed := gin.H{}
 	for _, ch := range s.checks {
@@ -134,6 +143,30 @@ func (s *Server) ready(c *gin.Context) {
 			failed[ch.Name] = err.Error()
 		}
 	}
+	if len(failed) > 0 {
+		s.readyG.Set(0)
+	} else {
+		s.readyG.Set(1)
+	}
+	return failed
+}
+
+// watchReadiness keeps ratestream_ready current when nothing probes.
+func (s *Server) watchReadiness(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		s.readiness(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) ready(c *gin.Context) {
+	failed := s.readiness(c.Request.Context())
 	if len(failed) > 0 {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "failed": failed})
 		return

@@ -25,6 +25,9 @@ type metrics struct {
 	scored prometheus.Counter
 	rounds prometheus.Histogram
 	errors prometheus.Counter
+	// The backlog, read from PostgreSQL on a timer (the same for every
+	// replica: alert on the max).
+	queued, oldest, behind prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,14 +38,51 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "scorer_errors_total", Help: "Failed rounds."}),
+		queued: prometheus.NewGauge(prometheus.GaugeOpts{Name: "scorer_queue_posts", Help: "Posts whose windows changed and wait for a new score."}),
+		oldest: prometheus.NewGauge(prometheus.GaugeOpts{Name: "scorer_queue_oldest_seconds", Help: "How long the oldest queued post has waited (0: none)."}),
+		behind: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "scorer_behind_watermark_seconds",
+			Help: "Event time between a partition's watermark and the oldest score still maturing behind it (0: every score is current).",
+		}),
 	}
-	reg.MustRegister(m.scored, m.rounds, m.errors)
+	reg.MustRegister(m.scored, m.rounds, m.errors, m.queued, m.oldest, m.behind)
 	return m
+}
+
+// observe refreshes the backlog gauges every interval.
+func (w *worker) observe(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		var n int64
+		var oldest, behind float64
+		err := w.pool.QueryRow(ctx, `
+			SELECT (SELECT count(*) FROM rescore_queue),
+			       COALESCE((SELECT EXTRACT(epoch FROM now() - min(marked_at))::float8 FROM rescore_queue), 0),
+			       COALESCE((SELECT EXTRACT(epoch FROM max(co.watermark - ps.as_of))::float8
+			                 FROM post_scores ps
+			                 JOIN consumer_offsets co ON co.partition = ps.partition AND co.consumer = $1 AND co.topic = $2
+			                 WHERE ps.as_of < ps.stable_at AND ps.as_of < co.watermark), 0)`,
+			w.r.consumer, w.r.topic).Scan(&n, &oldest, &behind)
+		if err == nil {
+			w.m.queued.Set(float64(n))
+			w.m.oldest.Set(oldest)
+			w.m.behind.Set(behind)
+		} else if ctx.Err() == nil {
+			w.log.Debug("reading the backlog", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (w *worker) run(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
 	go w.listen(ctx, wake)
+	go w.observe(ctx, 5*time.Second)
 	t := time.NewTicker(w.sweep)
 	defer t.Stop()
 	for {
