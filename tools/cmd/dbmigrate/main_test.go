@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"io/fs"
 	"testing"
 
+	"github.com/ratestream/ratestream/migrations"
 	"github.com/ratestream/ratestream/pkg/migrate"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
@@ -29,12 +31,22 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 	if n := tables(t, db); n != 0 {
 		t.Fatalf("%d tables after down, want 0", n)
 	}
-	v, err := migrate.Up(db.URL)
-	if err != nil || v != 1 {
-		t.Fatalf("up again: version %d, %v", v, err)
+	ups, err := fs.Glob(migrations.FS, "*.up.sql")
+	if err != nil || len(ups) < 2 {
+		t.Fatalf("migrations: %v %v", ups, err)
 	}
-	if v, err := migrate.Up(db.URL); err != nil || v != 1 {
+	latest := uint(len(ups)) // numbered 1..n
+	v, err := migrate.Up(db.URL)
+	if err != nil || v != latest {
+		t.Fatalf("up again: version %d, %v; want %d", v, err, latest)
+	}
+	if v, err := migrate.Up(db.URL); err != nil || v != latest {
 		t.Fatalf("up is not idempotent: version %d, %v", v, err)
+	}
+	var cols int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM information_schema.columns
+		WHERE (table_name, column_name) IN (('ratings', 'rerate'), ('rating_averages', 'rerate_count'), ('rating_averages', 'late_count'), ('post_scores', 'campaign_since'))`).Scan(&cols); err != nil || cols != 4 {
+		t.Fatalf("the second migration's columns: %d of 4, %v", cols, err)
 	}
 	if n := tables(t, db); n != 7 {
 		t.Fatalf("%d tables after up again, want 7", n)
