@@ -12,12 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
-	"gopkg.in/yaml.v3"
 
 	"github.com/ratestream/ratestream/tools/testenv"
 )
@@ -165,46 +165,84 @@ func TestDockerfileReferencesExist(t *testing.T) {
 	}
 }
 
-func TestKubernetesManifestsParse(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(testenv.Root(), "deployments", "kubernetes", "ratestream.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	kinds := map[string]int{}
-	for {
-		var doc struct {
-			Kind     string `yaml:"kind"`
-			Metadata struct {
-				Name string `yaml:"name"`
-			} `yaml:"metadata"`
-			Data map[string]string `yaml:"data"`
-		}
-		if err := dec.Decode(&doc); err != nil {
-			if err.Error() == "EOF" {
-				break
+// exportedMetrics reads, from the services' source, every metric name
+// with the labels it is declared with.
+func exportedMetrics(t *testing.T) map[string][]string {
+	t.Helper()
+	root := testenv.Root()
+	var source strings.Builder
+	for _, dir := range []string{"pkg", "services"} {
+		_ = filepath.WalkDir(filepath.Join(root, dir), func(p string, d os.DirEntry, err error) error {
+			if err == nil && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+				src, _ := os.ReadFile(p)
+				source.Write(src)
 			}
-			t.Fatal(err)
-		}
-		if doc.Kind == "" || doc.Metadata.Name == "" {
-			t.Fatalf("document without kind or name: %+v", doc)
-		}
-		kinds[doc.Kind]++
-		if doc.Kind == "ConfigMap" && doc.Metadata.Name == "ratestream-config" {
-			if doc.Data["AUTH_MODE"] != "jwt" || doc.Data["AUTH_ISSUER"] == "" || doc.Data["AUTH_AUDIENCE"] == "" || doc.Data["AUTH_JWKS_URL"] == "" {
-				t.Errorf("the services' config does not default to jwt with an issuer, audience and JWKS: %v", doc.Data)
+			return nil
+		})
+	}
+	src := source.String()
+	decl := regexp.MustCompile(`Name:\s*"((?:http|ingest|windower|scorer|query|ratestream)_[a-z_]+)"`)
+	labels := regexp.MustCompile(`^[^}]*?\}[^\[]*?\[\]string\{([^}]*)\}`)
+	out := map[string][]string{}
+	for _, m := range decl.FindAllStringSubmatchIndex(src, -1) {
+		name := src[m[2]:m[3]]
+		rest := src[m[1]:min(len(src), m[1]+400)]
+		var ls []string
+		if l := labels.FindStringSubmatch(rest); l != nil && !strings.Contains(rest[:strings.Index(rest, l[1])], "Name:") {
+			for _, x := range strings.Split(l[1], ",") {
+				if x = strings.Trim(strings.TrimSpace(x), `"`); x != "" {
+					ls = append(ls, x)
+				}
 			}
 		}
+		out[name] = ls
+		if strings.HasSuffix(name, "_seconds") {
+			out[name+"_bucket"] = append(append([]string{}, ls...), "le")
+		}
 	}
-	if kinds["Deployment"] != 4 || kinds["Job"] != 1 {
-		t.Fatalf("kinds %v, want 4 Deployments and a migration Job", kinds)
-	}
+	return out
 }
 
-// Every metric the dashboard queries must be one the services export.
-func TestDashboardQueriesExportedMetrics(t *testing.T) {
-	root := testenv.Root()
-	b, err := os.ReadFile(filepath.Join(root, "deployments", "dashboards", "ratestream.json"))
+var selector = regexp.MustCompile(`\b((?:http|ingest|windower|scorer|query|ratestream)_[a-z_]+)\b(\{[^}]*\})?`)
+
+// checkQuery fails for a metric no service exports, a label matcher on a
+// label the metric does not have, or a job matcher (the services are
+// scraped through annotations: job names depend on the scrape config).
+func checkQuery(t *testing.T, where, expr string, metrics map[string][]string) int {
+	t.Helper()
+	n := 0
+	if strings.Contains(expr, "job=") || strings.Contains(expr, "job!") || strings.Contains(expr, "by (job)") {
+		t.Errorf("%s: %s matches on job, which depends on the scrape configuration", where, expr)
+	}
+	for _, m := range selector.FindAllStringSubmatch(expr, -1) {
+		n++
+		ls, ok := metrics[m[1]]
+		if !ok {
+			t.Errorf("%s queries %s, which no service exports", where, m[1])
+			continue
+		}
+		if m[2] == "" {
+			continue
+		}
+		for _, matcher := range strings.Split(strings.Trim(m[2], "{}"), ",") {
+			label := strings.TrimSpace(strings.FieldsFunc(matcher, func(r rune) bool { return r == '=' || r == '!' || r == '~' })[0])
+			if !slices.Contains(ls, label) {
+				t.Errorf("%s: %s{%s}: %s has no label %q (it has %v)", where, m[1], matcher, m[1], label, ls)
+			}
+		}
+	}
+	return n
+}
+
+// Every metric the dashboard and the alerts query is one the services
+// export, with the labels they match on.
+func TestDashboardAndAlertsQueryExportedMetrics(t *testing.T) {
+	metrics := exportedMetrics(t)
+	if !slices.Equal(metrics["http_requests_total"], []string{"route", "method", "status"}) ||
+		!slices.Contains(metrics["ratestream_build_info"], "service") {
+		t.Fatalf("label extraction: %v", metrics)
+	}
+	b, err := os.ReadFile(filepath.Join(testenv.Root(), "deployments", "dashboards", "ratestream.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,30 +257,22 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 	if err := json.Unmarshal(b, &dash); err != nil {
 		t.Fatalf("dashboard is not JSON: %v", err)
 	}
-	var source strings.Builder
-	for _, dir := range []string{"pkg", "services"} {
-		_ = filepath.WalkDir(filepath.Join(root, dir), func(p string, d os.DirEntry, err error) error {
-			if err == nil && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
-				src, _ := os.ReadFile(p)
-				source.Write(src)
-			}
-			return nil
-		})
-	}
-	metric := regexp.MustCompile(`\b((?:http|ingest|windower|scorer|query)_[a-z_]+?)(?:_bucket)?\b[{\[)]`)
 	checked := 0
 	for _, p := range dash.Panels {
+		if len(p.Targets) != 1 {
+			t.Errorf("panel %q has %d queries: one per panel, so that no series hides another", p.Title, len(p.Targets))
+		}
 		for _, tg := range p.Targets {
-			for _, m := range metric.FindAllStringSubmatch(tg.Expr, -1) {
-				checked++
-				if !strings.Contains(source.String(), `"`+m[1]+`"`) {
-					t.Errorf("panel %q queries %s, which no service exports", p.Title, m[1])
-				}
-			}
+			checked += checkQuery(t, "panel "+p.Title, tg.Expr, metrics)
 		}
 	}
 	if checked < 10 {
 		t.Fatalf("only %d metric references found in the dashboard", checked)
+	}
+	for _, g := range render(t, "prod").rules[0].Spec.Groups {
+		for _, r := range g.Rules {
+			checkQuery(t, "alert "+r.Alert, r.Expr, metrics)
+		}
 	}
 }
 
