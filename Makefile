@@ -54,7 +54,7 @@ lint: $(LINT) ## golangci-lint over every module, with the rules in .golangci.ym
 test: build lint ## install what is missing, start PostgreSQL, lint and run every test
 	@export RATESTREAM_TEST_DATABASE_URL="$$(scripts/postgres.sh start)" && \
 	 export RATESTREAM_BIN=$(BIN) && \
-	 scripts/need.sh node=nodejs kcat=kcat chromium=chromium /usr/share/fonts/truetype/dejavu=fonts-dejavu-core && \
+	 scripts/need.sh node=nodejs kcat=kcat chromium=chromium /usr/share/fonts/truetype/dejavu=fonts-dejavu-core promtool=prometheus && \
 	 $(GO) vet $(PKGS) && \
 	 { $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS); rc=$$?; \
 	   echo "postgres: the private cluster is still running ($$RATESTREAM_TEST_DATABASE_URL); scripts/postgres.sh stop stops it"; \
