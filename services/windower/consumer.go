@@ -61,11 +61,13 @@ func (p *processor) member(ctx context.Context) error {
 		return err
 	}
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		Dialer:                d,
-		ID:                    p.group,
-		Brokers:               p.kafka.Brokers,
-		Topics:                []string{p.kafka.Topic},
-		HeartbeatInterval:     time.Second,
+		Dialer:  d,
+		ID:      p.group,
+		Brokers: p.kafka.Brokers,
+		Topics:  []string{p.kafka.Topic},
+		// Three heartbeats per session, at most one a second: a member
+		// learns of a rebalance within a third of the session.
+		HeartbeatInterval:     min(time.Second, p.session/3),
 		SessionTimeout:        p.session,
 		RebalanceTimeout:      p.session,
 		JoinGroupBackoff:      time.Second,

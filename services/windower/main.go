@@ -29,7 +29,7 @@ type Config struct {
 	Grace    time.Duration `env:"GRACE" default:"5s" help:"how far behind the newest event time a window closes"`
 	MaxBatch int           `env:"BATCH_MAX_EVENTS" default:"5000" help:"most events per transaction"`
 	MaxWait  time.Duration `env:"BATCH_MAX_WAIT" default:"20ms" help:"longest wait to fill a batch"`
-	Session  time.Duration `env:"WINDOWER_SESSION_TIMEOUT" default:"10s" help:"group session timeout: how soon a dead instance's partitions move"`
+	Session  time.Duration `env:"WINDOWER_SESSION_TIMEOUT" default:"10s" help:"group session timeout: how soon a dead instance's partitions move (at least the broker's group.min.session.timeout.ms, 6s on a default Kafka)"`
 	Stall    time.Duration `env:"WINDOWER_STALL_TIMEOUT" default:"30s" help:"a partition with messages whose stored offset has not moved for this long is reported, fails readiness and, when another member owns it, forces a rebalance"`
 	Monitor  time.Duration `env:"WINDOWER_MONITOR_INTERVAL" default:"2s" help:"how often lag and stalls are computed for every partition from the broker's log ends"`
 	Until    string        `env:"WINDOWER_UNTIL" help:"replay only: PARTITION:OFFSET,... at which each partition stops (ratestream replay sets it)"`

@@ -22,7 +22,8 @@ import (
 // kills each, some within a second of a restart, while the restarted
 // process is joining its group), and checks that every post ends with
 // user_count equal to the distinct users who got a 2xx for it. It runs
-// three times (RATESTREAM_SOAK_RUNS sets how many: `make soak-crash`).
+// three times (RATESTREAM_SOAK_RUNS sets how many: `make soak-crash`),
+// every second run with two processes of each service (REPLICAS=2).
 func TestRandomKillsLoseNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: three runs of the stack under kills")
@@ -37,15 +38,18 @@ func TestRandomKillsLoseNothing(t *testing.T) {
 	}
 	held := 0
 	for i := range runs {
-		if t.Run(fmt.Sprintf("run-%d", i), func(t *testing.T) { crashRun(t, uint64(i)) }) {
+		// Every second run has two processes of each service: two
+		// windowers share the partitions, two scorers claim posts.
+		replicas := 1 + i%2
+		if t.Run(fmt.Sprintf("run-%d-replicas-%d", i, replicas), func(t *testing.T) { crashRun(t, uint64(i), replicas) }) {
 			held++
 		}
 	}
 	t.Logf("soak-crash: %d of %d runs held", held, runs)
 }
 
-func crashRun(t *testing.T, seed uint64) {
-	s := startStack(t, "WINDOWER_SESSION_TIMEOUT=6s", "WINDOWER_STALL_TIMEOUT=10s", "WINDOWER_MONITOR_INTERVAL=1s")
+func crashRun(t *testing.T, seed uint64, replicas int) {
+	s := startStack(t, "WINDOWER_STALL_TIMEOUT=10s", "WINDOWER_MONITOR_INTERVAL=1s", fmt.Sprintf("REPLICAS=%d", replicas))
 	const posts, total = 40, 20000
 	var ids []int
 	for i := 0; i < posts; i++ {

@@ -20,6 +20,7 @@ import (
 
 type stack struct {
 	ingest, query string
+	windower      string // the first windower's base URL
 	runDir        string
 	env           []string // how to reach its database and broker
 	cmd           *exec.Cmd
@@ -32,8 +33,8 @@ func startStack(t *testing.T, env ...string) *stack {
 	db := testenv.NewDatabase(t)
 	s := &stack{runDir: t.TempDir()}
 	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) }
-	ingest, query := addr(), addr()
-	s.ingest, s.query = "http://"+ingest, "http://"+query
+	ingest, query, windower := addr(), addr(), addr()
+	s.ingest, s.query, s.windower = "http://"+ingest, "http://"+query, "http://"+windower
 	brokerAddr := addr()
 	s.env = []string{"DATABASE_URL=" + db.URL, "KAFKA_BROKERS=" + brokerAddr}
 	s.cmd = exec.Command(filepath.Join(bin, "stack"), "run")
@@ -41,7 +42,7 @@ func startStack(t *testing.T, env ...string) *stack {
 	s.cmd.Env = append(os.Environ(),
 		"RATESTREAM_RUN_DIR="+s.runDir, "DATABASE_URL="+db.URL,
 		"DEVBROKER_ADDR="+brokerAddr, "INGEST_ADDR="+ingest, "QUERY_ADDR="+query,
-		"WINDOWER_ADDR="+addr(), "SCORER_ADDR="+addr(),
+		"WINDOWER_ADDR="+windower, "SCORER_ADDR="+addr(),
 		"WINDOW=1s", "GRACE=1s", "LOG_LEVEL=warn")
 	s.cmd.Env = append(s.cmd.Env, env...)
 	out, err := os.Create(filepath.Join(s.runDir, "stack.out"))

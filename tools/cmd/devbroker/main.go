@@ -26,6 +26,10 @@ type settings struct {
 	DataDir string `env:"DEVBROKER_DATA_DIR" default:".run/kafka" help:"where the log is kept"`
 	Memory  bool   `env:"DEVBROKER_MEMORY_ONLY" default:"false" help:"keep the log in memory only (benchmarks)"`
 	Sync    bool   `env:"DEVBROKER_SYNC_WRITES" default:"false" help:"fsync every produced batch"`
+	// A real cluster's group.min.session.timeout.ms (6 s by default) is
+	// a broker setting too; the dev broker allows short sessions so that a
+	// dead windower's partitions move within seconds.
+	MinSession time.Duration `env:"DEVBROKER_GROUP_MIN_SESSION_TIMEOUT" default:"1s" help:"shortest consumer group session the broker accepts"`
 	// Security, as a managed Kafka has it; the broker's own client (topic
 	// creation) uses the KAFKA_TLS_* and KAFKA_SASL_* settings.
 	TLSCertFile  string `env:"DEVBROKER_TLS_CERT_FILE" help:"PEM certificate: listen with TLS only"`
@@ -57,7 +61,7 @@ func run(ctx context.Context, log *zap.Logger, cfg settings) error {
 	// No seeded topics: they would get the broker's default retention
 	// (seven days). The topics are created below with the services'
 	// settings (retention.ms -1).
-	opts := []kfake.Opt{kfake.Ports(port)}
+	opts := []kfake.Opt{kfake.Ports(port), kfake.GroupMinSessionTimeout(cfg.MinSession)}
 	if !cfg.Memory {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 			return err

@@ -40,6 +40,43 @@ type settings struct {
 	WindowerAddr string        `env:"WINDOWER_ADDR" default:"127.0.0.1:8082" help:"windower health/metrics address"`
 	ScorerAddr   string        `env:"SCORER_ADDR" default:"127.0.0.1:8083" help:"scorer health/metrics address"`
 	StartTimeout time.Duration `env:"STACK_START_TIMEOUT" default:"60s" help:"how long run-bg waits for health"`
+	Replicas     int           `env:"REPLICAS" default:"1" help:"processes of each service; replica n (from 2) is named SERVICE-n and listens 10×(n-1) ports above the first"`
+}
+
+// replica is one process of a service.
+type replica struct {
+	service, name, addr string
+}
+
+// replicas lists every service process: the first of each keeps the
+// service's name and address.
+func (cfg settings) replicas() []replica {
+	var out []replica
+	for _, svc := range []struct{ name, addr string }{
+		{"ingest", cfg.IngestAddr}, {"windower", cfg.WindowerAddr}, {"scorer", cfg.ScorerAddr}, {"query", cfg.QueryAddr},
+	} {
+		for i := range max(cfg.Replicas, 1) {
+			r := replica{service: svc.name, name: svc.name, addr: svc.addr}
+			if i > 0 {
+				r.name = fmt.Sprintf("%s-%d", svc.name, i+1)
+				r.addr = offsetPort(svc.addr, 10*i)
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func offsetPort(addr string, by int) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return addr
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n+by))
 }
 
 func main() {
@@ -117,6 +154,7 @@ func run(cfg settings) error {
 		"DEVBROKER_DATA_DIR=" + filepath.Join(cfg.RunDir, "kafka"),
 	}
 	broker := newChild(cfg, "broker", "devbroker", brokerEnv)
+	broker.tcp = cfg.BrokerAddr
 	bctx, stopBroker := context.WithCancel(context.Background())
 	defer stopBroker()
 	startChild(bctx, broker)
@@ -141,11 +179,18 @@ func run(cfg settings) error {
 		return err
 	}
 	common = append(common, authEnv...)
-	services := []*child{
-		newChild(cfg, "ingest", "ingest", append([]string{"INGEST_ADDR=" + cfg.IngestAddr}, common...)),
-		newChild(cfg, "windower", "windower", append([]string{"WINDOWER_ADDR=" + cfg.WindowerAddr}, common...)),
-		newChild(cfg, "scorer", "scorer", append([]string{"SCORER_ADDR=" + cfg.ScorerAddr}, common...)),
-		newChild(cfg, "query", "query", append([]string{"QUERY_ADDR=" + cfg.QueryAddr}, common...)),
+	// A windower that dies hands its partitions on once its group session
+	// expires: on this broker (which allows sessions from 1 s) a short one
+	// makes that take about two seconds.
+	if os.Getenv("WINDOWER_SESSION_TIMEOUT") == "" {
+		common = append(common, "WINDOWER_SESSION_TIMEOUT=2s")
+	}
+	var services []*child
+	for _, r := range cfg.replicas() {
+		env := append([]string{strings.ToUpper(r.service) + "_ADDR=" + r.addr}, common...)
+		c := newChild(cfg, r.name, r.service, env)
+		c.ready = "http://" + r.addr + "/readyz"
+		services = append(services, c)
 	}
 	sctx, stopServices := context.WithCancel(context.Background())
 	defer stopServices()
@@ -259,6 +304,13 @@ Try:
 
 Ctrl-C stops everything.
 `, cfg.IngestAddr, cfg.QueryAddr, cfg.WindowerAddr, cfg.ScorerAddr, cfg.BrokerAddr, cfg.RunDir)
+	if cfg.Replicas > 1 {
+		fmt.Printf("%d processes of each service:", cfg.Replicas)
+		for _, r := range cfg.replicas() {
+			fmt.Printf(" %s=%s", r.name, r.addr)
+		}
+		fmt.Println()
+	}
 }
 
 func readPid(path string) (int, bool) {
@@ -271,12 +323,11 @@ func readPid(path string) (int, bool) {
 }
 
 func healthURLs(cfg settings) map[string]string {
-	return map[string]string{
-		"ingest":   "http://" + cfg.IngestAddr + "/healthz",
-		"query":    "http://" + cfg.QueryAddr + "/healthz",
-		"windower": "http://" + cfg.WindowerAddr + "/healthz",
-		"scorer":   "http://" + cfg.ScorerAddr + "/healthz",
+	out := map[string]string{}
+	for _, r := range cfg.replicas() {
+		out[r.name] = "http://" + r.addr + "/healthz"
 	}
+	return out
 }
 
 func healthy(url string) bool {
@@ -351,7 +402,11 @@ func status(cfg settings) error {
 		fmt.Printf("stack: running (pid %d)\n", pid)
 	}
 	urls := healthURLs(cfg)
-	for _, name := range []string{"broker", "ingest", "windower", "scorer", "query"} {
+	names := []string{"broker"}
+	for _, r := range cfg.replicas() {
+		names = append(names, r.name)
+	}
+	for _, name := range names {
 		line := name + ": "
 		if p, ok := readPid(filepath.Join(cfg.RunDir, name+".pid")); ok && alive(p) {
 			line += fmt.Sprintf("running (pid %d)", p)

@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -21,6 +24,10 @@ type child struct {
 	env    []string
 	runDir string
 	logf   func(format string, args ...any)
+	// ready (a URL answering 200 when ready) or tcp (an address that
+	// accepts connections) says the process came up healthy: its restart
+	// backoff then starts again from the shortest.
+	ready, tcp string
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -29,10 +36,15 @@ type child struct {
 func (c *child) pidFile() string { return filepath.Join(c.runDir, c.name+".pid") }
 func (c *child) logFile() string { return filepath.Join(c.runDir, "logs", c.name+".log") }
 
+// minBackoff is the first restart delay, and the delay after a process
+// that had come up healthy dies.
+const minBackoff = 200 * time.Millisecond
+
 // supervise runs the child until ctx is cancelled, restarting it after each
-// exit with a backoff that grows while it keeps crashing quickly.
+// exit with a backoff that grows only while it keeps failing before it is
+// healthy: a process that was serving and is killed comes back at once.
 func (c *child) supervise(ctx context.Context, started chan<- struct{}) {
-	backoff := 500 * time.Millisecond
+	backoff := minBackoff
 	first := true
 	for ctx.Err() == nil {
 		begun := time.Now()
@@ -41,17 +53,21 @@ func (c *child) supervise(ctx context.Context, started chan<- struct{}) {
 			close(started)
 			first = false
 		}
+		var wasHealthy atomic.Bool
 		if err != nil {
 			c.logf("%s: start failed: %v", c.name, err)
 		} else {
+			wctx, stopWatch := context.WithCancel(ctx)
+			go c.watchHealth(wctx, &wasHealthy)
 			err = c.cmd.Wait()
+			stopWatch()
 			_ = os.Remove(c.pidFile())
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		if time.Since(begun) > 30*time.Second {
-			backoff = 500 * time.Millisecond
+		if wasHealthy.Load() || time.Since(begun) > 30*time.Second {
+			backoff = minBackoff
 		}
 		c.logf("%s exited (%v); restarting in %s (log: %s)", c.name, exitText(err), backoff, c.logFile())
 		select {
@@ -60,6 +76,33 @@ func (c *child) supervise(ctx context.Context, started chan<- struct{}) {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// watchHealth sets healthy once the process answers as ready.
+func (c *child) watchHealth(ctx context.Context, healthy *atomic.Bool) {
+	if c.ready == "" && c.tcp == "" {
+		return
+	}
+	client := http.Client{Timeout: 500 * time.Millisecond}
+	for ctx.Err() == nil {
+		if c.ready != "" {
+			if resp, err := client.Get(c.ready); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					healthy.Store(true)
+					return
+				}
+			}
+		} else if conn, err := net.DialTimeout("tcp", c.tcp, 500*time.Millisecond); err == nil {
+			conn.Close()
+			healthy.Store(true)
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
