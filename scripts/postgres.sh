@@ -14,9 +14,12 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 port=${PGPORT_PRIVATE:-55432}
 db=${PGDATABASE_PRIVATE:-ratestream}
+# PGRUN_PRIVATE: another directory for a second cluster (the fault tests
+# restart one of their own).
+run=${PGRUN_PRIVATE:-$root/.run}
 user=ratestream
-data="$root/.run/pg"
-logdir="$root/.run/logs"
+data="$run/pg"
+logdir="$run/logs"
 
 say() { echo "postgres: $*" >&2; }
 
@@ -107,14 +110,14 @@ start() {
 	elif port_in_use; then
 		refuse_held_port
 	fi
-	mkdir -p "$root/.run" "$logdir"
+	mkdir -p "$run" "$logdir"
 	if [ ! -e "$data" ]; then
-		local base="$root/.run"
-		if ! owner_can_use "$root/.run"; then
+		local base="$run"
+		if ! owner_can_use "$run"; then
 			# The checkout sits where the postgres user cannot reach it
 			# (e.g. under /root): keep the cluster and its log where it
 			# can, and link them into .run.
-			base="/var/tmp/ratestream-pg-$(echo "$root" | md5sum | cut -c1-12)"
+			base="/var/tmp/ratestream-pg-$(echo "$run" | md5sum | cut -c1-12)"
 			mkdir -p "$base"
 			ln -sfn "$base/pg" "$data"
 			ln -sfn "$base/postgres.log" "$logdir/postgres.log"

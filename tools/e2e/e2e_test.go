@@ -30,17 +30,26 @@ type stack struct {
 func startStack(t *testing.T, env ...string) *stack {
 	t.Helper()
 	bin := testenv.Binaries(t)
-	db := testenv.NewDatabase(t)
+	// A database of the test's own, unless env names one (DATABASE_URL=).
+	var dbURL string
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "DATABASE_URL="); ok {
+			dbURL = v
+		}
+	}
+	if dbURL == "" {
+		dbURL = testenv.NewDatabase(t).URL
+	}
 	s := &stack{runDir: t.TempDir()}
 	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) }
 	ingest, query, windower := addr(), addr(), addr()
 	s.ingest, s.query, s.windower = "http://"+ingest, "http://"+query, "http://"+windower
 	brokerAddr := addr()
-	s.env = []string{"DATABASE_URL=" + db.URL, "KAFKA_BROKERS=" + brokerAddr}
+	s.env = []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + brokerAddr}
 	s.cmd = exec.Command(filepath.Join(bin, "stack"), "run")
 	s.cmd.Dir = testenv.Root()
 	s.cmd.Env = append(os.Environ(),
-		"RATESTREAM_RUN_DIR="+s.runDir, "DATABASE_URL="+db.URL,
+		"RATESTREAM_RUN_DIR="+s.runDir, "DATABASE_URL="+dbURL,
 		"DEVBROKER_ADDR="+brokerAddr, "INGEST_ADDR="+ingest, "QUERY_ADDR="+query,
 		"WINDOWER_ADDR="+windower, "SCORER_ADDR="+addr(),
 		"WINDOW=1s", "GRACE=1s", "LOG_LEVEL=warn")

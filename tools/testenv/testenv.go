@@ -5,6 +5,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -356,4 +357,64 @@ func WaitUnready(t testing.TB, url, want string, timeout time.Duration) string {
 		return nil
 	})
 	return string(body)
+}
+
+// Postgres is a PostgreSQL cluster of a test's own (scripts/postgres.sh
+// with another directory and port), which the test may stop and start:
+// the shared test server must not go down under other tests.
+type Postgres struct {
+	URL string
+	env []string
+}
+
+// NewPostgres starts a private cluster with one database; it is stopped
+// and deleted when the test ends.
+func NewPostgres(t testing.TB) *Postgres {
+	t.Helper()
+	run := t.TempDir()
+	p := &Postgres{env: append(os.Environ(), "DATABASE_URL=", "PGRUN_PRIVATE="+run,
+		fmt.Sprintf("PGPORT_PRIVATE=%d", FreePort(t)), "PGDATABASE_PRIVATE=ratestream")}
+	out, err := p.script("start")
+	if err != nil {
+		t.Fatalf("private PostgreSQL: %v\n%s", err, out)
+	}
+	p.URL = strings.TrimSpace(string(out))
+	t.Cleanup(func() {
+		_, _ = p.script("stop")
+		if real, err := filepath.EvalSymlinks(filepath.Join(run, "pg")); err == nil {
+			_ = os.RemoveAll(filepath.Dir(real))
+		}
+	})
+	if _, err := migrate.Up(p.URL); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return p
+}
+
+func (p *Postgres) script(cmd string) ([]byte, error) {
+	c := exec.Command(filepath.Join(Root(), "scripts", "postgres.sh"), cmd)
+	c.Env = p.env
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		return append(out, stderr.Bytes()...), err
+	}
+	return out, nil
+}
+
+// Stop shuts the cluster down (fast: connections are closed).
+func (p *Postgres) Stop(t testing.TB) {
+	t.Helper()
+	if out, err := p.script("stop"); err != nil {
+		t.Fatalf("stop PostgreSQL: %v\n%s", err, out)
+	}
+}
+
+// Start starts it again.
+func (p *Postgres) Start(t testing.TB) {
+	t.Helper()
+	if out, err := p.script("start"); err != nil {
+		t.Fatalf("start PostgreSQL: %v\n%s", err, out)
+	}
 }
