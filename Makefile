@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 25m
 # as well as WINDOW=2s make run).
 export WINDOW GRACE SCORING_STRATEGY AUTH_MODE REPLICAS
 
-.PHONY: build run run-bg stop status migrate lint test test-short soak-crash bench bench-ingest bench-auth bench-windower bench-export bench-scorer bench-query \
+.PHONY: build run run-bg stop status migrate lint test test-short soak-crash bench bench-ingest bench-auth bench-windower bench-export bench-e2e bench-scorer bench-query \
 	posts demo-campaign scoring-docs clean
 
 build: ## build every command into bin/
@@ -86,6 +86,10 @@ bench-auth: build ## ingest with AUTH_MODE=jwt (RS256, 10k tokens) vs none
 
 bench-windower: build ## windower from a 1M-event topic to zero lag, then ratestream replay of it
 	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only windower
+
+bench-e2e: build ## the whole pipeline, open-loop at 2k..20k ratings/s: empty, then with 10M ratings stored
+	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only e2e && \
+	 $(BIN)/benchall -only e2e -e2e-preload 10000000
 
 bench-export: build ## ratestream export of 10M ratings rows: time and peak RSS
 	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only export

@@ -5,6 +5,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,7 +42,19 @@ func startStack(t *testing.T, env ...string) *stack {
 		dbURL = testenv.NewDatabase(t).URL
 	}
 	s := &stack{runDir: t.TempDir()}
-	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) }
+	// A service's second replica listens 10 ports above the first (stack
+	// REPLICAS): take ports whose neighbour 10 above is free too.
+	addr := func() string {
+		for range 100 {
+			p := testenv.FreePort(t)
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+10)); err == nil {
+				l.Close()
+				return fmt.Sprintf("127.0.0.1:%d", p)
+			}
+		}
+		t.Fatal("no pair of free ports")
+		return ""
+	}
 	ingest, query, windower := addr(), addr(), addr()
 	s.ingest, s.query, s.windower = "http://"+ingest, "http://"+query, "http://"+windower
 	brokerAddr := addr()
@@ -75,6 +88,18 @@ func startStack(t *testing.T, env ...string) *stack {
 		case <-time.After(60 * time.Second):
 			_ = s.cmd.Process.Kill()
 			t.Error("stack did not stop within 60s of SIGTERM")
+		}
+	})
+	// On failure, the windowers' last words (the run directory goes away).
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		logs, _ := filepath.Glob(filepath.Join(s.runDir, "logs", "windower*.log"))
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			t.Logf("%s, last lines:\n%s", filepath.Base(l), strings.Join(lines[max(0, len(lines)-25):], "\n"))
 		}
 	})
 	testenv.WaitHTTP(t, s.ingest+"/readyz", 60*time.Second)
