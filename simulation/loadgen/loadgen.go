@@ -1,7 +1,8 @@
-// Package loadgen is a closed-loop HTTP load generator: a number of
-// virtual users each send a request, wait for the answer, optionally
-// sleep, and repeat until the duration ends. It records every latency and
-// status so that reports give exact percentiles.
+// Package loadgen is an HTTP load generator. Run is closed-loop: a number
+// of virtual users each send a request, wait for the answer, optionally
+// sleep, and repeat until the duration ends. RunRate is open-loop: requests
+// start at a constant rate (k6's constant-arrival-rate). Both record every
+// latency and status so that reports give exact percentiles.
 package loadgen
 
 import (
@@ -47,6 +48,9 @@ type Result struct {
 	Errors    int            `json:"errors"`
 	ErrorRate float64        `json:"error_share"`
 	Statuses  map[string]int `json:"statuses"`
+	// Dropped counts open-loop requests that were due but could not start
+	// before the phase ended (RunRate only).
+	Dropped int `json:"dropped,omitempty"`
 }
 
 // Client returns an HTTP client sized for vus concurrent connections.

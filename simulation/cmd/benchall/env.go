@@ -79,7 +79,7 @@ func (e *env) spawnArgs(name string, args []string, envv ...string) (*proc, erro
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &proc{name: name, log: logf.Name(), done: make(chan struct{})}
+	p := &proc{name: name, log: logf.Name(), done: make(chan struct{}), pid: cmd.Process.Pid}
 	go func() { p.err = cmd.Wait(); p.state = cmd.ProcessState; close(p.done) }()
 	e.cleanup = append(e.cleanup, func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -96,6 +96,7 @@ func (e *env) spawnArgs(name string, args []string, envv ...string) (*proc, erro
 // proc is a spawned command.
 type proc struct {
 	name, log string
+	pid       int
 	done      chan struct{}
 	err       error
 	state     *os.ProcessState // once done

@@ -3,6 +3,7 @@
 // as JSON (default simulation/out/bench.json).
 //
 //	benchall [-only ingest|auth|windower|scorer|query|freshness|export] [-duration 20s]
+//	benchall -only e2e [-e2e-rates 2000,5000,10000] [-e2e-step 30s] [-e2e-preload 10000000]
 package main
 
 import (
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -36,21 +38,36 @@ type bench struct {
 type opts struct {
 	duration time.Duration
 	vus      int
+	// e2e
+	rates   []float64
+	step    time.Duration
+	preload int64
 }
 
 func main() {
-	only := flag.String("only", "", "run one benchmark: ingest, auth, windower, scorer, query, freshness or export")
+	only := flag.String("only", "", "run one benchmark: ingest, auth, windower, scorer, query, freshness, export or e2e")
 	duration := flag.Duration("duration", 20*time.Second, "load duration of the HTTP benchmarks")
 	vus := flag.Int("vus", 200, "concurrent connections of the HTTP benchmarks")
 	out := flag.String("json", filepath.Join("simulation", "out", "bench.json"), "JSON summary file")
+	rates := flag.String("e2e-rates", "2000,5000,10000,15000,20000", "e2e: offered ratings per second, one step each")
+	step := flag.Duration("e2e-step", 30*time.Second, "e2e: length of each step")
+	preloadN := flag.Int64("e2e-preload", 0, "e2e: ratings stored over 100,000 other posts before the load (e.g. 10000000)")
 	flag.Parse()
+	var rateList []float64
+	for _, r := range strings.Split(*rates, ",") {
+		f, err := strconv.ParseFloat(strings.TrimSpace(r), 64)
+		if err != nil || f <= 0 {
+			fail(fmt.Errorf("-e2e-rates %q: want positive numbers", *rates))
+		}
+		rateList = append(rateList, f)
+	}
 	admin := os.Getenv("DATABASE_URL")
 	if admin == "" {
 		fail(fmt.Errorf("DATABASE_URL must name a PostgreSQL server to create benchmark databases on (make bench sets it)"))
 	}
 	benches := []bench{
 		{"ingest", ingestBench}, {"auth", authBench}, {"windower", windowerBench}, {"scorer", scorerBench},
-		{"query", queryBench}, {"freshness", freshnessBench}, {"export", exportBench},
+		{"query", queryBench}, {"freshness", freshnessBench}, {"export", exportBench}, {"e2e", e2eBench},
 	}
 	ctx := context.Background()
 	var all []figure
@@ -63,7 +80,10 @@ func main() {
 			fail(err)
 		}
 		fmt.Printf("== %s\n", b.name)
-		figs, err := b.run(ctx, e, opts{duration: *duration, vus: *vus})
+		if b.name == "e2e" && *only != "e2e" {
+			continue // minutes of load at five rates: make bench-e2e
+		}
+		figs, err := b.run(ctx, e, opts{duration: *duration, vus: *vus, rates: rateList, step: *step, preload: *preloadN})
 		e.close()
 		if err != nil {
 			fail(fmt.Errorf("%s: %w", b.name, err))

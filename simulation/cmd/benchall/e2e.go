@@ -1,0 +1,343 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ratestream/ratestream/simulation/loadgen"
+)
+
+// e2eStep is one open-loop step of the whole pipeline.
+type e2eStep struct {
+	Preloaded   int64              `json:"preloaded_ratings"`
+	Offered     float64            `json:"offered_per_s"`
+	Achieved    float64            `json:"achieved_2xx_per_s"`
+	P50ms       float64            `json:"p50_ms"`
+	P99ms       float64            `json:"p99_ms"`
+	Errors      float64            `json:"error_share"`
+	Dropped     int                `json:"dropped"`
+	LagMax      float64            `json:"windower_lag_max_events"`
+	LagMaxSec   float64            `json:"windower_lag_max_s"`
+	MyScoreP99  float64            `json:"my_score_visible_p99_ms"`
+	ScoreBehind float64            `json:"scorer_behind_watermark_max_s"`
+	CPUPerOp    map[string]float64 `json:"cpu_us_per_rating"`
+	CPUTotal    float64            `json:"cpu_us_per_rating_total"`
+	RSSMB       map[string]float64 `json:"rss_max_mb"`
+}
+
+// e2eBench runs the whole pipeline on this machine (broker, ingest,
+// windower, scorer, query, PostgreSQL, and the load generator, all
+// co-located) under the seed's random_rating load (1,000 posts, a million
+// device ids), offered open-loop at fixed rates, and measures per step:
+// achieved rate, latency from the due time, the windower's lag, how soon
+// a rating shows as my_score, CPU per rating of each process (from /proc)
+// and RSS. With -e2e-preload N, the database first holds N ratings over
+// 100,000 other posts.
+func e2eBench(ctx context.Context, e *env, o opts) ([]figure, error) {
+	url, pool, err := e.database(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if o.preload > 0 {
+		began := time.Now()
+		if err := preload(ctx, pool, o.preload); err != nil {
+			return nil, err
+		}
+		fmt.Printf("preloaded %d ratings over 100,000 posts in %s\n", o.preload, time.Since(began).Round(time.Second))
+	}
+	if cmd, err := e.spawn("mkposts", "DATABASE_URL="+url); err != nil || cmd.wait() != nil {
+		return nil, fmt.Errorf("seed posts: %v", err)
+	}
+	brokerAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	broker, err := e.spawn("devbroker", "DEVBROKER_ADDR="+brokerAddr, "DEVBROKER_DATA_DIR="+filepath.Join(e.workDir, "kafka"), "KAFKA_PARTITIONS=12")
+	if err != nil {
+		return nil, err
+	}
+	if err := waitTCP(brokerAddr, 20*time.Second); err != nil {
+		return nil, err
+	}
+	common := []string{"DATABASE_URL=" + url, "KAFKA_BROKERS=" + brokerAddr}
+	addrs := map[string]string{}
+	procs := map[string]*proc{"broker": broker}
+	for _, name := range []string{"ingest", "windower", "scorer", "query"} {
+		addrs[name] = fmt.Sprintf("127.0.0.1:%d", freePort())
+		p, err := e.spawn(name, append([]string{strings.ToUpper(name) + "_ADDR=" + addrs[name]}, common...)...)
+		if err != nil {
+			return nil, err
+		}
+		procs[name] = p
+	}
+	for _, name := range []string{"ingest", "windower", "scorer", "query"} {
+		if err := waitReady("http://"+addrs[name], 60*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	tg := loadgen.Target{Ingest: "http://" + addrs["ingest"], Posts: 1000, Users: 1_000_000}
+	warm := loadgen.RunRate(ctx, loadgen.RatePlan{Name: "warm-up", Rate: 1000, Duration: 5 * time.Second, MaxVUs: 200, Request: tg.RateRequest()})
+	fmt.Println(warm)
+
+	var steps []e2eStep
+	for _, rate := range o.rates {
+		st, err := e2eRun(ctx, tg, addrs, procs, rate, o.step)
+		if err != nil {
+			return nil, err
+		}
+		st.Preloaded = o.preload
+		steps = append(steps, st)
+		printStep(st)
+	}
+	out := filepath.Join("simulation", "out", "bench-e2e.json")
+	if o.preload > 0 {
+		out = filepath.Join("simulation", "out", "bench-e2e-preloaded.json")
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err == nil {
+		if f, err := os.Create(out); err == nil {
+			_ = loadgen.WriteJSON(f, steps)
+			f.Close()
+			fmt.Println("wrote", out)
+		}
+	}
+	var figs []figure
+	for _, s := range steps {
+		label := fmt.Sprintf("%.0f/s offered", s.Offered)
+		if o.preload > 0 {
+			label += fmt.Sprintf(", %dM stored", o.preload/1_000_000)
+		}
+		figs = append(figs,
+			plain("e2e", label+": achieved", s.Achieved, "ratings/s"),
+			plain("e2e", label+": 2xx p99", s.P99ms, "ms"),
+			plain("e2e", label+": windower lag max", s.LagMaxSec, "s"),
+			plain("e2e", label+": my_score visible p99", s.MyScoreP99, "ms"),
+			target("e2e", label+": CPU per rating, all processes", s.CPUTotal, "µs", "<= 100", s.CPUTotal <= 100))
+	}
+	return figs, nil
+}
+
+func e2eRun(ctx context.Context, t loadgen.Target, addrs map[string]string, procs map[string]*proc, rate float64, d time.Duration) (e2eStep, error) {
+	st := e2eStep{Offered: rate, CPUPerOp: map[string]float64{}, RSSMB: map[string]float64{}}
+	cpu0 := cpuSeconds(procs)
+	sctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var fresh []time.Duration
+	// Samplers: lag, the scorer's delay, RSS; and my_score probes.
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for sctx.Err() == nil {
+			lag := metricSum("http://"+addrs["windower"], "windower_consumer_lag")
+			behind := metricSum("http://"+addrs["scorer"], "scorer_behind_watermark_seconds")
+			mu.Lock()
+			st.LagMax = max(st.LagMax, lag)
+			st.ScoreBehind = max(st.ScoreBehind, behind)
+			for name, p := range procs {
+				st.RSSMB[name] = max(st.RSSMB[name], rssMB(p.pid))
+			}
+			mu.Unlock()
+			sleep(sctx, 500*time.Millisecond)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		c := &http.Client{Timeout: 5 * time.Second}
+		rng := rand.New(rand.NewPCG(uint64(rate), 9))
+		for i := 0; sctx.Err() == nil; i++ {
+			post, user := 1+rng.IntN(t.Posts), fmt.Sprintf("fresh-%.0f-%d", rate, i)
+			body := fmt.Sprintf(`{"user_id":%q,"score":%d}`, user, 1+rng.IntN(5))
+			if loadgen.Do(sctx, c, http.MethodPost, fmt.Sprintf("%s/v1/posts/%d/ratings", t.Ingest, post), body) == http.StatusAccepted {
+				acked := time.Now()
+				for time.Since(acked) < 10*time.Second && sctx.Err() == nil {
+					if myScoreVisible(sctx, c, "http://"+addrs["query"], post, user) {
+						mu.Lock()
+						fresh = append(fresh, time.Since(acked))
+						mu.Unlock()
+						break
+					}
+					sleep(sctx, 5*time.Millisecond)
+				}
+			}
+			sleep(sctx, 200*time.Millisecond)
+		}
+	}()
+	r := loadgen.RunRate(ctx, loadgen.RatePlan{Name: fmt.Sprintf("e2e %.0f/s", rate), Rate: rate, Duration: d, MaxVUs: 400, Request: t.RateRequest()})
+	// Let the pipeline drain what was accepted, then read the CPU spent on it.
+	drainUntil := time.Now().Add(30 * time.Second)
+	for time.Now().Before(drainUntil) && metricSum("http://"+addrs["windower"], "windower_consumer_lag") > 0 {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	stop()
+	wg.Wait()
+	cpu1 := cpuSeconds(procs)
+	accepted := float64(r.Requests - r.Errors)
+	st.Achieved, st.P50ms, st.P99ms, st.Errors, st.Dropped = r.PerSecond, r.P50ms, r.P99ms, r.ErrorRate, r.Dropped
+	if st.Achieved > 0 {
+		st.LagMaxSec = st.LagMax / st.Achieved
+	}
+	for name := range cpu1 {
+		st.CPUPerOp[name] = (cpu1[name] - cpu0[name]) / accepted * 1e6
+		st.CPUTotal += st.CPUPerOp[name]
+	}
+	sort.Slice(fresh, func(i, j int) bool { return fresh[i] < fresh[j] })
+	if n := len(fresh); n > 0 {
+		st.MyScoreP99 = float64(fresh[min(n-1, n*99/100)].Microseconds()) / 1000
+	}
+	return st, nil
+}
+
+func printStep(s e2eStep) {
+	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "offered %.0f/s: achieved %.0f/s, 2xx p50 %.1f ms p99 %.1f ms, errors %.3f%%, dropped %d\n",
+		s.Offered, s.Achieved, s.P50ms, s.P99ms, s.Errors*100, s.Dropped)
+	fmt.Fprintf(tw, "  windower lag max %.0f events (%.2f s), my_score visible p99 %.0f ms, scorer behind the watermark max %.1f s\n",
+		s.LagMax, s.LagMaxSec, s.MyScoreP99, s.ScoreBehind)
+	fmt.Fprintln(tw, "  process\tCPU µs/rating\tRSS max MB")
+	names := make([]string, 0, len(s.CPUPerOp))
+	for n := range s.CPUPerOp {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(tw, "  %s\t%.1f\t%.0f\n", n, s.CPUPerOp[n], s.RSSMB[n])
+	}
+	fmt.Fprintf(tw, "  total\t%.1f\t\n", s.CPUTotal)
+	tw.Flush()
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func myScoreVisible(ctx context.Context, c *http.Client, query string, post int, user string) bool {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/posts/%d", query, post), nil)
+	req.Header.Set("X-User-ID", user)
+	resp, err := c.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var p struct {
+		MyScore *int `json:"my_score"`
+	}
+	return json.NewDecoder(resp.Body).Decode(&p) == nil && p.MyScore != nil
+}
+
+// metricSum adds up every sample of a metric on a /metrics page.
+func metricSum(base, name string) float64 {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		f := strings.Fields(line)
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// cpuSeconds reads user+system CPU of each process, and of every
+// PostgreSQL process (the server's backends and workers) as "postgres".
+func cpuSeconds(procs map[string]*proc) map[string]float64 {
+	out := map[string]float64{}
+	for name, p := range procs {
+		out[name] = procCPU(p.pid)
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "postgres" {
+			out["postgres"] += procCPU(pid)
+		}
+	}
+	return out
+}
+
+// procCPU is utime+stime of a process in seconds (clock ticks of 1/100 s).
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	k, _ := strconv.ParseFloat(f[12], 64)
+	return (u + k) / 100
+}
+
+func rssMB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// preload stores n ratings over 100,000 posts (ids 1,000,001 on), with
+// their windows and totals as the windower would have made them: the
+// "flat as the data grows" run.
+func preload(ctx context.Context, pool *pgxpool.Pool, n int64) error {
+	per := max(n/100_000, 1)
+	for _, sql := range []string{
+		`INSERT INTO posts (id, title) SELECT 1000000 + i, 'preloaded ' || i FROM generate_series(1, 100000) AS i`,
+		`INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
+		 SELECT 1000001 + i / $1, 'device-id-' || (i % $1), (i * 7) % 6,
+		        timestamptz '2026-01-01' + i * interval '10 ms', gen_random_uuid(),
+		        date_trunc('minute', timestamptz '2026-01-01' + i * interval '10 ms')
+		 FROM generate_series(0, $2 - 1) AS i`,
+		`INSERT INTO rating_averages (post_id, window_start, rating_sum, rating_count, threshold)
+		 SELECT post_id, window_start, sum(score), count(*), 1e9 FROM ratings WHERE post_id > 1000000 GROUP BY 1, 2`,
+		`INSERT INTO post_stats (post_id, partition, rating_sum, rating_count, weighted_sum, weight, baseline, baseline_seen,
+		                         current_window, current_count, current_threshold)
+		 SELECT post_id, 0, sum(rating_sum), sum(rating_count), sum(rating_sum) * 1000000, sum(rating_count) * 1000000, 10, 1,
+		        max(window_start), 0, 40 FROM rating_averages WHERE post_id > 1000000 GROUP BY 1`,
+		`ANALYZE`,
+	} {
+		args := []any{}
+		if strings.Contains(sql, "$2") {
+			args = []any{per, n}
+		}
+		if _, err := pool.Exec(ctx, sql, args...); err != nil {
+			return fmt.Errorf("preload: %w", err)
+		}
+	}
+	return nil
+}

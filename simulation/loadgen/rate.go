@@ -1,0 +1,109 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+)
+
+// RatePlan is an open-loop phase, as k6's constant-arrival-rate executor:
+// requests start at a fixed rate whatever the answers' latency, from a
+// pool of at most MaxVUs concurrent requests.
+type RatePlan struct {
+	Name     string
+	Rate     float64 // requests per second
+	Duration time.Duration
+	MaxVUs   int
+	Request  Request
+	OK       func(status int) bool
+}
+
+// RunRate executes the plan. Each request's latency is measured from the
+// moment it was due, not from when a free VU sent it: when the system
+// falls behind, the wait counts (coordinated omission is accounted for).
+// A request that is due while every VU is busy waits for one; Dropped
+// counts those that could not start before the phase ended.
+func RunRate(ctx context.Context, p RatePlan) Result {
+	if p.OK == nil {
+		p.OK = func(s int) bool { return s >= 200 && s < 300 }
+	}
+	if p.MaxVUs <= 0 {
+		p.MaxVUs = 1000
+	}
+	c := Client(p.MaxVUs)
+	defer c.CloseIdleConnections()
+	total := int(p.Rate * p.Duration.Seconds())
+	interval := time.Duration(float64(time.Second) / p.Rate)
+	due := make(chan time.Time, p.MaxVUs)
+	type vuStats struct {
+		lat      []time.Duration
+		statuses map[int]int
+	}
+	stats := make([]vuStats, p.MaxVUs)
+	began := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < p.MaxVUs; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i)+1, uint64(began.UnixNano())))
+			st := vuStats{statuses: map[int]int{}}
+			for at := range due {
+				if ctx.Err() != nil {
+					continue
+				}
+				status := p.Request(ctx, c, rng)
+				st.lat = append(st.lat, time.Since(at))
+				st.statuses[status]++
+			}
+			stats[i] = st
+		}()
+	}
+	dropped := 0
+	end := began.Add(p.Duration)
+	for i := 0; i < total && ctx.Err() == nil; i++ {
+		at := began.Add(time.Duration(i) * interval)
+		if d := time.Until(at); d > 0 {
+			time.Sleep(d)
+		}
+		if time.Now().After(end) {
+			dropped = total - i
+			break
+		}
+		due <- at // blocks while every VU is busy: the wait is in the latency
+	}
+	close(due)
+	wg.Wait()
+	elapsed := time.Since(began)
+	r := Result{Name: p.Name, VUs: p.MaxVUs, Seconds: elapsed.Seconds(), Statuses: map[string]int{}, Dropped: dropped}
+	var all []time.Duration
+	for _, st := range stats {
+		all = append(all, st.lat...)
+		for s, n := range st.statuses {
+			key := fmt.Sprint(s)
+			if s == 0 {
+				key = "transport_error"
+			}
+			r.Statuses[key] += n
+			if !p.OK(s) {
+				r.Errors += n
+			}
+		}
+	}
+	r.Requests = len(all)
+	if r.Requests == 0 {
+		return r
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	q := func(f float64) float64 {
+		return float64(all[min(len(all)-1, int(f*float64(len(all))))].Microseconds()) / 1000
+	}
+	r.PerSecond = float64(r.Requests-r.Errors) / p.Duration.Seconds()
+	r.P50ms, r.P90ms, r.P99ms = q(0.50), q(0.90), q(0.99)
+	r.MaxMs = float64(all[len(all)-1].Microseconds()) / 1000
+	r.ErrorRate = float64(r.Errors) / float64(r.Requests)
+	return r
+}
