@@ -71,11 +71,6 @@ func e2eBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 		return nil, err
 	}
 	common := []string{"DATABASE_URL=" + url, "KAFKA_BROKERS=" + brokerAddr}
-	// As the local stack runs them (tools/cmd/stack): a soft memory limit
-	// of 110 MiB per service unless GOMEMLIMIT is set.
-	if os.Getenv("GOMEMLIMIT") == "" {
-		common = append(common, "GOMEMLIMIT=110MiB")
-	}
 	addrs := map[string]string{}
 	procs := map[string]*proc{"broker": broker}
 	for _, name := range []string{"ingest", "windower", "scorer", "query"} {

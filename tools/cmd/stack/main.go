@@ -43,10 +43,6 @@ type settings struct {
 	Replicas     int           `env:"REPLICAS" default:"1" help:"processes of each service; replica n (from 2) is named SERVICE-n and listens 10×(n-1) ports above the first"`
 }
 
-// localMemLimit is the Go soft memory limit of each service of the local
-// stack unless GOMEMLIMIT is set.
-const localMemLimit = "110MiB"
-
 // replica is one process of a service.
 type replica struct {
 	service, name, addr string
@@ -188,12 +184,6 @@ func run(cfg settings) error {
 	// makes that take about two seconds.
 	if os.Getenv("WINDOWER_SESSION_TIMEOUT") == "" {
 		common = append(common, "WINDOWER_SESSION_TIMEOUT=2s")
-	}
-	// A soft memory limit per service, as a container's limit gives in
-	// Kubernetes (MEMORY_LIMIT_BYTES): with GOGC at 400 the heaps would
-	// otherwise grow to 200 MB under load (make bench-e2e).
-	if os.Getenv("GOMEMLIMIT") == "" {
-		common = append(common, "GOMEMLIMIT="+localMemLimit)
 	}
 	var services []*child
 	for _, r := range cfg.replicas() {
