@@ -189,16 +189,10 @@ type backtest struct {
 func newBacktest(live, test scoring.Config) (*backtest, error) {
 	var bt backtest
 	var err error
-	if bt.liveP, err = live.Params(); err != nil {
+	if bt.live, bt.liveP, err = live.StrategyAndParams(); err != nil {
 		return nil, err
 	}
-	if bt.testP, err = test.Params(); err != nil {
-		return nil, err
-	}
-	if bt.live, err = scoring.Lookup(live.Strategy); err != nil {
-		return nil, err
-	}
-	if bt.test, err = scoring.Lookup(test.Strategy); err != nil {
+	if bt.test, bt.testP, err = test.StrategyAndParams(); err != nil {
 		return nil, err
 	}
 	bt.recompute = bt.liveP.Surge != bt.testP.Surge || bt.liveP.Floor != bt.testP.Floor || bt.liveP.BaselineTau != bt.testP.BaselineTau ||

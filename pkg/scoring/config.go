@@ -36,3 +36,17 @@ func (c Config) Params() (Params, error) {
 	}
 	return Params{Window: c.Window, BaselineTau: c.BaselineTau, Surge: c.Surge, Floor: c.Floor, Maturity: c.Maturity, NewPost: c.NewPost}, nil
 }
+
+// StrategyAndParams validates the settings and returns the strategy they name with
+// its parameters: what the scorer scores with, and what explains it.
+func (c Config) StrategyAndParams() (Strategy, Params, error) {
+	p, err := c.Params()
+	if err != nil {
+		return nil, Params{}, err
+	}
+	s, err := Lookup(c.Strategy)
+	if err != nil {
+		return nil, Params{}, err
+	}
+	return s, p, nil
+}

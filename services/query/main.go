@@ -51,11 +51,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	v := newView(pool, log, cfg.Resync)
 
 	// Scoring, to explain it.
-	params, err := cfg.Scoring.Params()
-	if err != nil {
-		return err
-	}
-	strategy, err := scoring.Lookup(cfg.Scoring.Strategy)
+	strategy, params, err := cfg.Scoring.StrategyAndParams()
 	if err != nil {
 		return err
 	}

@@ -43,11 +43,7 @@ func main() {
 }
 
 func run(ctx context.Context, log *zap.Logger, cfg Config) error {
-	params, err := cfg.Scoring.Params()
-	if err != nil {
-		return err
-	}
-	strategy, err := scoring.Lookup(cfg.Scoring.Strategy)
+	strategy, params, err := cfg.Scoring.StrategyAndParams()
 	if err != nil {
 		return err
 	}

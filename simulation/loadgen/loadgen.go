@@ -76,10 +76,6 @@ func Run(ctx context.Context, p Plan) Result {
 	// the deadline runs to its answer and is counted, so that every 2xx
 	// the server gave is seen by the report.
 	deadline := time.Now().Add(p.Duration)
-	type vuStats struct {
-		lat      []time.Duration
-		statuses map[int]int
-	}
 	stats := make([]vuStats, p.VUs)
 	var wg sync.WaitGroup
 	began := time.Now()
@@ -107,7 +103,23 @@ func Run(ctx context.Context, p Plan) Result {
 	}
 	wg.Wait()
 	elapsed := time.Since(began)
-	r := Result{Name: p.Name, VUs: p.VUs, Seconds: elapsed.Seconds(), Statuses: map[string]int{}}
+	r := summarize(p.Name, p.VUs, elapsed, stats, p.OK)
+	if r.Requests > 0 {
+		r.PerSecond = float64(r.Requests) / elapsed.Seconds()
+	}
+	return r
+}
+
+// vuStats is what one virtual user saw.
+type vuStats struct {
+	lat      []time.Duration
+	statuses map[int]int
+}
+
+// summarize merges the virtual users' latencies and statuses into a
+// Result with exact percentiles (PerSecond is the caller's).
+func summarize(name string, vus int, elapsed time.Duration, stats []vuStats, ok func(int) bool) Result {
+	r := Result{Name: name, VUs: vus, Seconds: elapsed.Seconds(), Statuses: map[string]int{}}
 	var all []time.Duration
 	for _, st := range stats {
 		all = append(all, st.lat...)
@@ -117,7 +129,7 @@ func Run(ctx context.Context, p Plan) Result {
 				key = "transport_error"
 			}
 			r.Statuses[key] += n
-			if !p.OK(s) {
+			if !ok(s) {
 				r.Errors += n
 			}
 		}
@@ -130,7 +142,6 @@ func Run(ctx context.Context, p Plan) Result {
 	q := func(f float64) float64 {
 		return float64(all[min(len(all)-1, int(f*float64(len(all))))].Microseconds()) / 1000
 	}
-	r.PerSecond = float64(r.Requests) / elapsed.Seconds()
 	r.P50ms, r.P90ms, r.P99ms = q(0.50), q(0.90), q(0.99)
 	r.MaxMs = float64(all[len(all)-1].Microseconds()) / 1000
 	r.ErrorRate = float64(r.Errors) / float64(r.Requests)

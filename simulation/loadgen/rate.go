@@ -2,9 +2,7 @@ package loadgen
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
-	"sort"
 	"sync"
 	"time"
 )
@@ -38,10 +36,6 @@ func RunRate(ctx context.Context, p RatePlan) Result {
 	total := int(p.Rate * p.Duration.Seconds())
 	interval := time.Duration(float64(time.Second) / p.Rate)
 	due := make(chan time.Time, p.MaxVUs)
-	type vuStats struct {
-		lat      []time.Duration
-		statuses map[int]int
-	}
 	stats := make([]vuStats, p.MaxVUs)
 	began := time.Now()
 	var wg sync.WaitGroup
@@ -77,33 +71,10 @@ func RunRate(ctx context.Context, p RatePlan) Result {
 	}
 	close(due)
 	wg.Wait()
-	elapsed := time.Since(began)
-	r := Result{Name: p.Name, VUs: p.MaxVUs, Seconds: elapsed.Seconds(), Statuses: map[string]int{}, Dropped: dropped}
-	var all []time.Duration
-	for _, st := range stats {
-		all = append(all, st.lat...)
-		for s, n := range st.statuses {
-			key := fmt.Sprint(s)
-			if s == 0 {
-				key = "transport_error"
-			}
-			r.Statuses[key] += n
-			if !p.OK(s) {
-				r.Errors += n
-			}
-		}
+	r := summarize(p.Name, p.MaxVUs, time.Since(began), stats, p.OK)
+	r.Dropped = dropped
+	if r.Requests > 0 {
+		r.PerSecond = float64(r.Requests-r.Errors) / p.Duration.Seconds()
 	}
-	r.Requests = len(all)
-	if r.Requests == 0 {
-		return r
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	q := func(f float64) float64 {
-		return float64(all[min(len(all)-1, int(f*float64(len(all))))].Microseconds()) / 1000
-	}
-	r.PerSecond = float64(r.Requests-r.Errors) / p.Duration.Seconds()
-	r.P50ms, r.P90ms, r.P99ms = q(0.50), q(0.90), q(0.99)
-	r.MaxMs = float64(all[len(all)-1].Microseconds()) / 1000
-	r.ErrorRate = float64(r.Errors) / float64(r.Requests)
 	return r
 }
