@@ -208,26 +208,10 @@ func TestKcatSeesTheWindowerGroup(t *testing.T) {
 	for post := 1; post <= posts; post++ {
 		rate(post, "before")
 	}
-	lag := func() []struct {
-		Partition int   `json:"partition"`
-		LogEnd    int64 `json:"log_end"`
-		Stored    int64 `json:"stored"`
-		Group     int64 `json:"group_committed"`
-	} {
-		cmd := exec.Command(filepath.Join(testenv.Binaries(t), "ratestream"), "lag", "-o", "json")
-		cmd.Env = append(os.Environ(), s.env...)
-		out, err := cmd.Output()
+	lag := func() []lagJSON {
+		rows, err := ratestreamLag(t, s)
 		if err != nil {
-			t.Fatalf("ratestream lag: %v", err)
-		}
-		var rows []struct {
-			Partition int   `json:"partition"`
-			LogEnd    int64 `json:"log_end"`
-			Stored    int64 `json:"stored"`
-			Group     int64 `json:"group_committed"`
-		}
-		if err := json.Unmarshal(out, &rows); err != nil {
-			t.Fatalf("ratestream lag -o json: %v\n%s", err, out)
+			t.Fatal(err)
 		}
 		return rows
 	}

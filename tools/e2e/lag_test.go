@@ -51,25 +51,7 @@ func TestLagCommandAndGroupOffsetsAgree(t *testing.T) {
 		}
 		return nil
 	})
-	type row struct {
-		Partition int     `json:"partition"`
-		LogEnd    int64   `json:"log_end"`
-		Stored    int64   `json:"stored"`
-		Lag       int64   `json:"lag"`
-		Group     int64   `json:"group_committed"`
-		Queued    int64   `json:"scorer_queued"`
-		Wait      float64 `json:"scorer_oldest_wait_seconds"`
-	}
-	lag := func() ([]row, error) {
-		cmd := exec.Command(filepath.Join(testenv.Binaries(t), "ratestream"), "lag", "-o", "json")
-		cmd.Env = append(os.Environ(), s.env...)
-		out, err := cmd.Output()
-		if err != nil {
-			return nil, fmt.Errorf("ratestream lag: %v", err)
-		}
-		var rows []row
-		return rows, json.Unmarshal(out, &rows)
-	}
+	lag := func() ([]lagJSON, error) { return ratestreamLag(t, s) }
 	testenv.Eventually(t, 60*time.Second, func() error {
 		rows, err := lag()
 		if err != nil {
@@ -110,4 +92,28 @@ func TestLagCommandAndGroupOffsetsAgree(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// lagJSON is one row of `ratestream lag -o json`.
+type lagJSON struct {
+	Partition int     `json:"partition"`
+	LogEnd    int64   `json:"log_end"`
+	Stored    int64   `json:"stored"`
+	Lag       int64   `json:"lag"`
+	Group     int64   `json:"group_committed"`
+	Queued    int64   `json:"scorer_queued"`
+	Wait      float64 `json:"scorer_oldest_wait_seconds"`
+}
+
+// ratestreamLag runs `ratestream lag -o json` against the stack.
+func ratestreamLag(t *testing.T, s *stack) ([]lagJSON, error) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(testenv.Binaries(t), "ratestream"), "lag", "-o", "json")
+	cmd.Env = append(os.Environ(), s.env...)
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("ratestream lag: %v", err)
+	}
+	var rows []lagJSON
+	return rows, json.Unmarshal(out, &rows)
 }
