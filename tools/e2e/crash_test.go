@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,7 +151,7 @@ func rateUnderKills(t *testing.T, s *stack, ids []int, total int, interval time.
 			krng := rand.New(rand.NewPCG(seed, uint64(len(name))))
 			go func() {
 				defer kwg.Done()
-				killRandomly(t, s.runDir, name, krng)
+				killRandomly(t, s, name, krng)
 			}()
 		}
 		kwg.Wait()
@@ -172,13 +171,8 @@ func rateUnderKills(t *testing.T, s *stack, ids []int, total int, interval time.
 // killRandomly sends SIGKILL to a service 2 to 4 times over about ten
 // seconds; after about half the kills it waits for the restart and kills
 // the new process again within a second.
-func killRandomly(t *testing.T, runDir, name string, rng *rand.Rand) {
-	pidFile := filepath.Join(runDir, name+".pid")
-	pid := func() int {
-		b, _ := os.ReadFile(pidFile)
-		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		return n
-	}
+func killRandomly(t *testing.T, s *stack, name string, rng *rand.Rand) {
+	pid := func() int { return s.pid(name) }
 	restarted := func(old int) int {
 		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 			if p := pid(); p != 0 && p != old {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -261,22 +262,10 @@ func TestWholeSystemThroughHTTP(t *testing.T) {
 func TestKilledServiceIsRestarted(t *testing.T) {
 	s := startStack(t)
 	for _, name := range []string{"ingest", "windower"} {
-		pidFile := filepath.Join(s.runDir, name+".pid")
-		b, err := os.ReadFile(pidFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
+		pid := s.kill9(t, name)
 		killed := time.Now()
 		testenv.Eventually(t, 10*time.Second, func() error {
-			b, err := os.ReadFile(pidFile)
-			if err != nil {
-				return err
-			}
-			if np, _ := strconv.Atoi(strings.TrimSpace(string(b))); np == pid || np == 0 {
+			if np := s.pid(name); np == pid || np == 0 {
 				return fmt.Errorf("%s not restarted yet", name)
 			}
 			return nil
@@ -293,4 +282,43 @@ func TestKilledServiceIsRestarted(t *testing.T) {
 			t.Errorf("the restart of %s is not logged:\n%s", name, out)
 		}
 	}
+}
+
+// pid is the process a service of the stack runs as now, from the
+// supervisor's pid file (0: none, e.g. between a death and its restart).
+func (s *stack) pid(name string) int {
+	b, _ := os.ReadFile(filepath.Join(s.runDir, name+".pid"))
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
+}
+
+// kill9 sends SIGKILL to a service's process and returns its pid.
+func (s *stack) kill9(t *testing.T, name string) int {
+	t.Helper()
+	pid := s.pid(name)
+	if pid == 0 {
+		t.Fatalf("%s is not running", name)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// pause stops a service's process with SIGSTOP: unlike a kill, it keeps
+// its place in the supervisor. The returned func resumes it; the test's
+// end does if nothing else did.
+func (s *stack) pause(t *testing.T, name string) (resume func()) {
+	t.Helper()
+	pid := s.pid(name)
+	if pid == 0 {
+		t.Fatalf("%s is not running", name)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	resume = func() { once.Do(func() { _ = syscall.Kill(pid, syscall.SIGCONT) }) }
+	t.Cleanup(resume)
+	return resume
 }

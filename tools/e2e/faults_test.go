@@ -4,13 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -88,11 +83,6 @@ func TestFaultsLoseNothing(t *testing.T) {
 		}()
 	}
 
-	pid := func(name string) int {
-		b, _ := os.ReadFile(filepath.Join(s.runDir, name+".pid"))
-		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		return n
-	}
 	// recovered waits until a rating was accepted after the fault and every
 	// partition stored an offset beyond where it stood before the fault.
 	recovered := func(fault string, at time.Time, before map[int]lagRow) {
@@ -127,9 +117,7 @@ func TestFaultsLoseNothing(t *testing.T) {
 	// (a) The broker dies.
 	before := settle()
 	at := time.Now()
-	if err := syscall.Kill(pid("broker"), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	s.kill9(t, "broker")
 	recovered("broker killed -9", at, before)
 
 	// (b) PostgreSQL stops and starts again.
@@ -143,9 +131,7 @@ func TestFaultsLoseNothing(t *testing.T) {
 	// (c) The windower dies.
 	before = settle()
 	at = time.Now()
-	if err := syscall.Kill(pid("windower"), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	s.kill9(t, "windower")
 	recovered("windower killed -9", at, before)
 
 	close(stop)

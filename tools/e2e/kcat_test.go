@@ -5,12 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -229,20 +226,7 @@ func TestKcatSeesTheWindowerGroup(t *testing.T) {
 
 	// Stop the windower (not kill: it keeps its place in the supervisor),
 	// add ratings, and let its group session expire.
-	b, err := os.ReadFile(filepath.Join(s.runDir, "windower.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	defer func() {
-		if !resumed {
-			_ = syscall.Kill(pid, syscall.SIGCONT)
-		}
-	}()
+	resume := s.pause(t, "windower")
 	for post := 1; post <= posts; post += 2 {
 		rate(post, "while-stopped")
 	}
@@ -278,10 +262,7 @@ func TestKcatSeesTheWindowerGroup(t *testing.T) {
 	if lagged != posts/2 {
 		t.Errorf("ratestream lag: %d events behind, want %d", lagged, posts/2)
 	}
-	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	resumed = true
+	resume()
 	// The windower rejoins and catches up; the group follows.
 	testenv.Eventually(t, 30*time.Second, caughtUp)
 }

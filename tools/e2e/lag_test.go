@@ -6,9 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,20 +24,7 @@ func TestLagCommandAndGroupOffsetsAgree(t *testing.T) {
 	}
 	// The scorer is stopped (not killed) while the ratings arrive: their
 	// posts wait in its queue.
-	b, err := os.ReadFile(filepath.Join(s.runDir, "scorer.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	scorer, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err := syscall.Kill(scorer, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	defer func() {
-		if !resumed {
-			_ = syscall.Kill(scorer, syscall.SIGCONT)
-		}
-	}()
+	resume := s.pause(t, "scorer")
 	testenv.Eventually(t, 5*time.Second, func() error {
 		for post := 1; post <= 3; post++ {
 			for u := range 20 {
@@ -76,10 +60,7 @@ func TestLagCommandAndGroupOffsetsAgree(t *testing.T) {
 		}
 		return nil
 	})
-	if err := syscall.Kill(scorer, syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	resumed = true
+	resume()
 	testenv.Eventually(t, 20*time.Second, func() error {
 		rows, err := lag()
 		if err != nil {

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -120,18 +119,11 @@ func TestTwoReplicasFailOver(t *testing.T) {
 
 	kill := func() time.Duration {
 		t.Helper()
-		b, err := os.ReadFile(filepath.Join(s.runDir, "windower.pid"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 		before, err := lagRows(t, s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
+		s.kill9(t, "windower")
 		killed := time.Now()
 		// Every partition moves past where it stood at the kill.
 		if len(before) != 12 {
