@@ -92,13 +92,8 @@ func TestKcatReadsAndWritesTheTopic(t *testing.T) {
 	}
 	users := []string{"ascii", "é-nfc", "日本語", "emoji 🎉", `quote " and \ backslash`}
 	sent := 0
-	testenv.Eventually(t, 5*time.Second, func() error {
-		if st, _ := call(t, "POST", s.ingest+"/v1/posts/1/ratings", `{"user_id":"warm","score":1}`); st != 202 {
-			return fmt.Errorf("ingest answers %d", st)
-		}
-		return nil
-	})
-	sent++
+	waitPostsKnown(t, s, posts)
+	sent += posts
 	for post := 1; post <= posts; post++ {
 		for i, u := range users {
 			body, _ := json.Marshal(map[string]any{"user_id": u, "score": (post + i) % 6})
@@ -196,12 +191,7 @@ func TestKcatSeesTheWindowerGroup(t *testing.T) {
 			t.Fatalf("rating: %d", st)
 		}
 	}
-	testenv.Eventually(t, 5*time.Second, func() error {
-		if st, _ := call(t, "POST", s.ingest+"/v1/posts/1/ratings", `{"user_id":"warm","score":1}`); st != 202 {
-			return fmt.Errorf("ingest answers %d", st)
-		}
-		return nil
-	})
+	waitPostsKnown(t, s, posts)
 	for post := 1; post <= posts; post++ {
 		rate(post, "before")
 	}
@@ -265,4 +255,24 @@ func TestKcatSeesTheWindowerGroup(t *testing.T) {
 	resume()
 	// The windower rejoins and catches up; the group follows.
 	testenv.Eventually(t, 30*time.Second, caughtUp)
+}
+
+// waitPostsKnown waits until ingest has accepted one rating ("warm", 1) of
+// each of posts 1..n, exactly one each: it learns of new posts through a
+// notification.
+func waitPostsKnown(t *testing.T, s *stack, n int) {
+	t.Helper()
+	accepted := map[int]bool{}
+	testenv.Eventually(t, 5*time.Second, func() error {
+		for post := 1; post <= n; post++ {
+			if accepted[post] {
+				continue
+			}
+			if st, _ := call(t, "POST", fmt.Sprintf("%s/v1/posts/%d/ratings", s.ingest, post), `{"user_id":"warm","score":1}`); st != 202 {
+				return fmt.Errorf("ingest answers %d for post %d", st, post)
+			}
+			accepted[post] = true
+		}
+		return nil
+	})
 }

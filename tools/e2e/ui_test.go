@@ -47,12 +47,7 @@ func TestWebPageShowsACampaign(t *testing.T) {
 			t.Errorf("rating: %d", resp.StatusCode)
 		}
 	}
-	testenv.Eventually(t, 5*time.Second, func() error {
-		if st, _ := call(t, "POST", s.ingest+"/v1/posts/1/ratings", `{"user_id":"warm","score":4}`); st != 202 {
-			return fmt.Errorf("ingest answers %d", st)
-		}
-		return nil
-	})
+	waitPostsKnown(t, s, 3)
 	// Honest raters at a steady pace (WINDOW=1s on the test stack).
 	rng := rand.New(rand.NewPCG(3, 4))
 	honest := func(d time.Duration) {
