@@ -36,6 +36,8 @@ type e2eStep struct {
 	ScoreBehind float64            `json:"scorer_behind_watermark_max_s"`
 	CPUPerOp    map[string]float64 `json:"cpu_us_per_rating"`
 	CPUTotal    float64            `json:"cpu_us_per_rating_total"`
+	LoadCPU     float64            `json:"load_generator_cpu_us_per_request"`
+	MachineBusy float64            `json:"machine_busy_share"`
 	RSSMB       map[string]float64 `json:"rss_max_mb"`
 }
 
@@ -129,7 +131,8 @@ func e2eBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 
 func e2eRun(ctx context.Context, t loadgen.Target, addrs map[string]string, procs map[string]*proc, rate float64, d time.Duration) (e2eStep, error) {
 	st := e2eStep{Offered: rate, CPUPerOp: map[string]float64{}, RSSMB: map[string]float64{}}
-	cpu0 := cpuSeconds(procs)
+	cpu0, self0 := cpuSeconds(procs), procCPU(os.Getpid())
+	busy0, all0 := machineCPU()
 	sctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -182,7 +185,8 @@ func e2eRun(ctx context.Context, t loadgen.Target, addrs map[string]string, proc
 	time.Sleep(time.Second)
 	stop()
 	wg.Wait()
-	cpu1 := cpuSeconds(procs)
+	cpu1, self1 := cpuSeconds(procs), procCPU(os.Getpid())
+	busy1, all1 := machineCPU()
 	accepted := float64(r.Requests - r.Errors)
 	st.Achieved, st.P50ms, st.P99ms, st.Errors, st.Dropped = r.PerSecond, r.P50ms, r.P99ms, r.ErrorRate, r.Dropped
 	if st.Achieved > 0 {
@@ -191,6 +195,10 @@ func e2eRun(ctx context.Context, t loadgen.Target, addrs map[string]string, proc
 	for name := range cpu1 {
 		st.CPUPerOp[name] = (cpu1[name] - cpu0[name]) / accepted * 1e6
 		st.CPUTotal += st.CPUPerOp[name]
+	}
+	st.LoadCPU = (self1 - self0) / float64(r.Requests) * 1e6
+	if all1 > all0 {
+		st.MachineBusy = (busy1 - busy0) / (all1 - all0)
 	}
 	sort.Slice(fresh, func(i, j int) bool { return fresh[i] < fresh[j] })
 	if n := len(fresh); n > 0 {
@@ -215,6 +223,7 @@ func printStep(s e2eStep) {
 		fmt.Fprintf(tw, "  %s\t%.1f\t%.0f\n", n, s.CPUPerOp[n], s.RSSMB[n])
 	}
 	fmt.Fprintf(tw, "  total\t%.1f\t\n", s.CPUTotal)
+	fmt.Fprintf(tw, "  (load generator\t%.1f µs/request; machine busy %.0f%%)\n", s.LoadCPU, s.MachineBusy*100)
 	tw.Flush()
 }
 
@@ -279,6 +288,24 @@ func cpuSeconds(procs map[string]*proc) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// machineCPU is the machine's busy and total CPU time from /proc/stat, in
+// clock ticks: how close a step came to using every core.
+func machineCPU() (busy, total float64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseFloat(f, 64)
+		total += v
+		if i != 3 && i != 4 { // idle and iowait
+			busy += v
+		}
+	}
+	return busy, total
 }
 
 // procCPU is utime+stime of a process in seconds (clock ticks of 1/100 s).
