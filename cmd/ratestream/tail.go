@@ -86,7 +86,7 @@ func tail(ctx context.Context, w io.Writer, cfg broker.Config, parts []int, from
 				if !follow && start >= end {
 					return nil
 				}
-				r, err := broker.NewPartitionReader(cfg, cfg.Topic, p, start, 100*time.Millisecond)
+				r, err := broker.NewPartitionReader(cfg, cfg.Topic, p, start, broker.Fetch{MaxWait: 100 * time.Millisecond})
 				if err != nil {
 					return err
 				}

@@ -165,7 +165,7 @@ func dialAny(ctx context.Context, cfg Config) (*kafka.Conn, error) {
 type WriterTuning struct {
 	BatchSize    int           `env:"KAFKA_BATCH_SIZE" default:"500" help:"messages per produce request and partition"`
 	BatchBytes   int64         `env:"KAFKA_BATCH_BYTES" default:"1048576" help:"bytes per produce request and partition"`
-	BatchTimeout time.Duration `env:"KAFKA_BATCH_TIMEOUT" default:"2ms" help:"how long a partial batch waits for company"`
+	BatchTimeout time.Duration `env:"KAFKA_BATCH_TIMEOUT" default:"10ms" help:"how long a partial batch waits for company: fewer, fuller produce requests cost the broker and ingest less per rating (make bench-e2e at 10k/s: 2ms 156 µs, 10ms 140 µs in all)"`
 	WriteTimeout time.Duration `env:"KAFKA_WRITE_TIMEOUT" default:"2s" help:"broker write/read deadline"`
 }
 
@@ -194,10 +194,18 @@ func NewWriter(cfg Config, topic string, t WriterTuning) (*kafka.Writer, error) 
 	}, nil
 }
 
+// Fetch is how long a partition reader lets the broker hold a fetch to
+// gather at least MinBytes: fewer, larger fetches cost the broker and the
+// reader less per event, and delay an event by at most MaxWait.
+type Fetch struct {
+	MinBytes int
+	MaxWait  time.Duration
+}
+
 // NewPartitionReader returns a reader of one partition positioned at
 // offset. Readers without a consumer group can seek, which is what lets the
 // windower resume from the offsets it stored in PostgreSQL.
-func NewPartitionReader(cfg Config, topic string, partition int, offset int64, maxWait time.Duration) (*kafka.Reader, error) {
+func NewPartitionReader(cfg Config, topic string, partition int, offset int64, f Fetch) (*kafka.Reader, error) {
 	d, err := cfg.Dialer(10 * time.Second)
 	if err != nil {
 		return nil, err
@@ -207,9 +215,9 @@ func NewPartitionReader(cfg Config, topic string, partition int, offset int64, m
 		Brokers:        cfg.Brokers,
 		Topic:          topic,
 		Partition:      partition,
-		MinBytes:       1,
+		MinBytes:       max(f.MinBytes, 1),
 		MaxBytes:       8 << 20,
-		MaxWait:        maxWait,
+		MaxWait:        f.MaxWait,
 		QueueCapacity:  10000,
 		ReadBackoffMin: 50 * time.Millisecond,
 		ReadBackoffMax: time.Second,
@@ -241,7 +249,7 @@ func ReadPartition(ctx context.Context, cfg Config, topic string, partition int,
 	if last <= first {
 		return nil
 	}
-	r, err := NewPartitionReader(cfg, topic, partition, first, 20*time.Millisecond)
+	r, err := NewPartitionReader(cfg, topic, partition, first, Fetch{MaxWait: 20 * time.Millisecond})
 	if err != nil {
 		return err
 	}
