@@ -26,6 +26,7 @@ type Config struct {
 	Group   string        `env:"WINDOWER_GROUP" default:"ratestream-windower" help:"the windower group whose watermarks give event time"`
 	Sweep   time.Duration `env:"SCORER_SWEEP" default:"1s" help:"rescan interval when no notification arrives"`
 	Batch   int           `env:"SCORER_BATCH" default:"500" help:"posts scored per transaction"`
+	Gather  time.Duration `env:"SCORER_GATHER" default:"100ms" help:"after a notification, how long to gather others before a round: one round then serves every partition's batches of that moment"`
 	Scoring scoring.Config
 	Kafka   broker.Config
 	HTTP    httpserver.Config
@@ -62,7 +63,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 
 	// Business.
 	w := &worker{
-		log: log, pool: pool, sweep: cfg.Sweep, m: newMetrics(srv.Registry),
+		log: log, pool: pool, sweep: cfg.Sweep, gather: cfg.Gather, m: newMetrics(srv.Registry),
 		r: &rescorer{pool: pool, strategy: strategy, params: params, consumer: cfg.Group, topic: cfg.Kafka.Topic, limit: cfg.Batch},
 	}
 

@@ -76,6 +76,7 @@ func (r *rescorer) claim(ctx context.Context, tx pgx.Tx) ([]int64, error) {
 			JOIN consumer_offsets co
 			  ON co.partition = ps.partition AND co.consumer = $1 AND co.topic = $2
 			WHERE ps.as_of < ps.stable_at AND ps.as_of < co.watermark AND NOT (ps.post_id = ANY($3))
+			ORDER BY co.watermark - ps.as_of DESC
 			LIMIT $4 FOR UPDATE OF ps SKIP LOCKED`, r.consumer, r.topic, ids, left)
 		if err != nil {
 			return nil, fmt.Errorf("claim maturing posts: %w", err)

@@ -18,7 +18,11 @@ type worker struct {
 	pool  *pgxpool.Pool
 	r     *rescorer
 	sweep time.Duration
-	m     *metrics
+	// gather is how long a notification waits for others: the windower
+	// commits each partition's batch on its own, and one round for all of
+	// them costs less than a round each.
+	gather time.Duration
+	m      *metrics
 }
 
 type metrics struct {
@@ -91,6 +95,11 @@ func (w *worker) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-wake:
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(w.gather):
+			}
 		case <-t.C:
 		}
 	}
