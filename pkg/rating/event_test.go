@@ -1,7 +1,9 @@
 package rating
 
 import (
+	stdjson "encoding/json"
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -147,4 +149,41 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("round trip: %+v, %v; want %+v", again, err, e)
 		}
 	})
+}
+
+// The hand-written encoder writes exactly what encoding/json writes for
+// the schema's fields, whatever the user id holds.
+func TestMarshalMatchesEncodingJSON(t *testing.T) {
+	ids := []string{"u-1", `quote " and \ backslash`, "<script>&amp;</script>", "tab\tnew\nline\r\x00\x1f\x7f",
+		"line\u2028para\u2029", "é ü 漢字 😀", "bad \xff utf-8 \xe2\x82", "\u0085\u200b\ufeff", ""}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		b := make([]byte, rng.IntN(12))
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		ids = append(ids, string(b))
+	}
+	for _, id := range ids {
+		e, err := New(7, "x", 5, time.Date(2026, 3, 4, 5, 6, 7, 80, time.UTC))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.UserID = id
+		got, _ := e.Marshal()
+		want, err := stdjson.Marshal(struct {
+			V       int    `json:"v"`
+			EventID string `json:"event_id"`
+			PostID  int64  `json:"post_id"`
+			UserID  string `json:"user_id"`
+			Score   int    `json:"score"`
+			RatedAt string `json:"rated_at"`
+		}{e.V, e.EventID.String(), e.PostID, e.UserID, e.Score, e.RatedAt.Format(time.RFC3339Nano)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Fatalf("user id %q:\n got %s\nwant %s", id, got, want)
+		}
+	}
 }

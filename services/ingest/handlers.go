@@ -15,6 +15,9 @@ import (
 	"github.com/ratestream/ratestream/pkg/rating"
 )
 
+// jsonType is the content type of every JSON answer.
+const jsonType = "application/json; charset=utf-8"
+
 // maxBody bounds a rating request; a valid one is under 200 bytes.
 const maxBody = 4 << 10
 
@@ -56,11 +59,11 @@ func (h *handlers) rateV1(c *gin.Context) error {
 	if err := h.fill(c, f, &req); err != nil {
 		return err
 	}
-	e, err := h.publish(c, req)
+	value, err := h.publish(c, req)
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusAccepted, eventBody(e, false))
+	c.Data(http.StatusAccepted, jsonType, value)
 	return nil
 }
 
@@ -81,11 +84,15 @@ func (h *handlers) rateSeed(c *gin.Context) error {
 	if err := h.fill(c, f, &req); err != nil {
 		return err
 	}
-	e, err := h.publish(c, req)
+	value, err := h.publish(c, req)
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusCreated, eventBody(e, true))
+	// The published event with the seed's "post" field first.
+	body := make([]byte, 0, len(value)+32)
+	body = strconv.AppendInt(append(body, `{"post":`...), req.postID, 10)
+	body = append(append(body, ','), value[1:]...)
+	c.Data(http.StatusCreated, jsonType, body)
 	return nil
 }
 
@@ -152,24 +159,28 @@ func (h *handlers) rater(c *gin.Context, f httpserver.Fields) (string, error) {
 	return id.Subject, nil
 }
 
-func (h *handlers) publish(c *gin.Context, req request) (rating.Event, error) {
+// publish publishes the rating and returns the event's JSON value, which is
+// also the answer's body.
+func (h *handlers) publish(c *gin.Context, req request) ([]byte, error) {
 	if err := h.posts.Ready(c); err != nil {
 		// Until the post ids are loaded every post would look unknown.
 		h.metrics.rejected.WithLabelValues("starting").Inc()
-		return rating.Event{}, httpserver.Unavailable(time.Second, "starting up; retry shortly", err)
+		return nil, httpserver.Unavailable(time.Second, "starting up; retry shortly", err)
 	}
 	if !h.posts.Has(req.postID) {
-		return rating.Event{}, h.reject("unknown_post", httpserver.Bad(http.StatusNotFound, "post_id", "no post with id "+strconv.FormatInt(req.postID, 10)))
+		return nil, h.reject("unknown_post", httpserver.Bad(http.StatusNotFound, "post_id", "no post with id "+strconv.FormatInt(req.postID, 10)))
 	}
 	if ok, wait := h.ips.Allow(c.ClientIP()); !ok {
-		return rating.Event{}, h.reject("rate_limit_ip", httpserver.TooMany(wait, "too many requests from this address"))
+		return nil, h.reject("rate_limit_ip", httpserver.TooMany(wait, "too many requests from this address"))
 	}
 	if ok, wait := h.users.Allow(req.userID); !ok {
-		return rating.Event{}, h.reject("rate_limit_user", httpserver.TooMany(wait, "too many ratings from this user"))
+		return nil, h.reject("rate_limit_user", httpserver.TooMany(wait, "too many ratings from this user"))
 	}
 	e, err := rating.New(req.postID, req.userID, req.score, time.Now())
+	var value []byte
 	if err == nil {
-		err = h.pub.Publish(c.Request.Context(), e)
+		value = e.AppendJSON(make([]byte, 0, 192))
+		err = h.pub.Publish(c.Request.Context(), e, value)
 	}
 	if err != nil {
 		reasonLabel := "broker_unavailable"
@@ -177,9 +188,9 @@ func (h *handlers) publish(c *gin.Context, req request) (rating.Event, error) {
 			reasonLabel = "overloaded"
 		}
 		h.metrics.rejected.WithLabelValues(reasonLabel).Inc()
-		return rating.Event{}, httpserver.Unavailable(time.Second, "the rating could not be stored durably; retry later", err)
+		return nil, httpserver.Unavailable(time.Second, "the rating could not be stored durably; retry later", err)
 	}
-	return e, nil
+	return value, nil
 }
 
 // reject counts a refused request by reason and returns its problem.
@@ -202,24 +213,4 @@ func reason(e *httpserver.Problem) string {
 		return "unknown_field"
 	}
 	return "invalid"
-}
-
-// eventJSON is the answer to an accepted rating: the published event,
-// plus the seed's "post" field on the seed's route.
-type eventJSON struct {
-	V       int    `json:"v"`
-	EventID string `json:"event_id"`
-	Post    *int64 `json:"post,omitempty"`
-	PostID  int64  `json:"post_id"`
-	UserID  string `json:"user_id"`
-	Score   int    `json:"score"`
-	RatedAt string `json:"rated_at"`
-}
-
-func eventBody(e rating.Event, seed bool) eventJSON {
-	b := eventJSON{V: e.V, EventID: e.EventID.String(), PostID: e.PostID, UserID: e.UserID, Score: e.Score, RatedAt: e.RatedAt.Format(time.RFC3339Nano)}
-	if seed {
-		b.Post = &b.PostID
-	}
-	return b
 }

@@ -92,8 +92,8 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	g.Go(func() error { posts.Run(bg); return nil })
 	g.Go(func() error { _ = broker.EnsureTopics(gctx, cfg.Kafka, log, cfg.Kafka.Topic); return nil })
 	g.Go(func() error { pub.collectStats(bg, 5*time.Second); return nil })
-	g.Go(func() error { users.Sweep(bg, time.Minute); return nil })
-	g.Go(func() error { ips.Sweep(bg, time.Minute); return nil })
+	g.Go(func() error { users.Sweep(bg, users.SweepInterval()); return nil })
+	g.Go(func() error { ips.Sweep(bg, ips.SweepInterval()); return nil })
 	err = g.Wait()
 	log.Info("flushing writer")
 	if cerr := writer.Close(); cerr != nil {

@@ -28,8 +28,8 @@ func newPublisher(w *kafka.Writer, timeout time.Duration, maxInFlight int, m *me
 	return &publisher{w: w, timeout: timeout, slots: make(chan struct{}, maxInFlight), m: m}
 }
 
-// Publish writes one event durably.
-func (p *publisher) Publish(ctx context.Context, e rating.Event) error {
+// Publish writes one event, encoded as value, durably.
+func (p *publisher) Publish(ctx context.Context, e rating.Event, value []byte) error {
 	select {
 	case p.slots <- struct{}{}:
 	default:
@@ -37,16 +37,12 @@ func (p *publisher) Publish(ctx context.Context, e rating.Event) error {
 	}
 	p.m.inFlight.Inc()
 	defer func() { <-p.slots; p.m.inFlight.Dec() }()
-	value, err := e.Marshal()
-	if err != nil {
-		return err
-	}
 	// The request's own context is not used: a client that hangs up must
 	// not cancel a write other ratings are batched with.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
 	defer cancel()
 	start := time.Now()
-	err = p.w.WriteMessages(wctx, kafka.Message{Key: e.Key(), Value: value, Time: e.RatedAt})
+	err := p.w.WriteMessages(wctx, kafka.Message{Key: e.Key(), Value: value, Time: e.RatedAt})
 	if err != nil {
 		p.m.produceErrors.Inc()
 		return fmt.Errorf("publish rating: %w", err)
