@@ -43,6 +43,14 @@ func New(rate float64, burst int) *Limiter {
 	return l
 }
 
+// SweepInterval is how often Sweep should run: as often as an idle key's
+// allowance fills up again (at least a second, at most a minute). Maps do
+// not shrink, so the sweep's spacing bounds the memory: at 10k ratings/s
+// from distinct users a minute is 600k keys, two seconds 20k.
+func (l *Limiter) SweepInterval() time.Duration {
+	return min(max(l.tolerance+l.emission, time.Second), time.Minute)
+}
+
 // Allow takes one event for key. When refused it says how long to wait.
 func (l *Limiter) Allow(key string) (bool, time.Duration) {
 	if l.emission == 0 {

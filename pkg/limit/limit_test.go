@@ -35,3 +35,15 @@ func TestZeroRateIsUnlimited(t *testing.T) {
 		}
 	}
 }
+
+func TestSweepIntervalFollowsTheRefill(t *testing.T) {
+	for _, c := range []struct {
+		rate  float64
+		burst int
+		want  time.Duration
+	}{{20, 40, 2 * time.Second}, {100000, 200000, 2 * time.Second}, {1000, 1, time.Second}, {0.01, 10, time.Minute}, {0, 0, time.Second}} {
+		if got := New(c.rate, c.burst).SweepInterval(); got != c.want {
+			t.Errorf("rate %v burst %d: %s, want %s", c.rate, c.burst, got, c.want)
+		}
+	}
+}
