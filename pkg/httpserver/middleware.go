@@ -34,10 +34,11 @@ func requestID() gin.HandlerFunc {
 	}
 }
 
-// Logger returns the request-scoped logger (with the request id).
+// Logger returns the request-scoped logger (with the request id). It is
+// built when asked for: most requests never log.
 func Logger(c *gin.Context) *zap.Logger {
 	if l, ok := c.Get(ctxLogger); ok {
-		return l.(*zap.Logger)
+		return l.(*zap.Logger).With(zap.String("request_id", c.GetString(RequestIDHeader)))
 	}
 	return zap.NewNop()
 }
@@ -45,8 +46,7 @@ func Logger(c *gin.Context) *zap.Logger {
 func accessLog(log *zap.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
-		reqLog := log.With(zap.String("request_id", c.GetString(RequestIDHeader)))
-		c.Set(ctxLogger, reqLog)
+		c.Set(ctxLogger, log)
 		c.Next()
 		status := c.Writer.Status()
 		if c.Request.URL.Path == "/healthz" || c.Request.URL.Path == "/metrics" || c.Request.URL.Path == "/readyz" {
@@ -56,8 +56,9 @@ func accessLog(log *zap.Logger) gin.HandlerFunc {
 		if status >= 500 {
 			lvl = zap.WarnLevel
 		}
-		if ce := reqLog.Check(lvl, "request"); ce != nil {
+		if ce := log.Check(lvl, "request"); ce != nil {
 			ce.Write(
+				zap.String("request_id", c.GetString(RequestIDHeader)),
 				zap.String("method", c.Request.Method),
 				zap.String("route", c.FullPath()),
 				zap.String("path", c.Request.URL.Path),
