@@ -218,7 +218,7 @@ func NewPartitionReader(cfg Config, topic string, partition int, offset int64, f
 		MinBytes:       max(f.MinBytes, 1),
 		MaxBytes:       8 << 20,
 		MaxWait:        f.MaxWait,
-		QueueCapacity:  10000,
+		QueueCapacity:  1000,
 		ReadBackoffMin: 50 * time.Millisecond,
 		ReadBackoffMax: time.Second,
 	})
