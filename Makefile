@@ -87,9 +87,10 @@ bench-auth: build ## ingest with AUTH_MODE=jwt (RS256, 10k tokens) vs none
 bench-windower: build ## windower from a 1M-event topic to zero lag, then ratestream replay of it
 	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only windower
 
-bench-e2e: build ## the whole pipeline, open-loop at 2k..20k ratings/s: empty, then with 10M ratings stored
+bench-e2e: build ## the whole pipeline, open-loop at 2k..20k ratings/s: empty, then with 10M ratings stored, then the floor of its parts
 	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only e2e && \
-	 $(BIN)/benchall -only e2e -e2e-preload 10000000
+	 $(BIN)/benchall -only e2e -e2e-preload 10000000 && \
+	 $(BIN)/benchall -only floor -e2e-rates 10000
 
 bench-export: build ## ratestream export of 10M ratings rows: time and peak RSS
 	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only export

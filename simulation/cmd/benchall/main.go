@@ -4,6 +4,7 @@
 //
 //	benchall [-only ingest|auth|windower|scorer|query|freshness|export] [-duration 20s]
 //	benchall -only e2e [-e2e-rates 2000,5000,10000] [-e2e-step 30s] [-e2e-preload 10000000]
+//	benchall -only floor [-e2e-rates 10000]
 package main
 
 import (
@@ -45,7 +46,11 @@ type opts struct {
 }
 
 func main() {
-	only := flag.String("only", "", "run one benchmark: ingest, auth, windower, scorer, query, freshness, export or e2e")
+	if addr := os.Getenv(serveEnv); addr != "" {
+		serveBare(addr)
+		return
+	}
+	only := flag.String("only", "", "run one benchmark: ingest, auth, windower, scorer, query, freshness, export, e2e or floor")
 	duration := flag.Duration("duration", 20*time.Second, "load duration of the HTTP benchmarks")
 	vus := flag.Int("vus", 200, "concurrent connections of the HTTP benchmarks")
 	out := flag.String("json", filepath.Join("simulation", "out", "bench.json"), "JSON summary file")
@@ -67,7 +72,7 @@ func main() {
 	}
 	benches := []bench{
 		{"ingest", ingestBench}, {"auth", authBench}, {"windower", windowerBench}, {"scorer", scorerBench},
-		{"query", queryBench}, {"freshness", freshnessBench}, {"export", exportBench}, {"e2e", e2eBench},
+		{"query", queryBench}, {"freshness", freshnessBench}, {"export", exportBench}, {"e2e", e2eBench}, {"floor", floorBench},
 	}
 	ctx := context.Background()
 	var all []figure
@@ -80,7 +85,7 @@ func main() {
 			fail(err)
 		}
 		fmt.Printf("== %s\n", b.name)
-		if b.name == "e2e" && *only != "e2e" {
+		if (b.name == "e2e" || b.name == "floor") && *only != b.name {
 			continue // minutes of load at five rates: make bench-e2e
 		}
 		figs, err := b.run(ctx, e, opts{duration: *duration, vus: *vus, rates: rateList, step: *step, preload: *preloadN})
