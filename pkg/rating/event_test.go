@@ -61,6 +61,7 @@ func TestNewerOrdersByTimeThenID(t *testing.T) {
 	if !Newer(b.RatedAt, b.EventID, a.RatedAt, a.EventID) || Newer(a.RatedAt, a.EventID, b.RatedAt, b.EventID) {
 		t.Fatal("later rated_at must win")
 	}
+	a.EventID[15] = 0x10 // so that c's id is larger whatever the random bytes
 	c := a
 	c.EventID[15]++
 	if !Newer(c.RatedAt, c.EventID, a.RatedAt, a.EventID) || Newer(a.RatedAt, a.EventID, a.RatedAt, a.EventID) {
