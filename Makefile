@@ -88,6 +88,7 @@ bench-windower: build ## windower from a 1M-event topic to zero lag, then ratest
 	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only windower
 
 bench-e2e: build ## the whole pipeline, open-loop at 2k..20k ratings/s: empty, then with 10M ratings stored, then the floor of its parts
+	@scripts/need.sh wrk=wrk
 	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only e2e && \
 	 $(BIN)/benchall -only e2e -e2e-preload 10000000 && \
 	 $(BIN)/benchall -only floor -e2e-rates 10000

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 
 // e2eStep is one open-loop step of the whole pipeline.
 type e2eStep struct {
+	Load        string             `json:"load"`
 	Preloaded   int64              `json:"preloaded_ratings"`
 	Offered     float64            `json:"offered_per_s"`
 	Achieved    float64            `json:"achieved_2xx_per_s"`
@@ -94,13 +96,33 @@ func e2eBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 
 	var steps []e2eStep
 	for _, rate := range o.rates {
-		st, err := e2eRun(ctx, tg, addrs, procs, rate, o.step)
+		st, err := e2eRun(ctx, addrs, procs, e2eStep{Load: "open loop", Offered: rate}, func() (loadgen.Result, float64, error) {
+			self0 := procCPU(os.Getpid())
+			r := loadgen.RunRate(ctx, loadgen.RatePlan{Name: fmt.Sprintf("e2e %.0f/s", rate), Rate: rate, Duration: o.step, MaxVUs: 400, Request: tg.RateRequest()})
+			return r, procCPU(os.Getpid()) - self0, nil
+		})
 		if err != nil {
 			return nil, err
 		}
 		st.Preloaded = o.preload
 		steps = append(steps, st)
 		printStep(st)
+	}
+	// The same load from wrk, a client no one here wrote and far cheaper
+	// per request than Go's, in a closed loop: what the pipeline sustains
+	// when the load generator leaves it most of the machine.
+	if _, err := exec.LookPath("wrk"); err == nil {
+		st, err := e2eRun(ctx, addrs, procs, e2eStep{Load: "wrk -t2 -c200 (closed loop)"}, func() (loadgen.Result, float64, error) {
+			return runWrk(ctx, "http://"+addrs["ingest"], o.step)
+		})
+		if err != nil {
+			return nil, err
+		}
+		st.Preloaded = o.preload
+		steps = append(steps, st)
+		printStep(st)
+	} else {
+		fmt.Println("wrk is not installed (make bench-e2e installs it): no closed-loop step")
 	}
 	out := filepath.Join("simulation", "out", "bench-e2e.json")
 	if o.preload > 0 {
@@ -116,6 +138,9 @@ func e2eBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	var figs []figure
 	for _, s := range steps {
 		label := fmt.Sprintf("%.0f/s offered", s.Offered)
+		if s.Offered == 0 {
+			label = s.Load
+		}
 		if o.preload > 0 {
 			label += fmt.Sprintf(", %dM stored", o.preload/1_000_000)
 		}
@@ -129,9 +154,11 @@ func e2eBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	return figs, nil
 }
 
-func e2eRun(ctx context.Context, t loadgen.Target, addrs map[string]string, procs map[string]*proc, rate float64, d time.Duration) (e2eStep, error) {
-	st := e2eStep{Offered: rate, CPUPerOp: map[string]float64{}, RSSMB: map[string]float64{}}
-	cpu0, self0 := cpuSeconds(procs), procCPU(os.Getpid())
+// e2eRun measures the pipeline while drive loads it; drive returns the
+// load's summary and the CPU seconds the load generator spent.
+func e2eRun(ctx context.Context, addrs map[string]string, procs map[string]*proc, st e2eStep, drive func() (loadgen.Result, float64, error)) (e2eStep, error) {
+	st.CPUPerOp, st.RSSMB = map[string]float64{}, map[string]float64{}
+	cpu0 := cpuSeconds(procs)
 	busy0, all0 := machineCPU()
 	sctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -157,11 +184,11 @@ func e2eRun(ctx context.Context, t loadgen.Target, addrs map[string]string, proc
 	go func() {
 		defer wg.Done()
 		c := &http.Client{Timeout: 5 * time.Second}
-		rng := rand.New(rand.NewPCG(uint64(rate), 9))
+		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
 		for i := 0; sctx.Err() == nil; i++ {
-			post, user := 1+rng.IntN(t.Posts), fmt.Sprintf("fresh-%.0f-%d", rate, i)
+			post, user := 1+rng.IntN(1000), fmt.Sprintf("fresh-%d-%d", rng.Uint32(), i)
 			body := fmt.Sprintf(`{"user_id":%q,"score":%d}`, user, 1+rng.IntN(5))
-			if loadgen.Do(sctx, c, http.MethodPost, fmt.Sprintf("%s/v1/posts/%d/ratings", t.Ingest, post), body) == http.StatusAccepted {
+			if loadgen.Do(sctx, c, http.MethodPost, fmt.Sprintf("http://%s/v1/posts/%d/ratings", addrs["ingest"], post), body) == http.StatusAccepted {
 				acked := time.Now()
 				for time.Since(acked) < 10*time.Second && sctx.Err() == nil {
 					if myScoreVisible(sctx, c, "http://"+addrs["query"], post, user) {
@@ -176,7 +203,12 @@ func e2eRun(ctx context.Context, t loadgen.Target, addrs map[string]string, proc
 			sleep(sctx, 200*time.Millisecond)
 		}
 	}()
-	r := loadgen.RunRate(ctx, loadgen.RatePlan{Name: fmt.Sprintf("e2e %.0f/s", rate), Rate: rate, Duration: d, MaxVUs: 400, Request: t.RateRequest()})
+	r, loadCPU, err := drive()
+	if err != nil {
+		stop()
+		wg.Wait()
+		return st, err
+	}
 	// Let the pipeline drain what was accepted, then read the CPU spent on it.
 	drainUntil := time.Now().Add(30 * time.Second)
 	for time.Now().Before(drainUntil) && metricSum("http://"+addrs["windower"], "windower_consumer_lag") > 0 {
@@ -185,7 +217,7 @@ func e2eRun(ctx context.Context, t loadgen.Target, addrs map[string]string, proc
 	time.Sleep(time.Second)
 	stop()
 	wg.Wait()
-	cpu1, self1 := cpuSeconds(procs), procCPU(os.Getpid())
+	cpu1 := cpuSeconds(procs)
 	busy1, all1 := machineCPU()
 	accepted := float64(r.Requests - r.Errors)
 	st.Achieved, st.P50ms, st.P99ms, st.Errors, st.Dropped = r.PerSecond, r.P50ms, r.P99ms, r.ErrorRate, r.Dropped
@@ -196,7 +228,7 @@ func e2eRun(ctx context.Context, t loadgen.Target, addrs map[string]string, proc
 		st.CPUPerOp[name] = (cpu1[name] - cpu0[name]) / accepted * 1e6
 		st.CPUTotal += st.CPUPerOp[name]
 	}
-	st.LoadCPU = (self1 - self0) / float64(r.Requests) * 1e6
+	st.LoadCPU = loadCPU / float64(max(r.Requests, 1)) * 1e6
 	if all1 > all0 {
 		st.MachineBusy = (busy1 - busy0) / (all1 - all0)
 	}
@@ -209,8 +241,13 @@ func e2eRun(ctx context.Context, t loadgen.Target, addrs map[string]string, proc
 
 func printStep(s e2eStep) {
 	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "offered %.0f/s: achieved %.0f/s, 2xx p50 %.1f ms p99 %.1f ms, errors %.3f%%, dropped %d\n",
-		s.Offered, s.Achieved, s.P50ms, s.P99ms, s.Errors*100, s.Dropped)
+	if s.Offered == 0 {
+		fmt.Fprintf(tw, "%s: ", s.Load)
+	} else {
+		fmt.Fprintf(tw, "offered %.0f/s: ", s.Offered)
+	}
+	fmt.Fprintf(tw, "achieved %.0f/s, 2xx p50 %.1f ms p99 %.1f ms, errors %.3f%%, dropped %d\n",
+		s.Achieved, s.P50ms, s.P99ms, s.Errors*100, s.Dropped)
 	fmt.Fprintf(tw, "  windower lag max %.0f events (%.2f s), my_score visible p99 %.0f ms, scorer behind the watermark max %.1f s\n",
 		s.LagMax, s.LagMaxSec, s.MyScoreP99, s.ScoreBehind)
 	fmt.Fprintln(tw, "  process\tCPU µs/rating\tRSS max MB")
