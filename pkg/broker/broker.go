@@ -216,7 +216,7 @@ func NewPartitionReader(cfg Config, topic string, partition int, offset int64, f
 		Topic:          topic,
 		Partition:      partition,
 		MinBytes:       max(f.MinBytes, 1),
-		MaxBytes:       8 << 20,
+		MaxBytes:       1 << 20,
 		MaxWait:        f.MaxWait,
 		QueueCapacity:  1000,
 		ReadBackoffMin: 50 * time.Millisecond,
