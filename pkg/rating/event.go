@@ -153,13 +153,11 @@ func (e Event) AppendJSON(b []byte) []byte {
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, int64(e.V), 10)
 	b = append(b, `,"event_id":"`...)
-	var id [36]byte
-	uuidString(id[:], e.EventID)
-	b = append(b, id[:]...)
+	b = append(b, e.EventID.String()...)
 	b = append(b, `","post_id":`...)
 	b = strconv.AppendInt(b, e.PostID, 10)
 	b = append(b, `,"user_id":`...)
-	b = AppendJSONString(b, e.UserID)
+	b = appendJSONString(b, e.UserID)
 	b = append(b, `,"score":`...)
 	b = strconv.AppendInt(b, int64(e.Score), 10)
 	b = append(b, `,"rated_at":"`...)
@@ -167,25 +165,11 @@ func (e Event) AppendJSON(b []byte) []byte {
 	return append(b, `"}`...)
 }
 
-// uuidString writes id in its canonical 36-character form.
-func uuidString(dst []byte, id uuid.UUID) {
-	const hex = "0123456789abcdef"
-	j := 0
-	for i, c := range id {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			dst[j] = '-'
-			j++
-		}
-		dst[j], dst[j+1] = hex[c>>4], hex[c&0xf]
-		j += 2
-	}
-}
-
-// AppendJSONString appends s as a JSON string the way encoding/json
+// appendJSONString appends s as a JSON string the way encoding/json
 // writes it: quotes, backslashes and control characters escaped, <, >
 // and & as \u escapes (safe inside HTML), U+2028 and U+2029 escaped,
 // and invalid UTF-8 replaced by U+FFFD.
-func AppendJSONString(b []byte, s string) []byte {
+func appendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0
