@@ -95,32 +95,35 @@ func e2eBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	fmt.Println(warm)
 
 	var steps []e2eStep
-	for _, rate := range o.rates {
-		st, err := e2eRun(ctx, addrs, procs, e2eStep{Load: "open loop", Offered: rate}, func() (loadgen.Result, float64, error) {
-			self0 := procCPU(os.Getpid())
-			r := loadgen.RunRate(ctx, loadgen.RatePlan{Name: fmt.Sprintf("e2e %.0f/s", rate), Rate: rate, Duration: o.step, MaxVUs: 400, Request: tg.RateRequest()})
-			return r, procCPU(os.Getpid()) - self0, nil
-		})
+	record := func(st e2eStep, err error) error {
 		if err != nil {
-			return nil, err
+			return err
 		}
 		st.Preloaded = o.preload
 		steps = append(steps, st)
 		printStep(st)
+		return nil
+	}
+	for _, rate := range o.rates {
+		err := record(e2eRun(ctx, addrs, procs, e2eStep{Load: "open loop", Offered: rate}, func() (loadgen.Result, float64, error) {
+			self0 := procCPU(os.Getpid())
+			r := loadgen.RunRate(ctx, loadgen.RatePlan{Name: fmt.Sprintf("e2e %.0f/s", rate), Rate: rate, Duration: o.step, MaxVUs: 400, Request: tg.RateRequest()})
+			return r, procCPU(os.Getpid()) - self0, nil
+		}))
+		if err != nil {
+			return nil, err
+		}
 	}
 	// The same load from wrk, a client no one here wrote and far cheaper
 	// per request than Go's, in a closed loop: what the pipeline sustains
 	// when the load generator leaves it most of the machine.
 	if _, err := exec.LookPath("wrk"); err == nil {
-		st, err := e2eRun(ctx, addrs, procs, e2eStep{Load: "wrk -t2 -c200 (closed loop)"}, func() (loadgen.Result, float64, error) {
+		err := record(e2eRun(ctx, addrs, procs, e2eStep{Load: "wrk -t2 -c200 (closed loop)"}, func() (loadgen.Result, float64, error) {
 			return runWrk(ctx, "http://"+addrs["ingest"], o.step)
-		})
+		}))
 		if err != nil {
 			return nil, err
 		}
-		st.Preloaded = o.preload
-		steps = append(steps, st)
-		printStep(st)
 	} else {
 		fmt.Println("wrk is not installed (make bench-e2e installs it): no closed-loop step")
 	}
@@ -137,10 +140,7 @@ func e2eBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	}
 	var figs []figure
 	for _, s := range steps {
-		label := fmt.Sprintf("%.0f/s offered", s.Offered)
-		if s.Offered == 0 {
-			label = s.Load
-		}
+		label := s.label()
 		if o.preload > 0 {
 			label += fmt.Sprintf(", %dM stored", o.preload/1_000_000)
 		}
@@ -239,15 +239,18 @@ func e2eRun(ctx context.Context, addrs map[string]string, procs map[string]*proc
 	return st, nil
 }
 
+// label names a step: its offered rate, or the closed-loop load.
+func (s e2eStep) label() string {
+	if s.Offered == 0 {
+		return s.Load
+	}
+	return fmt.Sprintf("%.0f/s offered", s.Offered)
+}
+
 func printStep(s e2eStep) {
 	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	if s.Offered == 0 {
-		fmt.Fprintf(tw, "%s: ", s.Load)
-	} else {
-		fmt.Fprintf(tw, "offered %.0f/s: ", s.Offered)
-	}
-	fmt.Fprintf(tw, "achieved %.0f/s, 2xx p50 %.1f ms p99 %.1f ms, errors %.3f%%, dropped %d\n",
-		s.Achieved, s.P50ms, s.P99ms, s.Errors*100, s.Dropped)
+	fmt.Fprintf(tw, "%s: achieved %.0f/s, 2xx p50 %.1f ms p99 %.1f ms, errors %.3f%%, dropped %d\n",
+		s.label(), s.Achieved, s.P50ms, s.P99ms, s.Errors*100, s.Dropped)
 	fmt.Fprintf(tw, "  windower lag max %.0f events (%.2f s), my_score visible p99 %.0f ms, scorer behind the watermark max %.1f s\n",
 		s.LagMax, s.LagMaxSec, s.MyScoreP99, s.ScoreBehind)
 	fmt.Fprintln(tw, "  process\tCPU µs/rating\tRSS max MB")

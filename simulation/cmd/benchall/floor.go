@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -47,21 +46,18 @@ func floorBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), serveEnv+"="+addr)
-	if err := cmd.Start(); err != nil {
+	srv, err := e.spawn(filepath.Base(exe), serveEnv+"="+addr)
+	if err != nil {
 		return nil, err
 	}
-	e.cleanup = append(e.cleanup, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	if err := waitTCP(addr, 10*time.Second); err != nil {
 		return nil, err
 	}
-	srv := map[string]*proc{"server": {name: "server", pid: cmd.Process.Pid}}
 	tg := loadgen.Target{Ingest: "http://" + addr, Posts: 1000, Users: 1_000_000}
 	loadgen.RunRate(ctx, loadgen.RatePlan{Name: "warm-up", Rate: 1000, Duration: 2 * time.Second, MaxVUs: 400, Request: tg.RateRequest()})
-	c0, self0 := cpuSeconds(srv)["server"], procCPU(os.Getpid())
+	c0, self0 := procCPU(srv.pid), procCPU(os.Getpid())
 	r := loadgen.RunRate(ctx, loadgen.RatePlan{Name: "bare HTTP", Rate: rate, Duration: d, MaxVUs: 400, Request: tg.RateRequest()})
-	c1, self1 := cpuSeconds(srv)["server"], procCPU(os.Getpid())
+	c1, self1 := procCPU(srv.pid), procCPU(os.Getpid())
 	httpUS := (c1 - c0) / float64(r.Requests) * 1e6
 	loadUS := (self1 - self0) / float64(r.Requests) * 1e6
 	fmt.Println(r)
