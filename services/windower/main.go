@@ -30,8 +30,8 @@ type Config struct {
 	MaxBatch int           `env:"BATCH_MAX_EVENTS" default:"5000" help:"most events per transaction"`
 	MaxWait  time.Duration `env:"BATCH_MAX_WAIT" default:"300ms" help:"longest wait to fill a batch: longer batches cost less per rating (make bench-e2e at 10k/s: 200ms 111 µs, 300ms 102 µs in all) and delay my_score by up to as much"`
 	FetchMin int           `env:"KAFKA_FETCH_MIN_BYTES" default:"16384" help:"bytes a fetch waits for (up to half of BATCH_MAX_WAIT): fewer, larger fetches cost the broker and the windower less per event"`
-	Session  time.Duration `env:"WINDOWER_SESSION_TIMEOUT" default:"10s" help:"group session timeout: how soon a dead instance's partitions move (at least the broker's group.min.session.timeout.ms, 6s on a default Kafka)"`
-	Stall    time.Duration `env:"WINDOWER_STALL_TIMEOUT" default:"30s" help:"a partition with messages whose stored offset has not moved for this long is reported, fails readiness and, when another member owns it, forces a rebalance"`
+	Session  time.Duration `env:"WINDOWER_SESSION_TIMEOUT" default:"10s" help:"group session timeout: how soon a dead instance's partitions move (at least the broker's group.min.session.timeout.ms, 6s on a default Kafka); the rebalance timeout is half of it"`
+	Stall    time.Duration `env:"WINDOWER_STALL_TIMEOUT" default:"30s" help:"a partition with messages whose stored offset has not moved for this long is reported, fails readiness and, when another member owns it and the group has been stable for a session, forces a rebalance"`
 	Monitor  time.Duration `env:"WINDOWER_MONITOR_INTERVAL" default:"2s" help:"how often lag and stalls are computed for every partition from the broker's log ends"`
 	Until    string        `env:"WINDOWER_UNTIL" help:"replay only: PARTITION:OFFSET,... at which each partition stops (ratestream replay sets it)"`
 	Scoring  scoring.Config
@@ -92,7 +92,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		},
 		maxBatch: cfg.MaxBatch, maxWait: cfg.MaxWait, session: cfg.Session,
 	}
-	mon := &monitor{p: p, log: log, interval: cfg.Monitor, bound: cfg.Stall}
+	mon := &monitor{p: p, log: log, interval: cfg.Monitor, bound: cfg.Stall, settle: cfg.Session}
 
 	// HTTP: health and metrics only.
 	srv := httpserver.New(log, cfg.HTTP, cfg.Addr,

@@ -20,18 +20,21 @@ import (
 // exports the lag and how long a partition with messages to consume has
 // not moved, and when one has not moved for longer than bound it logs the
 // partition and its owner, turns readiness to 503 and, if another member
-// owns it (or none does), forces a rebalance by leaving and rejoining the
-// group, so that a member that is gone but was never evicted (a broker
-// that does not expire its session) loses its partitions.
+// owns it (or none does) in a group that has settled, forces a rebalance
+// by leaving and rejoining the group, so that a member that is gone but
+// was never evicted (a broker that does not expire its session) loses its
+// partitions.
 type monitor struct {
 	p        *processor
 	log      *zap.Logger
 	interval time.Duration
 	bound    time.Duration
+	settle   time.Duration // how long the group must have been Stable before a force
 
 	watches   map[int]*watch
 	lastForce time.Time
 	lastLog   time.Time
+	unsettled time.Time // the last check that saw the group rebalancing, or our last force
 
 	mu    sync.Mutex
 	stuck []int // partitions stalled beyond bound at the last check
@@ -75,6 +78,7 @@ func (m *monitor) check(ctx context.Context, now time.Time) error {
 		m.watches = map[int]*watch{}
 	}
 	var stuck []int
+	anyStalled := false
 	for part, b := range ends {
 		next, ok := stored[part]
 		if !ok {
@@ -103,6 +107,7 @@ func (m *monitor) check(ctx context.Context, now time.Time) error {
 			stalled = now.Sub(w.since)
 		}
 		m.p.m.stalled.WithLabelValues(label).Set(stalled.Seconds())
+		anyStalled = anyStalled || stalled > 0
 		if stalled >= m.bound {
 			stuck = append(stuck, part)
 		}
@@ -111,20 +116,27 @@ func (m *monitor) check(ctx context.Context, now time.Time) error {
 	m.mu.Lock()
 	m.stuck = stuck
 	m.mu.Unlock()
+	if !anyStalled {
+		return nil
+	}
+	// Something has not moved since the last check: follow the group's
+	// state from now on, so that a force waits until it has settled.
+	owners, state, err := broker.Owners(ctx, m.p.kafka, m.p.group, m.p.kafka.Topic)
+	if err != nil {
+		return err
+	}
+	m.observe(state, now)
 	if len(stuck) > 0 {
-		return m.remedy(ctx, stuck, ends, stored, now)
+		m.remedy(stuck, owners, state, ends, stored, now)
 	}
 	return nil
 }
 
 // remedy names the owners of the stuck partitions and, unless this
 // instance owns them all (then its own retries are what stalls, and a
-// rebalance would not help), forces a rebalance at most once per bound.
-func (m *monitor) remedy(ctx context.Context, stuck []int, ends map[int]broker.Bounds, stored map[int]int64, now time.Time) error {
-	owners, state, err := broker.Owners(ctx, m.p.kafka, m.p.group, m.p.kafka.Topic)
-	if err != nil {
-		return err
-	}
+// rebalance would not help), forces a rebalance at most once per bound
+// and only in a group that has settled (mayForce).
+func (m *monitor) remedy(stuck []int, owners map[int]broker.Member, state string, ends map[int]broker.Bounds, stored map[int]int64, now time.Time) {
 	me, mine := m.p.ownership()
 	foreign := false
 	logNow := now.Sub(m.lastLog) >= logEvery
@@ -141,14 +153,42 @@ func (m *monitor) remedy(ctx context.Context, stuck []int, ends map[int]broker.B
 				zap.String("owner_client", o.ClientID), zap.String("owner_host", o.Host), zap.String("group_state", state))
 		}
 	}
-	if foreign && now.Sub(m.lastForce) >= m.bound {
-		m.lastForce = now
+	if foreign && m.mayForce(now) {
 		m.log.Error("forcing a rebalance: leaving and rejoining the consumer group so that a member that is gone loses its partitions",
 			zap.Ints("stalled_partitions", stuck))
 		m.p.forceRejoin()
 	}
-	return nil
 }
+
+// observe notes a check's view of the group: any state but Stable means
+// a rebalance is under way.
+func (m *monitor) observe(state string, now time.Time) {
+	if state != groupStable {
+		m.unsettled = now
+	}
+}
+
+// mayForce says whether a forced rebalance can help now, and if so counts
+// it as done: the group has been seen Stable at every check for at least
+// settle (its live members have their partitions and have had a session's
+// time to move them) and this instance has not forced one within bound.
+//
+// A group that is rebalancing is left alone. Each leave and join restarts
+// the dev broker's rebalance deadline (a real Kafka keeps the first one),
+// so two instances forcing a few seconds apart, once per bound each, kept
+// a group rebalancing for 85 s: every rebalance waited for a member that
+// was gone, and was restarted before its deadline could drop it.
+func (m *monitor) mayForce(now time.Time) bool {
+	if now.Sub(m.unsettled) < m.settle || now.Sub(m.lastForce) < m.bound {
+		return false
+	}
+	m.lastForce, m.unsettled = now, now // the force starts a rebalance
+	return true
+}
+
+// groupStable is the state DescribeGroups gives a group whose members all
+// have their assignments.
+const groupStable = "Stable"
 
 // ready fails while a partition is stalled beyond the bound.
 func (m *monitor) ready(context.Context) error {
