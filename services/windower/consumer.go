@@ -67,9 +67,17 @@ func (p *processor) member(ctx context.Context) error {
 		Topics:  []string{p.kafka.Topic},
 		// Three heartbeats per session, at most one a second: a member
 		// learns of a rebalance within a third of the session.
-		HeartbeatInterval:     min(time.Second, p.session/3),
-		SessionTimeout:        p.session,
-		RebalanceTimeout:      p.session,
+		HeartbeatInterval: min(time.Second, p.session/3),
+		SessionTimeout:    p.session,
+		// Half the session: the dev broker (kfake) lets a member's
+		// session run out while its JoinGroup waits, so a rebalance that
+		// waits for a member that is gone (as long as the longest
+		// rebalance timeout after the last join) must end before the
+		// session of a live member that heartbeated just before joining.
+		// With the whole session, every such rebalance dropped a live
+		// member and restarted, and partitions waited 20-50 s.
+		// tools/cmd/devbroker/kfake_test.go shows it.
+		RebalanceTimeout:      p.session / 2,
 		JoinGroupBackoff:      time.Second,
 		Timeout:               5 * time.Second,
 		WatchPartitionChanges: true,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"testing"
@@ -40,6 +41,8 @@ type member struct {
 	gen    int32
 	leader string
 	peers  []string
+	// session and rebalance timeouts in ms; sessionMs when zero
+	session, rebalance int32
 }
 
 func newMember(t *testing.T, c *kfake.Cluster, group string) *member {
@@ -58,7 +61,7 @@ func (m *member) join(ctx context.Context) error {
 	for {
 		req := kmsg.NewPtrJoinGroupRequest()
 		req.Group, req.MemberID, req.ProtocolType = m.group, m.id, "consumer"
-		req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = sessionMs, sessionMs
+		req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = cmp.Or(m.session, sessionMs), cmp.Or(m.rebalance, sessionMs)
 		meta := kmsg.ConsumerMemberMetadata{Topics: []string{"t"}}
 		req.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: meta.AppendTo(nil)}}
 		resp, err := req.RequestWith(ctx, m.cl)
@@ -240,6 +243,99 @@ func TestKfakeNeverEvictsAMemberThatDiedWhileJoining(t *testing.T) {
 		return
 	}
 	t.Fatal("in 12 tries the dead member was never kept: kfake may have been fixed; update the root cause in services/windower/monitor.go and docs")
+}
+
+// In kfake a member's session timer keeps running while its JoinGroup
+// waits for a rebalance (a real Kafka keeps such a member alive). A
+// rebalance that waits for a member that will never rejoin lasts its
+// rebalance timeout after the last join. With a rebalance timeout as long
+// as the session, a live member that heartbeated (and so learnt of the
+// rebalance) just before its JoinGroup is dropped before that deadline,
+// its JoinGroup is never answered, and dropping it restarts the
+// rebalance; with half the session the rebalance ends first. This is why
+// the windower asks for half.
+func TestKfakeDropsAMemberWaitingInJoinPastItsSession(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "t"), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	// kept plays it with the given rebalance timeout and says whether the
+	// live member is in the generation that follows.
+	kept := func(group string, rebalanceMs int32) bool {
+		live, silent := newMember(t, c, group), newMember(t, c, group)
+		live.rebalance, silent.rebalance = rebalanceMs, rebalanceMs
+		silent.session = 60_000 // alive throughout, but never rejoins
+		if err := live.join(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := live.sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// silent joins; live learns of the rebalance and rejoins; both sync.
+		joined := make(chan error, 1)
+		go func() { joined <- silent.join(ctx) }()
+		if err := awaitRebalance(ctx, live); err != nil {
+			t.Fatal(err)
+		}
+		if err := live.join(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-joined; err != nil {
+			t.Fatal(err)
+		}
+		synced := make(chan error, 1)
+		go func() { synced <- silent.sync(ctx) }()
+		if err := live.sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-synced; err != nil {
+			t.Fatal(err)
+		}
+
+		// A newcomer starts a rebalance that silent never answers; live
+		// heartbeats, learns of it, stops its work (100 ms) and rejoins.
+		newcomer := newMember(t, c, group)
+		newcomer.rebalance = rebalanceMs
+		go func() { _ = newcomer.join(ctx) }()
+		if err := awaitRebalance(ctx, live); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		jctx, cancel := context.WithTimeout(ctx, 5*sessionMs*time.Millisecond)
+		defer cancel()
+		if err := live.join(jctx); err != nil {
+			return false // dropped while it waited: never answered
+		}
+		return contains(live.peers, live.id)
+	}
+	if !kept("half", sessionMs/2) {
+		t.Fatal("with a rebalance timeout of half the session the live member was dropped while it waited in JoinGroup")
+	}
+	if kept("whole", sessionMs) {
+		t.Fatal("with a rebalance timeout as long as the session the live member was kept: kfake now keeps members " +
+			"waiting in JoinGroup alive, and the windower's rebalance timeout (services/windower/consumer.go) need not be half")
+	}
+}
+
+// awaitRebalance heartbeats until the group says a rebalance is under way.
+func awaitRebalance(ctx context.Context, m *member) error {
+	for {
+		switch err := m.heartbeat(ctx); {
+		case err == kerr.RebalanceInProgress:
+			return nil
+		case err != nil:
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func contains(list []string, s string) bool {
