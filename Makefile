@@ -68,12 +68,12 @@ test-short: build ## the same without the long crash, kill and soak tests
 RUNS ?= 20
 soak-crash: build ## kill the windower and scorer at random RUNS times (default 20); prints how many runs held
 	@export RATESTREAM_TEST_DATABASE_URL="$$(scripts/postgres.sh start)" && \
-	 export RATESTREAM_BIN=$(BIN) RATESTREAM_SOAK_RUNS=$(RUNS) && \
-	 mkdir -p simulation/out && \
+	 export RATESTREAM_BIN=$(BIN) RATESTREAM_SOAK_RUNS=$(RUNS) RATESTREAM_E2E_LOGS=$(CURDIR)/simulation/out/soak-crash-logs && \
+	 rm -rf simulation/out/soak-crash-logs && mkdir -p simulation/out && \
 	 $(GO) test -count=1 -timeout 0 -v -run TestRandomKillsLoseNothing github.com/ratestream/ratestream/tools/e2e \
 	   > simulation/out/soak-crash.log 2>&1; rc=$$?; \
 	 grep -E -- '--- (PASS|FAIL): TestRandomKillsLoseNothing/|soak-crash:' simulation/out/soak-crash.log; \
-	 echo "full log: simulation/out/soak-crash.log"; exit $$rc
+	 echo "full log: simulation/out/soak-crash.log; every run's service logs: simulation/out/soak-crash-logs/"; exit $$rc
 
 bench: build ## every benchmark, one summary table (simulation/out/bench.json)
 	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall

@@ -91,8 +91,12 @@ func startStack(t *testing.T, env ...string) *stack {
 			t.Error("stack did not stop within 60s of SIGTERM")
 		}
 	})
-	// On failure, the windowers' last words (the run directory goes away).
+	// On failure, the windowers' last words (the run directory goes away);
+	// RATESTREAM_E2E_LOGS=DIR keeps every log of every stack under DIR.
 	t.Cleanup(func() {
+		if dir := os.Getenv("RATESTREAM_E2E_LOGS"); dir != "" {
+			keepLogs(t, filepath.Join(s.runDir, "logs"), filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+time.Now().Format("-150405")))
+		}
 		if !t.Failed() {
 			return
 		}
@@ -106,6 +110,26 @@ func startStack(t *testing.T, env ...string) *stack {
 	testenv.WaitHTTP(t, s.ingest+"/readyz", 60*time.Second)
 	testenv.WaitHTTP(t, s.query+"/readyz", 60*time.Second)
 	return s
+}
+
+// keepLogs copies the log files of a run directory to dir, named after
+// the test, a run that passes included.
+func keepLogs(t *testing.T, from, dir string) {
+	logs, _ := filepath.Glob(filepath.Join(from, "*.log"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Errorf("keep logs: %v", err)
+		return
+	}
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, filepath.Base(l)), b, 0o644)
+		}
+		if err != nil {
+			t.Errorf("keep logs: %v", err)
+		}
+	}
+	t.Logf("logs kept in %s", dir)
 }
 
 func call(t *testing.T, method, url, body string, header ...string) (int, map[string]any) {
