@@ -195,11 +195,18 @@ func replayProgress(ctx context.Context, pool *pgxpool.Pool, topic, key string, 
 	if left > 0 {
 		return false, left, parts, nil
 	}
-	var queued int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM rescore_queue`).Scan(&queued); err != nil {
+	// Nothing marked, and no maturing score behind its partition's final
+	// watermark (the scorer revisits those within SCORER_REVISIT): the
+	// scores are then those a replay of the same events always gives.
+	var queued, behind int
+	if err := pool.QueryRow(ctx, `
+		SELECT (SELECT count(*) FROM rescore_queue),
+		       (SELECT count(*) FROM post_scores ps
+		        JOIN consumer_offsets co ON co.consumer = $1 AND co.topic = $2 AND co.partition = ps.partition
+		        WHERE ps.as_of < ps.stable_at AND ps.as_of < co.watermark)`, key, topic).Scan(&queued, &behind); err != nil {
 		return false, 0, nil, err
 	}
-	return queued == 0, 0, parts, nil
+	return queued == 0 && behind == 0, 0, parts, nil
 }
 
 // child is a program replay runs.

@@ -22,6 +22,12 @@ type rescorer struct {
 	consumer string // the windower group whose watermarks give event time
 	topic    string
 	limit    int
+	// revisit is how often a post whose score is still maturing is
+	// rescored while no window closed since its score: under load every
+	// partition's watermark moves several times a second, and rescoring
+	// every unstable post each time filled every round, so that posts
+	// whose window had just closed waited behind them.
+	revisit time.Duration
 }
 
 // post is what scoring one post needs.
@@ -35,7 +41,8 @@ type post struct {
 }
 
 // round claims up to limit posts (marked ones first, then ones whose
-// score is still maturing while event time moved on), scores them and
+// score is still maturing while event time moved on past the end of the
+// window of their score, or for longer than revisit), scores them and
 // writes the scores, all in one transaction. It returns how many it did.
 func (r *rescorer) round(ctx context.Context) (int, error) {
 	var done int
@@ -58,7 +65,10 @@ func (r *rescorer) round(ctx context.Context) (int, error) {
 }
 
 func (r *rescorer) claim(ctx context.Context, tx pgx.Tx) ([]int64, error) {
-	var ids []int64
+	// Not nil: pgx sends a nil slice as NULL, and NOT (id = ANY(NULL))
+	// excludes every row, so that with nothing marked no maturing post
+	// was ever claimed.
+	ids := make([]int64, 0, r.limit)
 	rows, err := tx.Query(ctx, `
 		DELETE FROM rescore_queue WHERE post_id IN (
 		  SELECT post_id FROM rescore_queue ORDER BY marked_at LIMIT $1 FOR UPDATE SKIP LOCKED)
@@ -76,8 +86,10 @@ func (r *rescorer) claim(ctx context.Context, tx pgx.Tx) ([]int64, error) {
 			JOIN consumer_offsets co
 			  ON co.partition = ps.partition AND co.consumer = $1 AND co.topic = $2
 			WHERE ps.as_of < ps.stable_at AND ps.as_of < co.watermark AND NOT (ps.post_id = ANY($3))
+			  AND (date_bin($5::interval, ps.as_of, timestamptz 'epoch') + $5::interval <= co.watermark
+			       OR ps.updated_at <= now() - $6::interval)
 			ORDER BY co.watermark - ps.as_of DESC
-			LIMIT $4 FOR UPDATE OF ps SKIP LOCKED`, r.consumer, r.topic, ids, left)
+			LIMIT $4 FOR UPDATE OF ps SKIP LOCKED`, r.consumer, r.topic, ids, left, r.params.Window, r.revisit)
 		if err != nil {
 			return nil, fmt.Errorf("claim maturing posts: %w", err)
 		}
