@@ -69,12 +69,8 @@ func e2eBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	if cmd, err := e.spawn("mkposts", "DATABASE_URL="+url); err != nil || cmd.wait() != nil {
 		return nil, fmt.Errorf("seed posts: %v", err)
 	}
-	brokerAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	broker, err := e.spawn("devbroker", "DEVBROKER_ADDR="+brokerAddr, "DEVBROKER_DATA_DIR="+filepath.Join(e.workDir, "kafka"), "KAFKA_PARTITIONS=12")
+	brokerAddr, broker, err := e.diskBroker(12)
 	if err != nil {
-		return nil, err
-	}
-	if err := waitTCP(brokerAddr, 20*time.Second); err != nil {
 		return nil, err
 	}
 	cl, err := closeSettings()

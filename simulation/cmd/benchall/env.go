@@ -133,11 +133,24 @@ func (p *proc) exited() error {
 
 // broker starts a memory-only dev broker and returns its address.
 func (e *env) broker(partitions int) (string, error) {
+	addr, _, err := e.startBroker(partitions, "DEVBROKER_MEMORY_ONLY=true")
+	return addr, err
+}
+
+// diskBroker starts a dev broker that keeps its log under the work
+// directory, as the stack's does, and returns its address and its
+// process, whose CPU the whole-pipeline benchmarks count.
+func (e *env) diskBroker(partitions int) (string, *proc, error) {
+	return e.startBroker(partitions, "DEVBROKER_DATA_DIR="+filepath.Join(e.workDir, "kafka"))
+}
+
+func (e *env) startBroker(partitions int, storage string) (string, *proc, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	if _, err := e.spawn("devbroker", "DEVBROKER_ADDR="+addr, "DEVBROKER_MEMORY_ONLY=true", fmt.Sprintf("KAFKA_PARTITIONS=%d", partitions)); err != nil {
-		return "", err
+	p, err := e.spawn("devbroker", "DEVBROKER_ADDR="+addr, storage, fmt.Sprintf("KAFKA_PARTITIONS=%d", partitions))
+	if err != nil {
+		return "", nil, err
 	}
-	return addr, waitTCP(addr, 20*time.Second)
+	return addr, p, waitTCP(addr, 20*time.Second)
 }
 
 func freePort() int {

@@ -65,12 +65,8 @@ func floorBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	fmt.Println(most)
 
 	// Broker.
-	brokerAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	bp, err := e.spawn("devbroker", "DEVBROKER_ADDR="+brokerAddr, "DEVBROKER_DATA_DIR="+filepath.Join(e.workDir, "kafka"), "KAFKA_PARTITIONS=12")
+	brokerAddr, bp, err := e.diskBroker(12)
 	if err != nil {
-		return nil, err
-	}
-	if err := waitTCP(brokerAddr, 20*time.Second); err != nil {
 		return nil, err
 	}
 	kcfg := broker.Config{Brokers: []string{brokerAddr}, Topic: "floor", Partitions: 12, Replicas: 1, Retention: -1}
