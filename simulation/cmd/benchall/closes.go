@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -124,12 +123,8 @@ type closeReport struct {
 }
 
 func reportClose(end time.Time, delays []time.Duration, missing int) closeReport {
-	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
 	r := closeReport{Window: end, Posts: len(delays) + missing, Missing: missing}
-	ms := func(d time.Duration) float64 { return float64(d.Milliseconds()) }
-	if n := len(delays); n > 0 {
-		r.P50ms, r.P99ms, r.MaxMs = ms(delays[n/2]), ms(delays[min(n-1, n*99/100)]), ms(delays[n-1])
-	}
+	r.P50ms, r.P99ms, r.MaxMs = spread(delays)
 	return r
 }
 

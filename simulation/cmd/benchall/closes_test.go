@@ -30,3 +30,18 @@ func TestNextClose(t *testing.T) {
 		}
 	}
 }
+
+// spread's p99 of 1..200 ms is the 199th value (index 198), its median
+// the 101st; an empty list gives zeros.
+func TestSpread(t *testing.T) {
+	var ds []time.Duration
+	for i := 200; i >= 1; i-- {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	if p50, p99, worst := spread(ds); p50 != 101 || p99 != 199 || worst != 200 {
+		t.Errorf("spread = %v, %v, %v; want 101, 199, 200", p50, p99, worst)
+	}
+	if p50, p99, worst := spread(nil); p50 != 0 || p99 != 0 || worst != 0 {
+		t.Errorf("spread(nil) = %v, %v, %v", p50, p99, worst)
+	}
+}

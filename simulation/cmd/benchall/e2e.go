@@ -286,13 +286,10 @@ func e2eRun(ctx context.Context, s e2eSetup, st e2eStep, drive func() (loadgen.R
 	if all1 > all0 {
 		st.MachineBusy = (busy1 - busy0) / (all1 - all0)
 	}
-	sort.Slice(fresh, func(i, j int) bool { return fresh[i] < fresh[j] })
-	if n := len(fresh); n > 0 {
-		st.MyScoreP99 = float64(fresh[min(n-1, n*99/100)].Microseconds()) / 1000
-	}
+	_, st.MyScoreP99, _ = spread(fresh)
 	closesWG.Wait()
 	st.Closes = closed
-	st.ScoreP99 = reportClose(time.Time{}, after, 0).P99ms
+	_, st.ScoreP99, _ = spread(after)
 	return st, nil
 }
 

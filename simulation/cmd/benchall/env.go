@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -151,6 +152,18 @@ func (e *env) startBroker(partitions int, storage string) (string, *proc, error)
 		return "", nil, err
 	}
 	return addr, p, waitTCP(addr, 20*time.Second)
+}
+
+// spread sorts ds and gives its median, 99th percentile and maximum in
+// milliseconds (zero when empty).
+func spread(ds []time.Duration) (p50, p99, worst float64) {
+	n := len(ds)
+	if n == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(ds)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return ms(ds[n/2]), ms(ds[min(n-1, n*99/100)]), ms(ds[n-1])
 }
 
 func freePort() int {

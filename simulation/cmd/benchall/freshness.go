@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 )
@@ -100,9 +99,7 @@ func freshnessBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 		}
 		lat = append(lat, time.Since(acked))
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	p50, p99, worst := ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(lat[len(lat)-1])
+	p50, p99, worst := spread(lat)
 	fmt.Printf("my_score visible after the 2xx: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", p50, p99, worst)
 	return []figure{
 		plain("freshness", "my_score visible after 2xx, p50", p50, "ms"),
