@@ -77,6 +77,14 @@ func startStack(t *testing.T, env ...string) *stack {
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// RATESTREAM_E2E_LOGS=DIR keeps every log of every stack under DIR;
+	// registered first, so that it runs once the stack has stopped and
+	// the logs are whole.
+	if dir := os.Getenv("RATESTREAM_E2E_LOGS"); dir != "" {
+		t.Cleanup(func() {
+			keepLogs(t, filepath.Join(s.runDir, "logs"), filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+time.Now().Format("-150405")))
+		})
+	}
 	t.Cleanup(func() {
 		_ = s.cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan error, 1)
@@ -91,12 +99,8 @@ func startStack(t *testing.T, env ...string) *stack {
 			t.Error("stack did not stop within 60s of SIGTERM")
 		}
 	})
-	// On failure, the windowers' last words (the run directory goes away);
-	// RATESTREAM_E2E_LOGS=DIR keeps every log of every stack under DIR.
+	// On failure, the windowers' last words (the run directory goes away).
 	t.Cleanup(func() {
-		if dir := os.Getenv("RATESTREAM_E2E_LOGS"); dir != "" {
-			keepLogs(t, filepath.Join(s.runDir, "logs"), filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+time.Now().Format("-150405")))
-		}
 		if !t.Failed() {
 			return
 		}
