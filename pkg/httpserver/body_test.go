@@ -82,3 +82,53 @@ func FuzzObject(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFlatObject: whatever flatObject accepts, encoding/json's decoder
+// (which Object falls back to) accepts too and reads the same members.
+func FuzzFlatObject(f *testing.F) {
+	for _, s := range []string{
+		`{"user_id":"u","score":1}`, ` { "post" : 12 , "user_id" : "d-1", "score": 5 } `, `{}`,
+		`{"a":-0.5e+3,"b":true,"c":false,"d":null}`, `{"a":01}`, `{"a":1.}`, `{"a":"\u0041"}`,
+		`{"a":[1]}`, `{"a":1,}`, `{"a":1}x`, `{"a" 1}`, `{"a":tru}`, `{"a":-}`, `{"a":1e}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fields, ok := flatObject(b)
+		if !ok || jsoncheck.Strict(b) != nil {
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		var want map[string]json.RawMessage
+		if err := dec.Decode(&want); err != nil || dec.More() {
+			t.Fatalf("flatObject accepted %q, encoding/json refuses it (%v)", b, err)
+		}
+		if len(fields) != len(want) {
+			t.Fatalf("%q: flatObject read %d members, encoding/json %d", b, len(fields), len(want))
+		}
+		for k, v := range want {
+			if !bytes.Equal(bytes.TrimSpace(v), fields[k]) {
+				t.Fatalf("%q: member %q is %s, encoding/json reads %s", b, k, fields[k], v)
+			}
+		}
+	})
+}
+
+// BenchmarkObject reads a rating body as the rating handlers do.
+func BenchmarkObject(b *testing.B) {
+	body := []byte(`{"post":123,"user_id":"device-0005f3a2c1","score":4}`)
+	gin.SetMode(gin.ReleaseMode)
+	for b.Loop() {
+		c, _ := gin.CreateTestContext(httptest.NewRecorder())
+		c.Request = httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		c.Request.Header.Set("Content-Type", "application/json")
+		f, berr := Object(c, 4<<10, "post", "user_id", "score")
+		if berr != nil {
+			b.Fatal(berr)
+		}
+		if _, berr := f.String("user_id"); berr != nil {
+			b.Fatal(berr)
+		}
+	}
+}
