@@ -28,6 +28,21 @@ type rescorer struct {
 	// every unstable post each time filled every round, so that posts
 	// whose window had just closed waited behind them.
 	revisit time.Duration
+	// looked is the last look for maturing posts that committed.
+	looked look
+}
+
+// look is a search for maturing posts: when, the window each partition's
+// watermark was in, and whether it left some behind (it found a full
+// round). Searching scans every maturing score, so a round searches only
+// when it may find one that is due: a partition's watermark entered a new
+// window since the last search (the scores of posts rated in the window
+// that closed are then claimed at once), half of revisit went by, or the
+// last search left some behind.
+type look struct {
+	at      time.Time
+	windows map[int]time.Time
+	more    bool
 }
 
 // post is what scoring one post needs.
@@ -46,10 +61,15 @@ type post struct {
 // writes the scores, all in one transaction. It returns how many it did.
 func (r *rescorer) round(ctx context.Context) (int, error) {
 	var done int
+	var looked *look
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		ids, err := r.claim(ctx, tx)
-		if err != nil || len(ids) == 0 {
+		ids, l, err := r.claim(ctx, tx)
+		if err != nil {
 			return err
+		}
+		looked = l
+		if len(ids) == 0 {
+			return nil
 		}
 		posts, err := r.load(ctx, tx, ids)
 		if err != nil {
@@ -61,44 +81,92 @@ func (r *rescorer) round(ctx context.Context) (int, error) {
 		done = len(posts)
 		return nil
 	})
+	if err == nil && looked != nil {
+		r.looked = *looked
+	}
 	return done, err
 }
 
-func (r *rescorer) claim(ctx context.Context, tx pgx.Tx) ([]int64, error) {
+// claim claims the round's posts: marked ones first, then, when a search
+// is due, maturing ones. It returns the search it made, if any, for round
+// to keep once the claim committed.
+func (r *rescorer) claim(ctx context.Context, tx pgx.Tx) ([]int64, *look, error) {
 	// Not nil: pgx sends a nil slice as NULL, and NOT (id = ANY(NULL))
 	// excludes every row, so that with nothing marked no maturing post
 	// was ever claimed.
 	ids := make([]int64, 0, r.limit)
+	// The ids are chosen once (ARRAY runs its subquery once, in
+	// rescore_queue_marked_at's order), then deleted: with the subquery
+	// joined to the DELETE instead, the claim returned more rows than its
+	// LIMIT under load.
 	rows, err := tx.Query(ctx, `
-		DELETE FROM rescore_queue WHERE post_id IN (
-		  SELECT post_id FROM rescore_queue ORDER BY marked_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-		RETURNING post_id`, r.limit)
+		DELETE FROM rescore_queue q USING unnest(ARRAY(
+		  SELECT post_id FROM rescore_queue ORDER BY marked_at LIMIT $1 FOR UPDATE SKIP LOCKED)) AS c(id)
+		WHERE q.post_id = c.id
+		RETURNING q.post_id`, r.limit)
 	if err != nil {
-		return nil, fmt.Errorf("claim marked posts: %w", err)
+		return nil, nil, fmt.Errorf("claim marked posts: %w", err)
 	}
 	ids, err = pgx.AppendRows(ids, rows, pgx.RowTo[int64])
 	if err != nil {
-		return nil, fmt.Errorf("claim marked posts: %w", err)
+		return nil, nil, fmt.Errorf("claim marked posts: %w", err)
 	}
-	if left := r.limit - len(ids); left > 0 {
-		rows, err = tx.Query(ctx, `
-			SELECT ps.post_id FROM post_scores ps
-			JOIN consumer_offsets co
-			  ON co.partition = ps.partition AND co.consumer = $1 AND co.topic = $2
-			WHERE ps.as_of < ps.stable_at AND ps.as_of < co.watermark AND NOT (ps.post_id = ANY($3))
-			  AND (date_bin($5::interval, ps.as_of, timestamptz 'epoch') + $5::interval <= co.watermark
-			       OR ps.updated_at <= now() - $6::interval)
-			ORDER BY co.watermark - ps.as_of DESC
-			LIMIT $4 FOR UPDATE OF ps SKIP LOCKED`, r.consumer, r.topic, ids, left, r.params.Window, r.revisit)
-		if err != nil {
-			return nil, fmt.Errorf("claim maturing posts: %w", err)
-		}
-		ids, err = pgx.AppendRows(ids, rows, pgx.RowTo[int64])
-		if err != nil {
-			return nil, fmt.Errorf("claim maturing posts: %w", err)
+	left := r.limit - len(ids)
+	if left <= 0 {
+		return ids, nil, nil
+	}
+	l, err := r.due(ctx, tx, time.Now())
+	if err != nil || l == nil {
+		return ids, nil, err
+	}
+	marked := len(ids)
+	rows, err = tx.Query(ctx, `
+		SELECT ps.post_id FROM post_scores ps
+		JOIN consumer_offsets co
+		  ON co.partition = ps.partition AND co.consumer = $1 AND co.topic = $2
+		WHERE ps.as_of < ps.stable_at AND ps.as_of < co.watermark AND NOT (ps.post_id = ANY($3))
+		  AND (date_bin($5::interval, ps.as_of, timestamptz 'epoch') + $5::interval <= co.watermark
+		       OR ps.updated_at <= now() - $6::interval)
+		ORDER BY co.watermark - ps.as_of DESC
+		LIMIT $4 FOR UPDATE OF ps SKIP LOCKED`, r.consumer, r.topic, ids, left, r.params.Window, r.revisit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("claim maturing posts: %w", err)
+	}
+	ids, err = pgx.AppendRows(ids, rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, nil, fmt.Errorf("claim maturing posts: %w", err)
+	}
+	l.more = len(ids)-marked == left
+	return ids, l, nil
+}
+
+// due returns the search to make now, or nil when none is due.
+func (r *rescorer) due(ctx context.Context, tx pgx.Tx, now time.Time) (*look, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT partition, watermark FROM consumer_offsets
+		WHERE consumer = $1 AND topic = $2 AND watermark IS NOT NULL`, r.consumer, r.topic)
+	if err != nil {
+		return nil, fmt.Errorf("read watermarks: %w", err)
+	}
+	l := &look{at: now, windows: map[int]time.Time{}}
+	var p int
+	var wm time.Time
+	if _, err := pgx.ForEachRow(rows, []any{&p, &wm}, func() error {
+		l.windows[p] = r.params.WindowStart(wm)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read watermarks: %w", err)
+	}
+	last := r.looked
+	if last.more || now.Sub(last.at) >= r.revisit/2 {
+		return l, nil
+	}
+	for p, w := range l.windows {
+		if was, ok := last.windows[p]; !ok || w.After(was) {
+			return l, nil
 		}
 	}
-	return ids, nil
+	return nil, nil
 }
 
 func (r *rescorer) load(ctx context.Context, tx pgx.Tx, ids []int64) ([]*post, error) {

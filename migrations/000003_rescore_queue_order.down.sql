@@ -1,0 +1,1 @@
+DROP INDEX rescore_queue_marked_at;
