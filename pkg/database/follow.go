@@ -67,13 +67,17 @@ func (f *Follower) follow(ctx context.Context) error {
 	for {
 		wctx, cancel := context.WithDeadline(ctx, next)
 		n, err := conn.WaitForNotification(wctx)
+		// Read before cancel, which sets it too: asked after, every
+		// error looked like the deadline, and a connection the server
+		// had closed was waited on again at once, forever, at full CPU.
+		expired := wctx.Err() != nil
 		cancel()
 		switch {
 		case err == nil:
 			f.Notify(n.Channel, n.Payload)
 		case ctx.Err() != nil:
 			return nil
-		case wctx.Err() != nil:
+		case expired:
 			if err := resync(); err != nil {
 				return err
 			}
