@@ -17,7 +17,7 @@ import (
 // delivery of the same event changes nothing.
 func ExampleState_Apply() {
 	p := scoring.DefaultParams(time.Minute)
-	st := fold.NewState(p)
+	st := fold.NewState(p, 0)
 	at := time.Date(2026, 5, 1, 12, 0, 30, 0, time.UTC)
 	first := rating.Event{V: 1, EventID: uuid.MustParse("01a21210-a2ee-7374-aba6-54a3e2cb9927"), PostID: 42, UserID: "u-1", Score: 1, RatedAt: at}
 	again := first

@@ -60,16 +60,17 @@ type State struct {
 	DirtyPosts   map[int64]struct{}
 }
 
-// NewState returns an empty state.
-func NewState(p scoring.Params) *State {
+// NewState returns an empty state with room for about events events
+// (0 when unknown): a batch fills it without growing its maps.
+func NewState(p scoring.Params, events int) *State {
 	return &State{
 		Params:       p,
-		Votes:        map[VoteKey]Vote{},
-		Windows:      map[WindowKey]scoring.Window{},
-		Posts:        map[int64]*Post{},
-		DirtyVotes:   map[VoteKey]struct{}{},
-		DirtyWindows: map[WindowKey]struct{}{},
-		DirtyPosts:   map[int64]struct{}{},
+		Votes:        make(map[VoteKey]Vote, events),
+		Windows:      make(map[WindowKey]scoring.Window, events/2),
+		Posts:        make(map[int64]*Post, events/2),
+		DirtyVotes:   make(map[VoteKey]struct{}, events),
+		DirtyWindows: make(map[WindowKey]struct{}, events/2),
+		DirtyPosts:   make(map[int64]struct{}, events/2),
 	}
 }
 

@@ -71,7 +71,7 @@ func TestFoldMatchesDefinitionOnRandomStreams(t *testing.T) {
 	p := scoring.DefaultParams(time.Second)
 	for seed := uint64(1); seed <= 200; seed++ {
 		events := stream(seed, 300)
-		st := NewState(p)
+		st := NewState(p, 0)
 		for _, e := range events {
 			st.Apply(e, 0)
 		}
@@ -118,7 +118,7 @@ func TestFoldMatchesDefinitionOnRandomStreams(t *testing.T) {
 
 func TestReratingMovesTheVoteBetweenWindows(t *testing.T) {
 	p := scoring.DefaultParams(time.Minute)
-	st := NewState(p)
+	st := NewState(p, 0)
 	t0 := time.Date(2026, 1, 1, 0, 0, 10, 0, time.UTC)
 	mk := func(post int64, user string, score int, at time.Time) rating.Event {
 		id, _ := uuid.NewV7()

@@ -47,7 +47,7 @@ func BenchmarkRescore(b *testing.B) {
 // built through the same fold as the windower.
 func seedHistory(b *testing.B, db *testenv.Database, p scoring.Params, post int64, n int) time.Time {
 	b.Helper()
-	st := fold.NewState(p)
+	st := fold.NewState(p, 0)
 	t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	var at time.Time
 	user := 0

@@ -75,7 +75,7 @@ func applyBatch(ctx context.Context, t txn, b batch, p scoring.Params, grace tim
 	if cur.exists != b.expected.exists || cur.next != b.expected.next {
 		return result{}, errFenced
 	}
-	st := fold.NewState(p)
+	st := fold.NewState(p, len(b.events))
 	if err := t.load(ctx, st, b.events); err != nil {
 		return result{}, err
 	}

@@ -107,9 +107,9 @@ func (t *pgTxn) lockPosition(ctx context.Context, partition int) (position, erro
 // planner believes about the tables' sizes (statistics lag behind a table
 // that grows by thousands of rows a second).
 func (t *pgTxn) load(ctx context.Context, st *fold.State, events []rating.Event) error {
-	newest := map[fold.VoteKey]rating.Event{}
-	winKeys := map[fold.WindowKey]struct{}{}
-	postIDs := map[int64]struct{}{}
+	newest := make(map[fold.VoteKey]rating.Event, len(events))
+	winKeys := make(map[fold.WindowKey]struct{}, len(events)/2)
+	postIDs := make(map[int64]struct{}, len(events)/2)
 	for _, e := range events {
 		vk, wk := st.Needs(e)
 		if cur, ok := newest[vk]; !ok || rating.Newer(fold.Truncate(e.RatedAt), e.EventID, fold.Truncate(cur.RatedAt), cur.EventID) {

@@ -84,7 +84,7 @@ func (r *Report) CountsFullyAfter(from time.Duration) (time.Duration, bool) {
 func Run(s *Scenario, strategies []scoring.Strategy, params scoring.Params) (*Report, error) {
 	params.Window = s.window
 	rng := rand.New(rand.NewPCG(uint64(s.Seed), 0x5eed))
-	st := fold.NewState(params)
+	st := fold.NewState(params, 0)
 	g := &generator{s: s, rng: rng, honestSeen: map[string]bool{}}
 	honestLatest := map[string]int{}
 	var starts []time.Time // window starts of the post, ascending
