@@ -26,6 +26,10 @@ type position struct {
 	exists       bool
 	next         int64
 	maxEventTime time.Time
+	// foreign counts the writes of the partition's posts by other
+	// partitions' batches (events a producer put on the wrong partition);
+	// only other batches change it.
+	foreign int64
 }
 
 // result reports what a committed batch did.
@@ -48,6 +52,9 @@ type store interface {
 	apply(ctx context.Context, b batch) (result, error)
 	// offsets reads the stored next offset of every partition.
 	offsets(ctx context.Context) (map[int]int64, error)
+	// forget drops what the store keeps in memory for a partition that
+	// this instance stops working on.
+	forget(partition int)
 }
 
 // txn is one transaction of a store, as the steps of a batch use it.
@@ -110,6 +117,6 @@ func foldBatch(st *fold.State, b batch, cur position, p scoring.Params, grace ti
 		}
 	}
 	res.posts = len(st.DirtyPosts)
-	res.position = position{exists: true, next: b.next, maxEventTime: maxEvent}
+	res.position = position{exists: true, next: b.next, maxEventTime: maxEvent, foreign: cur.foreign}
 	return res
 }

@@ -166,6 +166,7 @@ func (p *processor) setOwned(id int, on bool) {
 func (p *processor) partition(ctx context.Context, id int, committed func(next int64)) {
 	p.setOwned(id, true)
 	defer p.setOwned(id, false)
+	defer p.store.forget(id)
 	log := p.log.With(zap.Int("partition", id))
 	for ctx.Err() == nil {
 		err := p.consume(ctx, id, log, committed)

@@ -33,6 +33,7 @@ type Config struct {
 	Session  time.Duration `env:"WINDOWER_SESSION_TIMEOUT" default:"10s" help:"group session timeout: how soon a dead instance's partitions move (at least the broker's group.min.session.timeout.ms, 6s on a default Kafka); the rebalance timeout is half of it"`
 	Stall    time.Duration `env:"WINDOWER_STALL_TIMEOUT" default:"30s" help:"a partition with messages whose stored offset has not moved for this long is reported, fails readiness and, when another member owns it and the group has been stable for a session, forces a rebalance"`
 	Monitor  time.Duration `env:"WINDOWER_MONITOR_INTERVAL" default:"2s" help:"how often lag and stalls are computed for every partition from the broker's log ends"`
+	Cache    int           `env:"WINDOWER_CACHE_ROWS" default:"250000" help:"window and post rows kept in memory between the batches of a partition (about 140 bytes each), so that a batch reads from PostgreSQL only rows it has not seen; 0 reads every row every time"`
 	Until    string        `env:"WINDOWER_UNTIL" help:"replay only: PARTITION:OFFSET,... at which each partition stops (ratestream replay sets it)"`
 	Scoring  scoring.Config
 	HTTP     httpserver.Config
@@ -80,12 +81,19 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	}
 
 	// Business.
+	var cache *rowCache
+	if cfg.Cache < 0 {
+		return fmt.Errorf("WINDOWER_CACHE_ROWS %d: want 0 (off) or more", cfg.Cache)
+	}
+	if cfg.Cache > 0 {
+		cache = newRowCache(cfg.Cache)
+	}
 	p := &processor{
 		until: until,
 		log:   log,
 		kafka: cfg.Kafka,
 		group: cfg.Group,
-		store: &pgStore{pool: pool, consumer: cfg.Group, topic: cfg.Kafka.Topic, params: params, grace: cfg.Grace},
+		store: &pgStore{pool: pool, consumer: cfg.Group, topic: cfg.Kafka.Topic, params: params, grace: cfg.Grace, cache: cache},
 		dlq:   dlq,
 		open: func(partition int, offset int64) (source, error) {
 			return broker.NewPartitionReader(cfg.Kafka, cfg.Kafka.Topic, partition, offset, broker.Fetch{MinBytes: cfg.FetchMin, MaxWait: cfg.MaxWait / 2})
@@ -101,6 +109,9 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		httpserver.Check{Name: "partitions", Fn: mon.ready},
 	)
 	p.m = newMetrics(srv.Registry)
+	if cache != nil {
+		cache.register(srv.Registry)
+	}
 
 	// Run until SIGTERM or until one part fails; an in-flight batch either
 	// commits or rolls back.

@@ -27,6 +27,7 @@ type pgStore struct {
 	topic    string
 	params   scoring.Params
 	grace    time.Duration // watermark = max event time seen - grace
+	cache    *rowCache     // nil: every batch reads every row it touches
 }
 
 // querier is what a pool and a transaction share.
@@ -41,8 +42,8 @@ func (s *pgStore) position(ctx context.Context, partition int) (position, error)
 func (s *pgStore) readPosition(ctx context.Context, q querier, partition int, lock string) (position, error) {
 	var p position
 	var met *time.Time
-	err := q.QueryRow(ctx, `SELECT next_offset, max_event_time FROM consumer_offsets
-		WHERE consumer = $1 AND topic = $2 AND partition = $3 `+lock, s.consumer, s.topic, partition).Scan(&p.next, &met)
+	err := q.QueryRow(ctx, `SELECT next_offset, max_event_time, foreign_writes FROM consumer_offsets
+		WHERE consumer = $1 AND topic = $2 AND partition = $3 `+lock, s.consumer, s.topic, partition).Scan(&p.next, &met, &p.foreign)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return position{}, nil
 	}
@@ -56,16 +57,29 @@ func (s *pgStore) readPosition(ctx context.Context, q querier, partition int, lo
 	return p, nil
 }
 
-// apply runs applyBatch in one transaction and notifies the scorer.
+// apply runs applyBatch in one transaction and notifies the scorer. The
+// rows it committed are kept for the partition's next batch; a batch that
+// fails, or whose commit may or may not have happened, empties them.
 func (s *pgStore) apply(ctx context.Context, b batch) (result, error) {
+	rows := s.cache.partition(b.partition)
+	defer s.cache.release(rows)
+	t := &pgTxn{s: s, rows: rows}
 	var res result
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		t.tx = tx
 		var err error
-		res, err = applyBatch(ctx, &pgTxn{s: s, tx: tx}, b, s.params, s.grace)
+		res, err = applyBatch(ctx, t, b, s.params, s.grace)
 		return err
 	})
-	return res, err
+	if err != nil {
+		s.cache.drop(rows)
+		return res, err
+	}
+	s.cache.keep(rows, t.st, b.partition, res.position, s.params, s.grace)
+	return res, nil
 }
+
+func (s *pgStore) forget(partition int) { s.cache.forget(partition) }
 
 // offsets reads the stored next offset of every partition.
 func (s *pgStore) offsets(ctx context.Context) (map[int]int64, error) {
@@ -93,10 +107,15 @@ type pgTxn struct {
 	// fresh holds the (post, user) pairs that load inserted, with the
 	// event each holds: write need not write them again.
 	fresh map[fold.VoteKey]uuid.UUID
+	rows  *partRows   // the partition's cached rows, valid when they hold cur
+	cur   position    // the stored position, locked
+	st    *fold.State // what write wrote, to keep once committed
 }
 
 func (t *pgTxn) lockPosition(ctx context.Context, partition int) (position, error) {
-	return t.s.readPosition(ctx, t.tx, partition, "FOR UPDATE")
+	cur, err := t.s.readPosition(ctx, t.tx, partition, "FOR UPDATE")
+	t.cur = cur
+	return cur, err
 }
 
 // load fills st with what the events can touch. New (post, user) pairs
@@ -107,6 +126,9 @@ func (t *pgTxn) lockPosition(ctx context.Context, partition int) (position, erro
 // planner believes about the tables' sizes (statistics lag behind a table
 // that grows by thousands of rows a second).
 func (t *pgTxn) load(ctx context.Context, st *fold.State, events []rating.Event) error {
+	if !t.rows.holds(t.cur) {
+		t.s.cache.drop(t.rows)
+	}
 	newest := make(map[fold.VoteKey]rating.Event, len(events))
 	winKeys := make(map[fold.WindowKey]struct{}, len(events)/2)
 	postIDs := make(map[int64]struct{}, len(events)/2)
@@ -213,11 +235,21 @@ func (t *pgTxn) loadVotes(ctx context.Context, st *fold.State, newest map[fold.V
 	return nil
 }
 
+// loadWindows takes the windows it holds from the cache and reads the
+// others.
 func (t *pgTxn) loadWindows(ctx context.Context, st *fold.State, winKeys map[fold.WindowKey]struct{}) error {
 	var posts []int64
 	var starts []time.Time
 	for k := range winKeys {
+		if w, ok := t.rows.windows[k]; ok {
+			st.Windows[k] = w
+			continue
+		}
 		posts, starts = append(posts, k.PostID), append(starts, k.Start)
+	}
+	t.s.cache.count(len(winKeys)-len(posts), len(posts))
+	if len(posts) == 0 {
+		return nil
 	}
 	rows, err := t.tx.Query(ctx, `
 		SELECT a.post_id, a.window_start, a.rating_sum, a.rating_count, a.rerate_count, a.threshold, a.late_count
@@ -244,10 +276,19 @@ func (t *pgTxn) loadWindows(ctx context.Context, st *fold.State, winKeys map[fol
 	return nil
 }
 
+// loadPosts takes the posts it holds from the cache and reads the others.
 func (t *pgTxn) loadPosts(ctx context.Context, st *fold.State, postIDs map[int64]struct{}) error {
 	ids := make([]int64, 0, len(postIDs))
 	for id := range postIDs {
+		if x, ok := t.rows.posts[id]; ok {
+			st.Posts[id] = &x
+			continue
+		}
 		ids = append(ids, id)
+	}
+	t.s.cache.count(len(postIDs)-len(ids), len(ids))
+	if len(ids) == 0 {
+		return nil
 	}
 	rows, err := t.tx.Query(ctx, `
 		SELECT post_id, partition, rating_sum, rating_count, weighted_sum, weight,
@@ -275,6 +316,7 @@ func (t *pgTxn) loadPosts(ctx context.Context, st *fold.State, postIDs map[int64
 
 // write sends every changed row and the new position in one round trip.
 func (t *pgTxn) write(ctx context.Context, st *fold.State, partition int, to position) error {
+	t.st = st
 	pb := &pgx.Batch{}
 
 	var r ratingRows
@@ -308,8 +350,19 @@ func (t *pgTxn) write(ctx context.Context, st *fold.State, partition int, to pos
 	}
 
 	var p postRows
+	var homes []int32
 	for id := range st.DirtyPosts {
-		p.add(id, st.Posts[id])
+		x := st.Posts[id]
+		p.add(id, x)
+		if x.Partition != partition && !slices.Contains(homes, int32(x.Partition)) {
+			homes = append(homes, int32(x.Partition))
+		}
+	}
+	if len(homes) > 0 {
+		// Posts of other partitions, from events a producer put here: the
+		// instances holding those partitions must read them again.
+		pb.Queue(`UPDATE consumer_offsets SET foreign_writes = foreign_writes + 1
+			WHERE consumer = $1 AND topic = $2 AND partition = ANY($3)`, t.s.consumer, t.s.topic, homes)
 	}
 	if len(p.post) > 0 {
 		pb.Queue(`
