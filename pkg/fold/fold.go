@@ -60,17 +60,18 @@ type State struct {
 	DirtyPosts   map[int64]struct{}
 }
 
-// NewState returns an empty state with room for about events events
-// (0 when unknown): a batch fills it without growing its maps.
+// NewState returns an empty state with room for the votes of about
+// events events (0 when unknown), so that a batch does not grow its vote
+// maps; windows and posts are far fewer than events, and grow as needed.
 func NewState(p scoring.Params, events int) *State {
 	return &State{
 		Params:       p,
 		Votes:        make(map[VoteKey]Vote, events),
-		Windows:      make(map[WindowKey]scoring.Window, events/2),
-		Posts:        make(map[int64]*Post, events/2),
+		Windows:      map[WindowKey]scoring.Window{},
+		Posts:        map[int64]*Post{},
 		DirtyVotes:   make(map[VoteKey]struct{}, events),
-		DirtyWindows: make(map[WindowKey]struct{}, events/2),
-		DirtyPosts:   make(map[int64]struct{}, events/2),
+		DirtyWindows: map[WindowKey]struct{}{},
+		DirtyPosts:   map[int64]struct{}{},
 	}
 }
 

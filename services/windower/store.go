@@ -130,8 +130,8 @@ func (t *pgTxn) load(ctx context.Context, st *fold.State, events []rating.Event)
 		t.s.cache.drop(t.rows)
 	}
 	newest := make(map[fold.VoteKey]rating.Event, len(events))
-	winKeys := make(map[fold.WindowKey]struct{}, len(events)/2)
-	postIDs := make(map[int64]struct{}, len(events)/2)
+	winKeys := map[fold.WindowKey]struct{}{}
+	postIDs := map[int64]struct{}{}
 	for _, e := range events {
 		vk, wk := st.Needs(e)
 		if cur, ok := newest[vk]; !ok || rating.Newer(fold.Truncate(e.RatedAt), e.EventID, fold.Truncate(cur.RatedAt), cur.EventID) {
