@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +38,28 @@ func dumpState(t *testing.T, db *testenv.Database) []string {
 		}
 	}
 	return out
+}
+
+// sameState fails the test unless the database that kept rows in memory
+// holds every row the one that read every row holds, and returns how many.
+func sameState(t *testing.T, plain, cached *testenv.Database) int {
+	t.Helper()
+	want, got := dumpState(t, plain), dumpState(t, cached)
+	if len(want) != len(got) {
+		t.Fatalf("%d rows with cached rows, %d reading every row", len(got), len(want))
+	}
+	diff := 0
+	for i := range want {
+		if want[i] != got[i] {
+			if diff++; diff <= 10 {
+				t.Errorf("row %d:\n cached  %s\n plain   %s", i, got[i], want[i])
+			}
+		}
+	}
+	if diff > 0 {
+		t.Fatalf("%d of %d rows differ", diff, len(want))
+	}
+	return len(want)
 }
 
 // A windower keeps the rows its last batch of a partition committed and
@@ -85,26 +106,12 @@ func TestCachedRowsStoreWhatReadingEveryRowStores(t *testing.T) {
 		return 0
 	})
 
-	want, got := dumpState(t, plain), dumpState(t, shared)
-	if len(want) != len(got) {
-		t.Fatalf("%d rows with cached rows, %d reading every row", len(got), len(want))
-	}
-	diff := 0
-	for i := range want {
-		if want[i] != got[i] {
-			if diff++; diff <= 10 {
-				t.Errorf("row %d:\n cached  %s\n plain   %s", i, got[i], want[i])
-			}
-		}
-	}
-	if diff > 0 {
-		t.Fatalf("%d of %d rows differ", diff, len(want))
-	}
+	rows := sameState(t, plain, shared)
 	hits, misses := a.cache.hits.Load(), a.cache.misses.Load()
 	if hits == 0 || misses == 0 {
 		t.Fatalf("first instance: %d rows from memory, %d read: want both", hits, misses)
 	}
-	t.Logf("%d rows, the same both ways; first instance took %d rows from memory and read %d", len(want), hits, misses)
+	t.Logf("%d rows, the same both ways; first instance took %d rows from memory and read %d", rows, hits, misses)
 }
 
 // An event that a producer put on the wrong partition makes that
@@ -153,15 +160,7 @@ func TestMisplacedEventMakesTheOwnerReadItsPostAgain(t *testing.T) {
 	s := &pgStore{pool: cached.Pool, consumer: "w", topic: "ratings.v1", params: params, grace: grace, cache: newRowCache(100000)}
 	apply(s)
 
-	want, got := dumpState(t, plain), dumpState(t, cached)
-	if strings.Join(want, "\n") != strings.Join(got, "\n") {
-		for i := range min(len(want), len(got)) {
-			if want[i] != got[i] {
-				t.Fatalf("%d rows with cached rows, %d reading every row; first difference, row %d:\n cached  %s\n plain   %s", len(got), len(want), i, got[i], want[i])
-			}
-		}
-		t.Fatalf("%d rows with cached rows, %d reading every row", len(got), len(want))
-	}
+	sameState(t, plain, cached)
 	var foreign int64
 	if err := cached.Pool.QueryRow(context.Background(), `SELECT foreign_writes FROM consumer_offsets WHERE partition = 0`).Scan(&foreign); err != nil {
 		t.Fatal(err)
