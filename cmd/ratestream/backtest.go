@@ -21,6 +21,7 @@ import (
 	"github.com/ratestream/ratestream/pkg/database"
 	"github.com/ratestream/ratestream/pkg/plot"
 	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/tally"
 )
 
 // backtestRow is one post of a backtest (also the CSV and Parquet row).
@@ -37,11 +38,11 @@ type backtestRow struct {
 	// between the two over the post's event time, window by window.
 	Difference    *float64 `json:"difference" parquet:"difference,optional"`
 	MaxDifference float64  `json:"max_abs_difference" parquet:"max_abs_difference"`
-	// Windows above their anomaly threshold, live and under the tested
+	// Windows held out, live and under the tested strategy and
 	// parameters.
-	AnomalousLive     int64 `json:"anomalous_windows_live" parquet:"anomalous_windows_live"`
-	AnomalousBacktest int64 `json:"anomalous_windows_backtest" parquet:"anomalous_windows_backtest"`
-	Windows           int64 `json:"windows" parquet:"windows"`
+	HeldOutLive     int64 `json:"held_out_windows_live" parquet:"held_out_windows_live"`
+	HeldOutBacktest int64 `json:"held_out_windows_backtest" parquet:"held_out_windows_backtest"`
+	Windows         int64 `json:"windows" parquet:"windows"`
 }
 
 // backtestReport is the whole run, for -o json.
@@ -56,7 +57,7 @@ func backtestCmd() *cobra.Command {
 	var strategy, posts, output, csvOut, parquetOut, plots string
 	var sets []string
 	c := &cobra.Command{
-		Use:   "backtest [--strategy NAME] [--set SCORING_SURGE=3 ...] [--posts LO-HI] [--csv FILE] [--parquet FILE] [--plots DIR]",
+		Use:   "backtest [--strategy NAME] [--set SCORING_VOLUME_Z=4 ...] [--posts LO-HI] [--csv FILE] [--parquet FILE] [--plots DIR]",
 		Short: "Score posts from their stored windows with another strategy or parameters, writing nothing live",
 		Long: `Score posts from the windows stored in DATABASE_URL with another strategy
 (--strategy) or other scoring parameters (--set NAME=VALUE, the scorer's
@@ -66,12 +67,14 @@ backtest score, their difference and the largest difference over the
 post's history, window by window. Nothing is written to the database.
 
 The live settings are read from the environment as the scorer reads them.
-A window keeps the anomaly threshold it was given when it opened; when
---set changes SCORING_SURGE, SCORING_FLOOR, SCORING_BASELINE_TAU or
-SCORING_NEW_POST_VOLUME, every
-threshold is recomputed from the windows' stored counts (the volumes as
-they are now, after re-ratings moved between windows). WINDOW cannot
-change: the windows are stored at its length.
+A window keeps what it was judged against when it opened (the post's
+typical activity and opinion then); when --set changes a setting, every
+window is judged again, oldest first, through the same tracker the
+windower keeps, from the windows' stored votes (as they are now, after
+re-ratings moved between windows, each window's votes taken at once): an
+approximation of what a replay with those settings (ratestream replay)
+gives exactly. WINDOW cannot change: the windows are stored at its
+length.
 
 --csv and --parquet write the table; --plots writes DIR/post-ID.svg: the
 live and backtest scores over event time against the plain mean, with
@@ -79,7 +82,7 @@ the windows held out under the tested parameters shaded.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var cfg struct {
-				Group   string `env:"WINDOWER_GROUP" default:"ratestream-windower" help:"the windower group whose watermarks give event time"`
+				Group   tally.Group
 				Scoring scoring.Config
 				Kafka   broker.Config
 				DB      database.Config
@@ -127,12 +130,12 @@ the windows held out under the tested parameters shaded.`,
 				return err
 			}
 			defer pool.Close()
-			var total int64
-			if err := pool.QueryRow(cmd.Context(), `SELECT count(*) FROM post_stats WHERE post_id BETWEEN $1 AND $2`, lo, hi).Scan(&total); err != nil {
+			total, err := tally.CountPosts(cmd.Context(), pool, lo, hi)
+			if err != nil {
 				return err
 			}
 			bar := newProgress(cmd.ErrOrStderr(), "posts", total)
-			rows, err := bt.run(cmd.Context(), pool, cfg.Group, cfg.Kafka.Topic, lo, hi, func(n int64) { bar.update(n, nil) })
+			rows, err := bt.run(cmd.Context(), pool, tally.Key{Consumer: cfg.Group.Name, Topic: cfg.Kafka.Topic}, lo, hi, func(n int64) { bar.update(n, nil) })
 			bar.finish()
 			if err != nil {
 				return err
@@ -154,7 +157,7 @@ the windows held out under the tested parameters shaded.`,
 	}
 	f := c.Flags()
 	f.StringVar(&strategy, "strategy", "", "the strategy to test (default: the live one); one of "+strings.Join(scoring.Names(), ", "))
-	f.StringArrayVar(&sets, "set", nil, "a scoring setting to change, NAME=VALUE (repeatable): SCORING_SURGE, SCORING_FLOOR, SCORING_BASELINE_TAU, SCORING_MATURITY, SCORING_NEW_POST_VOLUME")
+	f.StringArrayVar(&sets, "set", nil, "a scoring setting to change, NAME=VALUE (repeatable): SCORING_VOLUME_Z, SCORING_OPINION_Z, SCORING_FLOOR, SCORING_BASELINE_TAU, SCORING_NEW_POST_VOLUME")
 	f.StringVar(&posts, "posts", "", "only post ids LO-HI")
 	f.StringVarP(&output, "output", "o", "table", "table or json")
 	f.StringVar(&csvOut, "csv", "", "also write the table to this CSV file")
@@ -182,7 +185,7 @@ type backtest struct {
 	live, test       scoring.Strategy
 	liveP, testP     scoring.Params
 	liveName, testID string
-	recompute        bool // the tested parameters change the thresholds
+	rejudge          bool // the tested parameters judge windows otherwise
 	plots            string
 }
 
@@ -195,30 +198,20 @@ func newBacktest(live, test scoring.Config) (*backtest, error) {
 	if bt.test, bt.testP, err = test.StrategyAndParams(); err != nil {
 		return nil, err
 	}
-	bt.recompute = bt.liveP.Surge != bt.testP.Surge || bt.liveP.Floor != bt.testP.Floor || bt.liveP.BaselineTau != bt.testP.BaselineTau ||
-		bt.liveP.NewPost != bt.testP.NewPost
+	bt.rejudge = bt.liveP != bt.testP
 	bt.liveName, bt.testID = "live: "+live.Strategy, "backtest: "+test.Strategy
 	return &bt, nil
-}
-
-// btPost is what a backtest reads of one post.
-type btPost struct {
-	id        int64
-	partition int
-	live      *float64
-	now       time.Time
-	windows   []scoring.Window
 }
 
 const backtestChunk = 500 // posts read per round trip
 
 // run backtests the posts lo..hi, a chunk at a time, so that memory holds
 // one chunk's windows whatever the number of posts.
-func (bt *backtest) run(ctx context.Context, pool *pgxpool.Pool, group, topic string, lo, hi int64, tick func(int64)) ([]backtestRow, error) {
+func (bt *backtest) run(ctx context.Context, pool *pgxpool.Pool, key tally.Key, lo, hi int64, tick func(int64)) ([]backtestRow, error) {
 	var out []backtestRow
 	after := lo - 1
 	for {
-		posts, err := loadBacktestPosts(ctx, pool, group, topic, after, hi)
+		posts, err := tally.ChunkForBacktest(ctx, pool, key, after, hi, backtestChunk)
 		if err != nil {
 			return nil, err
 		}
@@ -229,70 +222,17 @@ func (bt *backtest) run(ctx context.Context, pool *pgxpool.Pool, group, topic st
 			row, chart := bt.post(p)
 			out = append(out, row)
 			if bt.plots != "" {
-				if err := os.WriteFile(filepath.Join(bt.plots, fmt.Sprintf("post-%d.svg", p.id)), []byte(chart.SVG()), 0o644); err != nil {
+				if err := os.WriteFile(filepath.Join(bt.plots, fmt.Sprintf("post-%d.svg", p.ID)), []byte(chart.SVG()), 0o644); err != nil {
 					return nil, err
 				}
 			}
 		}
-		after = posts[len(posts)-1].id
+		after = posts[len(posts)-1].ID
 		tick(int64(len(out)))
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 	}
-}
-
-func loadBacktestPosts(ctx context.Context, pool *pgxpool.Pool, group, topic string, after, hi int64) ([]*btPost, error) {
-	rows, err := pool.Query(ctx, `
-		SELECT s.post_id, s.partition, ps.score, s.current_window, co.watermark
-		FROM post_stats s
-		LEFT JOIN post_scores ps ON ps.post_id = s.post_id
-		LEFT JOIN consumer_offsets co ON co.consumer = $1 AND co.topic = $2 AND co.partition = s.partition
-		WHERE s.post_id > $3 AND s.post_id <= $4
-		ORDER BY s.post_id LIMIT $5`, group, topic, after, hi, backtestChunk)
-	if err != nil {
-		return nil, fmt.Errorf("read posts: %w", err)
-	}
-	var posts []*btPost
-	byID := map[int64]*btPost{}
-	for rows.Next() {
-		p := &btPost{}
-		var latest time.Time
-		var wm *time.Time
-		if err := rows.Scan(&p.id, &p.partition, &p.live, &latest, &wm); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		p.now = latest.UTC()
-		if wm != nil {
-			p.now = wm.UTC()
-		}
-		posts = append(posts, p)
-		byID[p.id] = p
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(posts) == 0 {
-		return nil, err
-	}
-	rows, err = pool.Query(ctx, `
-		SELECT post_id, window_start, rating_sum, rating_count, rerate_count, threshold FROM rating_averages
-		WHERE post_id BETWEEN $1 AND $2 ORDER BY post_id, window_start`, posts[0].id, posts[len(posts)-1].id)
-	if err != nil {
-		return nil, fmt.Errorf("read windows: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		var w scoring.Window
-		if err := rows.Scan(&id, &w.Start, &w.Sum, &w.Count, &w.Rerates, &w.Threshold); err != nil {
-			return nil, err
-		}
-		w.Start = w.Start.UTC()
-		if p := byID[id]; p != nil {
-			p.windows = append(p.windows, w)
-		}
-	}
-	return posts, rows.Err()
 }
 
 // maxEvaluations bounds the points of a post's history that are scored
@@ -302,41 +242,34 @@ const maxEvaluations = 1000
 // post backtests one post: the live and the tested strategy over the
 // post's history, each window's end an evaluation point, and at the
 // watermark (scoring.History).
-func (bt *backtest) post(p *btPost) (backtestRow, plot.Chart) {
-	liveW := p.windows
-	testW := liveW
-	if bt.recompute {
-		testW = rethreshold(liveW, bt.testP)
+func (bt *backtest) post(p *tally.BacktestPost) (backtestRow, plot.Chart) {
+	liveW, liveS := p.Windows, p.Stats
+	testW, testS := liveW, liveS
+	if bt.rejudge {
+		testW, testS = rejudge(liveW, bt.testP)
 	}
-	row := backtestRow{PostID: p.id, Live: p.live, Windows: int64(len(liveW))}
-	for i := range liveW {
-		if liveW[i].Anomalous() {
-			row.AnomalousLive++
-		}
-		if testW[i].Anomalous() {
-			row.AnomalousBacktest++
-		}
-	}
+	row := backtestRow{PostID: p.ID, Live: p.Live, Windows: int64(len(liveW))}
 	chart := plot.Chart{
-		Title:  fmt.Sprintf("post %d: %s against %s", p.id, bt.testID, bt.liveName),
-		Desc:   "Scores over event time, each recomputed from the stored windows, against the plain mean; shaded: windows held out under the tested parameters.",
+		Title:  fmt.Sprintf("post %d: %s against %s", p.ID, bt.testID, bt.liveName),
+		Desc:   "Scores over event time, each recomputed from the stored windows, against the plain mean; shaded: windows held out under the tested strategy and parameters.",
 		XLabel: "event time (UTC)", YLabel: "score", YMin: 0, YMax: 5, Clock: true, SpanLabel: "held out (backtest)",
+	}
+	for i := range liveW {
+		if scoring.VerdictOf(bt.live, liveW[i], bt.liveP).HeldOut() {
+			row.HeldOutLive++
+		}
+		if scoring.VerdictOf(bt.test, testW[i], bt.testP).HeldOut() {
+			row.HeldOutBacktest++
+			chart.Spans = append(chart.Spans, plot.Span{From: testW[i].Start, To: testW[i].Start.Add(bt.testP.Window)})
+		}
 	}
 	if len(liveW) == 0 {
 		return row, chart
 	}
-	var liveT, testT scoring.Totals
-	for i := range liveW {
-		liveT.Replace(scoring.Window{}, liveW[i])
-		testT.Replace(scoring.Window{}, testW[i])
-		if testW[i].Anomalous() {
-			chart.Spans = append(chart.Spans, plot.Span{From: testW[i].Start, To: testW[i].Start.Add(bt.testP.Window)})
-		}
-	}
 	// The same windows, the same evaluation points (each window's end and
 	// the watermark), through the same code the web page draws with.
-	live := scoring.History(bt.live, bt.liveP, liveT, liveW, p.now, maxEvaluations)
-	test := scoring.History(bt.test, bt.testP, testT, testW, p.now, maxEvaluations)
+	live := scoring.History(bt.live, bt.liveP, liveS, liveW, p.Now, maxEvaluations)
+	test := scoring.History(bt.test, bt.testP, testS, testW, p.Now, maxEvaluations)
 	mean := plot.Line{Name: "plain mean", Color: "#000", Dash: "6 4", Width: 2}
 	liveL := plot.Line{Name: bt.liveName, Color: plot.Palette[0]}
 	testL := plot.Line{Name: bt.testID, Color: plot.Palette[1]}
@@ -348,35 +281,46 @@ func (bt *backtest) post(p *btPost) (backtestRow, plot.Chart) {
 			row.MaxDifference = math.Max(row.MaxDifference, d)
 		}
 	}
-	row.UserCount = liveT.Count
-	if liveT.Count > 0 {
-		m := float64(liveT.Sum) / float64(liveT.Count)
+	row.UserCount = liveS.Totals.Count
+	if liveS.Totals.Count > 0 {
+		m := float64(liveS.Totals.Sum) / float64(liveS.Totals.Count)
 		row.Mean = &m
 	}
 	if last := test[len(test)-1]; !math.IsNaN(last.Score) {
 		s := last.Score
 		row.Backtest = &s
-		if p.live != nil {
-			d := s - *p.live
+		if p.Live != nil {
+			d := s - *p.Live
 			row.Difference = &d
 		}
 	}
-	chart.Start, chart.End = liveW[0].Start, p.now
+	chart.Start, chart.End = liveW[0].Start, p.Now
 	chart.Lines = []plot.Line{mean, liveL, testL}
 	return row, chart
 }
 
-// rethreshold gives each window the threshold the volume baseline of
-// params p would have given it when it opened, from the windows' stored
-// counts, through the same scoring.Stats the windower keeps.
-func rethreshold(ws []scoring.Window, p scoring.Params) []scoring.Window {
+// rejudge judges the windows ws (oldest first) again under params p,
+// through the same scoring.Stats the windower keeps, from the windows'
+// stored votes, each window's at once; it returns them with what the
+// post's stats would be.
+func rejudge(ws []scoring.Window, p scoring.Params) ([]scoring.Window, scoring.Stats) {
 	out := make([]scoring.Window, len(ws))
+	at := make(map[time.Time]int, len(ws))
 	var st scoring.Stats
 	for i, w := range ws {
-		st.Rated(w.Start, p)
-		out[i] = st.Change(scoring.Window{}, false, w.Start, w.Sum, w.Count, w.Rerates, p)
+		var cur scoring.Window
+		if j, ok := at[st.Tracker.Current]; ok {
+			cur = out[j]
+		}
+		for _, due := range st.Rated(w.Start, cur, p) {
+			if j, ok := at[due]; ok {
+				out[j] = st.Review(out[j], p)
+			}
+		}
+		out[i] = st.Change(scoring.Window{}, false, w.Start, scoring.Delta{Sum: w.Sum, Count: w.Count, Rerates: w.Rerates, RerateSum: w.RerateSum}, p)
+		at[w.Start] = i
 	}
-	return out
+	return out, st
 }
 
 func writeBacktest(path, format string, rows []backtestRow) error {
@@ -386,10 +330,10 @@ func writeBacktest(path, format string, rows []backtestRow) error {
 	}
 	i := 0
 	_, err = sink(format, f, newProgress(io.Discard, "", 0),
-		[]string{"post_id", "user_count", "mean", "live_score", "backtest_score", "difference", "max_abs_difference", "anomalous_windows_live", "anomalous_windows_backtest", "windows"},
+		[]string{"post_id", "user_count", "mean", "live_score", "backtest_score", "difference", "max_abs_difference", "held_out_windows_live", "held_out_windows_backtest", "windows"},
 		func(r backtestRow) []string {
 			return []string{itoa(r.PostID), itoa(r.UserCount), optFloat(r.Mean), optFloat(r.Live), optFloat(r.Backtest), optFloat(r.Difference),
-				strconv.FormatFloat(r.MaxDifference, 'g', -1, 64), itoa(r.AnomalousLive), itoa(r.AnomalousBacktest), itoa(r.Windows)}
+				strconv.FormatFloat(r.MaxDifference, 'g', -1, 64), itoa(r.HeldOutLive), itoa(r.HeldOutBacktest), itoa(r.Windows)}
 		}, func(emit func(backtestRow) error) error {
 			for ; i < len(rows); i++ {
 				if err := emit(rows[i]); err != nil {
@@ -418,7 +362,7 @@ func printBacktest(w io.Writer, live string, test scoring.Config, overrides map[
 	var n int
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%.4f\t%d\t%d\n", r.PostID, r.UserCount, num4(r.Mean), num4(r.Live), num4(r.Backtest), num4(r.Difference),
-			r.MaxDifference, r.AnomalousLive, r.AnomalousBacktest)
+			r.MaxDifference, r.HeldOutLive, r.HeldOutBacktest)
 		if r.Difference != nil {
 			n++
 			sum += math.Abs(*r.Difference)

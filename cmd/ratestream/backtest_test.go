@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,29 +14,29 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratestream/ratestream/pkg/rating"
+	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/tally"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
-// campaigned stores a post whose 20 windows hold 2 ratings of 4 each and
-// a 21st window with a burst of 100 zeros, held out live (threshold 8):
-// its live score is 4, its plain mean 160/140.
+// campaigned stores a post rated by 40 users with 4 over 20 minutes, then
+// 100 zeros in the 21st minute, held out live: its live score is 4, its
+// plain mean 160/140.
 func campaigned(t *testing.T, db *testenv.Database) {
 	t.Helper()
-	ctx := context.Background()
 	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	for i := range 20 {
-		if _, err := db.Pool.Exec(ctx, `INSERT INTO rating_averages VALUES (7, $1, 8, 2, 8)`, t0.Add(time.Duration(i)*time.Minute)); err != nil {
-			t.Fatal(err)
-		}
+	var evs []rating.Event
+	for i := range 40 {
+		evs = append(evs, testenv.Event(t, 7, fmt.Sprintf("u%d", i), 4, t0.Add(time.Duration(i)*30*time.Second)))
 	}
-	_, err := db.Pool.Exec(ctx, `
-		INSERT INTO rating_averages VALUES (7, '2026-05-01T12:20:00Z', 0, 100, 8);
-		INSERT INTO post_stats VALUES (7, 0, 160, 140, 0, 0, 2, 1, '2026-05-01T12:20:00Z', 100, 8);
-		INSERT INTO post_scores (post_id, score, user_count, mean, strategy, partition, as_of, stable_at) VALUES
-		  (7, 4, 140, 1.142857142857143, 'surge-guard', 0, '2026-05-01T13:19:00Z', '2026-05-01T13:19:00Z');
-		INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, watermark) VALUES
-		  ('ratestream-windower', 'ratings.v1', 0, 2120, '2026-05-01T14:00:00Z');`)
-	if err != nil {
+	for i := range 100 {
+		evs = append(evs, testenv.Event(t, 7, fmt.Sprintf("c%d", i), 0, t0.Add(20*time.Minute+time.Duration(i)*500*time.Millisecond)))
+	}
+	testenv.Store(t, db, testenv.Fold(scoring.DefaultParams(time.Minute), 0, evs...), 0, int64(len(evs)))
+	score, mean := 4.0, 160.0/140
+	if err := tally.WriteScores(context.Background(), db.Pool, []tally.Score{{PostID: 7, Score: &score, UserCount: 140, Mean: &mean,
+		Strategy: "surge-guard", AsOf: t0.Add(21 * time.Minute), StableAt: t0.Add(20*time.Minute + scoring.FlagFor)}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -74,7 +75,7 @@ func TestBacktest(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := rep.Posts[0]
-	if !near(r.Backtest, 4) || !near(r.Difference, 0) || r.AnomalousLive != 1 || r.AnomalousBacktest != 1 || r.UserCount != 140 || !near(r.Mean, plain) {
+	if !near(r.Backtest, 4) || !near(r.Difference, 0) || r.HeldOutLive != 1 || r.HeldOutBacktest != 1 || r.UserCount != 140 || !near(r.Mean, plain) {
 		t.Fatalf("live settings: %+v", r)
 	}
 
@@ -86,16 +87,16 @@ func TestBacktest(t *testing.T) {
 		t.Fatalf("mean: %+v", r)
 	}
 
-	// A surge factor of 100 recomputes the thresholds from the stored
-	// counts: the burst is no longer anomalous and counts fully.
+	// Activity anomalous only 100 standard deviations out: every window is
+	// judged again, and the burst counts fully.
 	dir := t.TempDir()
 	csvPath := filepath.Join(dir, "bt.csv")
-	if rep, err = runBacktest(t, db, "--set", "SCORING_SURGE=100", "--csv", csvPath, "--parquet", filepath.Join(dir, "bt.parquet"), "--plots", dir); err != nil {
+	if rep, err = runBacktest(t, db, "--set", "SCORING_VOLUME_Z=100", "--csv", csvPath, "--parquet", filepath.Join(dir, "bt.parquet"), "--plots", dir); err != nil {
 		t.Fatal(err)
 	}
 	r = rep.Posts[0]
-	if !near(r.Backtest, plain) || r.AnomalousBacktest != 0 || r.AnomalousLive != 1 || r.MaxDifference < 2.8 || rep.Settings["SCORING_SURGE"] != "100" {
-		t.Fatalf("SCORING_SURGE=100: %+v", r)
+	if !near(r.Backtest, plain) || r.HeldOutBacktest != 0 || r.HeldOutLive != 1 || r.MaxDifference < 2.8 || rep.Settings["SCORING_VOLUME_Z"] != "100" {
+		t.Fatalf("SCORING_VOLUME_Z=100: %+v", r)
 	}
 	f, err := os.Open(csvPath)
 	if err != nil {
@@ -119,11 +120,11 @@ func TestBacktest(t *testing.T) {
 
 	// Bad settings are refused with the reason.
 	for arg, want := range map[string]string{
-		"WINDOW=5m":        "cannot change in a backtest",
-		"SCORING_NOPE=1":   "SCORING_NOPE: not a setting here",
-		"SCORING_SURGE=0":  "SCORING_SURGE and SCORING_FLOOR must be at least 1",
-		"SCORING_SURGE":    "want NAME=VALUE",
-		"SCORING_SURGE=x1": `SCORING_SURGE="x1"`,
+		"WINDOW=5m":           "cannot change in a backtest",
+		"SCORING_NOPE=1":      "SCORING_NOPE: not a setting here",
+		"SCORING_VOLUME_Z=0":  "SCORING_VOLUME_Z, SCORING_OPINION_Z and SCORING_FLOOR must be at least 1",
+		"SCORING_VOLUME_Z":    "want NAME=VALUE",
+		"SCORING_VOLUME_Z=x1": `SCORING_VOLUME_Z="x1"`,
 	} {
 		if _, err := runBacktest(t, db, "--set", arg); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("--set %s: %v, want %q", arg, err, want)

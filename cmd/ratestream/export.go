@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/parquet-go/parquet-go"
 	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
@@ -21,6 +21,8 @@ import (
 	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/pkg/database"
 	"github.com/ratestream/ratestream/pkg/rating"
+	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/tally"
 )
 
 // The exported rows. Parquet schema: integers as INT64/INT32, texts as
@@ -38,14 +40,21 @@ type ratingRow struct {
 	Rerate      bool   `parquet:"rerate"`
 }
 
-// windowRow is one window of a post (table rating_averages).
+// windowRow is one window of a post (table rating_averages): its votes,
+// the changed votes among them, and what it was judged against when it
+// opened: the post's typical activity, the threshold above which its
+// activity was anomalous (+Inf for windows from before that was judged),
+// and the post's opinion (null: none yet).
 type windowRow struct {
-	PostID      int64   `parquet:"post_id"`
-	WindowStart int64   `parquet:"window_start,timestamp(microsecond)"`
-	RatingSum   int64   `parquet:"rating_sum"`
-	RatingCount int64   `parquet:"rating_count"`
-	RerateCount int64   `parquet:"rerate_count"`
-	Threshold   float64 `parquet:"threshold"`
+	PostID      int64    `parquet:"post_id"`
+	WindowStart int64    `parquet:"window_start,timestamp(microsecond)"`
+	RatingSum   int64    `parquet:"rating_sum"`
+	RatingCount int64    `parquet:"rating_count"`
+	RerateCount int64    `parquet:"rerate_count"`
+	RerateSum   int64    `parquet:"rerate_sum"`
+	Expected    float64  `parquet:"typical_activity"`
+	Threshold   float64  `parquet:"threshold"`
+	Against     *float64 `parquet:"judged_against,optional"`
 }
 
 // scoreRow is a post's score (table post_scores); score and mean are
@@ -188,68 +197,38 @@ func export(ctx context.Context, what, format string, w io.Writer, f exportFilte
 	}
 	defer pool.Close()
 	table := map[string]string{"ratings": "ratings", "windows": "rating_averages", "scores": "post_scores"}[what]
-	var estimate float64 // the planner's row count: enough for an ETA
-	if err := pool.QueryRow(ctx, `SELECT reltuples FROM pg_class WHERE relname = $1`, table).Scan(&estimate); err != nil {
+	estimate, err := tally.Estimate(ctx, pool, table) // enough for an ETA
+	if err != nil {
 		return 0, err
 	}
-	bar := newProgress(status, what, int64(max(estimate, 0)))
+	bar := newProgress(status, what, estimate)
 	defer bar.finish()
-	hi := f.hi
-	if hi == 0 {
-		hi = 1<<63 - 1
-	}
-	since, until := f.since, f.until
-	if since.IsZero() {
-		since = time.Unix(0, 0)
-	}
-	if until.IsZero() {
-		until = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-	}
-	each := func(sql string, scan func(pgx.Rows) error) error {
-		rows, err := pool.Query(ctx, sql, f.lo, hi, since, until)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
-	}
+	r := tally.Range{From: f.lo, To: f.hi, Since: f.since, Until: f.until}
 	switch what {
 	case "ratings":
 		return sink(format, w, bar, []string{"post_id", "user_id", "score", "rated_at", "event_id", "window_start", "rerate"},
 			func(r ratingRow) []string {
 				return []string{itoa(r.PostID), r.UserID, itoa(int64(r.Score)), us(r.RatedAt), r.EventID, us(r.WindowStart), strconv.FormatBool(r.Rerate)}
 			}, func(emit func(ratingRow) error) error {
-				return each(`SELECT post_id, user_id, score, rated_at, event_id::text, window_start, rerate FROM ratings
-					WHERE post_id BETWEEN $1 AND $2 AND rated_at >= $3 AND rated_at < $4 ORDER BY post_id, user_id`, func(rs pgx.Rows) error {
-					var r ratingRow
-					var score int16
-					var at, ws time.Time
-					if err := rs.Scan(&r.PostID, &r.UserID, &score, &at, &r.EventID, &ws, &r.Rerate); err != nil {
-						return err
-					}
-					r.Score, r.RatedAt, r.WindowStart = int32(score), at.UnixMicro(), ws.UnixMicro()
-					return emit(r)
+				return tally.EachVote(ctx, pool, r, func(v tally.Vote) error {
+					return emit(ratingRow{PostID: v.PostID, UserID: v.UserID, Score: int32(v.Score), RatedAt: v.RatedAt.UnixMicro(),
+						EventID: v.EventID, WindowStart: v.WindowStart.UnixMicro(), Rerate: v.Rerate})
 				})
 			})
 	case "windows":
-		return sink(format, w, bar, []string{"post_id", "window_start", "rating_sum", "rating_count", "rerate_count", "threshold"},
+		return sink(format, w, bar, []string{"post_id", "window_start", "rating_sum", "rating_count", "rerate_count", "rerate_sum", "typical_activity", "threshold", "judged_against"},
 			func(r windowRow) []string {
-				return []string{itoa(r.PostID), us(r.WindowStart), itoa(r.RatingSum), itoa(r.RatingCount), itoa(r.RerateCount), strconv.FormatFloat(r.Threshold, 'g', -1, 64)}
+				return []string{itoa(r.PostID), us(r.WindowStart), itoa(r.RatingSum), itoa(r.RatingCount), itoa(r.RerateCount), itoa(r.RerateSum),
+					strconv.FormatFloat(r.Expected, 'g', -1, 64), strconv.FormatFloat(r.Threshold, 'g', -1, 64), optFloat(r.Against)}
 			}, func(emit func(windowRow) error) error {
-				return each(`SELECT post_id, window_start, rating_sum, rating_count, rerate_count, threshold FROM rating_averages
-					WHERE post_id BETWEEN $1 AND $2 AND window_start >= $3 AND window_start < $4 ORDER BY post_id, window_start`, func(rs pgx.Rows) error {
-					var r windowRow
-					var ws time.Time
-					if err := rs.Scan(&r.PostID, &ws, &r.RatingSum, &r.RatingCount, &r.RerateCount, &r.Threshold); err != nil {
-						return err
+				return tally.EachWindow(ctx, pool, r, func(post int64, x scoring.Window) error {
+					row := windowRow{PostID: post, WindowStart: x.Start.UnixMicro(), RatingSum: x.Sum, RatingCount: x.Count,
+						RerateCount: x.Rerates, RerateSum: x.RerateSum, Expected: x.Ref.Expected, Threshold: x.Ref.Threshold}
+					if !math.IsNaN(x.Ref.Mean) {
+						m := x.Ref.Mean
+						row.Against = &m
 					}
-					r.WindowStart = ws.UnixMicro()
-					return emit(r)
+					return emit(row)
 				})
 			})
 	default: // scores
@@ -257,15 +236,8 @@ func export(ctx context.Context, what, format string, w io.Writer, f exportFilte
 			func(r scoreRow) []string {
 				return []string{itoa(r.PostID), optFloat(r.Score), itoa(r.UserCount), optFloat(r.Mean), r.Strategy, us(r.AsOf)}
 			}, func(emit func(scoreRow) error) error {
-				return each(`SELECT post_id, score, user_count, mean, strategy, as_of FROM post_scores
-					WHERE post_id BETWEEN $1 AND $2 AND as_of >= $3 AND as_of < $4 ORDER BY post_id`, func(rs pgx.Rows) error {
-					var r scoreRow
-					var asOf time.Time
-					if err := rs.Scan(&r.PostID, &r.Score, &r.UserCount, &r.Mean, &r.Strategy, &asOf); err != nil {
-						return err
-					}
-					r.AsOf = asOf.UnixMicro()
-					return emit(r)
+				return tally.EachScore(ctx, pool, r, func(s tally.Score) error {
+					return emit(scoreRow{PostID: s.PostID, Score: s.Score, UserCount: s.UserCount, Mean: s.Mean, Strategy: s.Strategy, AsOf: s.AsOf.UnixMicro()})
 				})
 			})
 	}

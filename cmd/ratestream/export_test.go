@@ -65,7 +65,7 @@ func TestExport(t *testing.T) {
 	}
 	recs, err := csv.NewReader(f).ReadAll()
 	f.Close()
-	if err != nil || len(recs) != 4 || strings.Join(recs[0], ",") != "post_id,window_start,rating_sum,rating_count,rerate_count,threshold" ||
+	if err != nil || len(recs) != 4 || strings.Join(recs[0], ",") != "post_id,window_start,rating_sum,rating_count,rerate_count,rerate_sum,typical_activity,threshold,judged_against" ||
 		recs[1][1] != "2026-05-01T12:00:00Z" {
 		t.Fatalf("csv windows: %v %v", recs, err)
 	}

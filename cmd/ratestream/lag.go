@@ -2,20 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/pkg/database"
+	"github.com/ratestream/ratestream/pkg/tally"
 )
 
 // partitionLag is one row of `ratestream lag`.
@@ -33,8 +31,8 @@ type partitionLag struct {
 	// are closed (null before the first event).
 	Watermark *time.Time `json:"watermark"`
 	// The scorer's position: posts whose windows changed and wait to be
-	// scored, how long the oldest has waited, and posts whose score is
-	// still maturing and is behind the watermark.
+	// scored, how long the oldest has waited, and posts whose score may
+	// still change (a flag) and is behind the watermark.
 	ScorerQueued int64   `json:"scorer_queued"`
 	ScorerWait   float64 `json:"scorer_oldest_wait_seconds"`
 	ScorerDue    int64   `json:"scorer_maturing_due"`
@@ -49,13 +47,13 @@ func lagCmd() *cobra.Command {
 stored offset and lag (PostgreSQL, the source of truth), the offset its
 consumer group has committed (what kcat, kafka-consumer-groups, Burrow or
 KEDA see), the watermark, and the scorer's position: posts queued for a
-new score and the oldest one's wait, and maturing posts whose score is
-behind the watermark. Settings: KAFKA_*, DATABASE_URL, WINDOWER_GROUP,
+new score and the oldest one's wait, and posts whose score may still
+change (a campaign flag that ages) and is behind the watermark. Settings: KAFKA_*, DATABASE_URL, WINDOWER_GROUP,
 as the services.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var cfg struct {
-				Group string `env:"WINDOWER_GROUP" default:"ratestream-windower" help:"the windower's consumer group"`
+				Group tally.Group
 				Kafka broker.Config
 				DB    database.Config
 			}
@@ -64,7 +62,7 @@ as the services.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
-			rows, err := lagRows(ctx, cfg.Kafka, cfg.DB, cfg.Group)
+			rows, err := lagRows(ctx, cfg.Kafka, cfg.DB, cfg.Group.Name)
 			if err != nil {
 				return err
 			}
@@ -94,78 +92,34 @@ func lagRows(ctx context.Context, kcfg broker.Config, dcfg database.Config, grou
 		return nil, err
 	}
 	defer pool.Close()
+	key := tally.Key{Consumer: group, Topic: kcfg.Topic}
+	stored, err := tally.Positions(ctx, pool, key)
+	if err != nil {
+		return nil, err
+	}
+	backlog, err := tally.BacklogByPartition(ctx, pool, key)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]partitionLag, 0, len(parts))
 	for _, p := range parts {
 		r := partitionLag{Partition: p, LogEnd: ends[p].End, Stored: ends[p].First, Group: -1}
 		if g, ok := committed[p]; ok {
 			r.Group = g
 		}
-		var next int64
-		var wm *time.Time
-		err := pool.QueryRow(ctx, `SELECT next_offset, watermark FROM consumer_offsets WHERE consumer = $1 AND topic = $2 AND partition = $3`,
-			group, kcfg.Topic, p).Scan(&next, &wm)
-		switch {
-		case err == nil:
-			r.Stored, r.Watermark = next, wm
-		case !errors.Is(err, pgx.ErrNoRows): // no row: not consumed yet
-			return nil, fmt.Errorf("stored offset of partition %d: %w", p, err)
+		if s, ok := stored[p]; ok { // no row: not consumed yet
+			r.Stored = s.Next
+			if !s.Watermark.IsZero() {
+				wm := s.Watermark
+				r.Watermark = &wm
+			}
 		}
 		r.Lag = max(0, r.LogEnd-r.Stored)
+		b := backlog[p]
+		r.ScorerQueued, r.ScorerWait, r.ScorerDue = b.Queued, b.OldestWait.Seconds(), b.Due
 		out = append(out, r)
 	}
-	if err := scorerPosition(ctx, pool, group, kcfg.Topic, out); err != nil {
-		return nil, err
-	}
 	return out, nil
-}
-
-// scorerPosition fills in the scorer's backlog per partition.
-func scorerPosition(ctx context.Context, pool *pgxpool.Pool, group, topic string, rows []partitionLag) error {
-	byPart := map[int]*partitionLag{}
-	for i := range rows {
-		byPart[rows[i].Partition] = &rows[i]
-	}
-	qrows, err := pool.Query(ctx, `
-		SELECT partition, count(*), EXTRACT(epoch FROM now() - min(marked_at))::float8 FROM rescore_queue GROUP BY partition`)
-	if err != nil {
-		return fmt.Errorf("the scorer's queue: %w", err)
-	}
-	for qrows.Next() {
-		var p int
-		var n int64
-		var wait float64
-		if err := qrows.Scan(&p, &n, &wait); err != nil {
-			qrows.Close()
-			return err
-		}
-		if r := byPart[p]; r != nil {
-			r.ScorerQueued, r.ScorerWait = n, wait
-		}
-	}
-	qrows.Close()
-	if err := qrows.Err(); err != nil {
-		return err
-	}
-	drows, err := pool.Query(ctx, `
-		SELECT ps.partition, count(*) FROM post_scores ps
-		JOIN consumer_offsets co ON co.consumer = $1 AND co.topic = $2 AND co.partition = ps.partition
-		WHERE ps.as_of < ps.stable_at AND ps.as_of < co.watermark
-		GROUP BY ps.partition`, group, topic)
-	if err != nil {
-		return fmt.Errorf("the scorer's maturing posts: %w", err)
-	}
-	defer drows.Close()
-	for drows.Next() {
-		var p int
-		var n int64
-		if err := drows.Scan(&p, &n); err != nil {
-			return err
-		}
-		if r := byPart[p]; r != nil {
-			r.ScorerDue = n
-		}
-	}
-	return drows.Err()
 }
 
 func printLag(w io.Writer, format string, rows []partitionLag) error {

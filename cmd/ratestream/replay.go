@@ -23,6 +23,7 @@ import (
 	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/database"
 	"github.com/ratestream/ratestream/pkg/migrate"
+	"github.com/ratestream/ratestream/pkg/tally"
 )
 
 func replayCmd() *cobra.Command {
@@ -178,7 +179,8 @@ func replayTargets(ctx context.Context, cfg broker.Config, until, offsetsFile st
 // scorer has nothing left to score, how many events are left, and where
 // each partition stands.
 func replayProgress(ctx context.Context, pool *pgxpool.Pool, topic, key string, targets, firsts map[int]int64) (bool, int64, []partPos, error) {
-	stored, err := storedOffsets(ctx, pool, key, topic)
+	k := tally.Key{Consumer: key, Topic: topic}
+	stored, err := tally.Offsets(ctx, pool, k)
 	if err != nil {
 		return false, 0, nil, err
 	}
@@ -195,18 +197,15 @@ func replayProgress(ctx context.Context, pool *pgxpool.Pool, topic, key string, 
 	if left > 0 {
 		return false, left, parts, nil
 	}
-	// Nothing marked, and no maturing score behind its partition's final
-	// watermark (the scorer revisits those within SCORER_REVISIT): the
-	// scores are then those a replay of the same events always gives.
-	var queued, behind int
-	if err := pool.QueryRow(ctx, `
-		SELECT (SELECT count(*) FROM rescore_queue),
-		       (SELECT count(*) FROM post_scores ps
-		        JOIN consumer_offsets co ON co.consumer = $1 AND co.topic = $2 AND co.partition = ps.partition
-		        WHERE ps.as_of < ps.stable_at AND ps.as_of < co.watermark)`, key, topic).Scan(&queued, &behind); err != nil {
+	// Nothing marked, and no score that may still change behind its
+	// partition's final watermark (the scorer revisits those within
+	// SCORER_REVISIT): the scores are then those a replay of the same
+	// events always gives.
+	b, err := tally.ReadBacklog(ctx, pool, k)
+	if err != nil {
 		return false, 0, nil, err
 	}
-	return queued == 0 && behind == 0, 0, parts, nil
+	return b.Queued == 0 && b.Due == 0, 0, parts, nil
 }
 
 // child is a program replay runs.

@@ -9,10 +9,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/ratestream/ratestream/pkg/database"
+	"github.com/ratestream/ratestream/pkg/tally"
 )
 
 // errDiffer makes verify exit 1: the databases differ.
@@ -75,24 +75,6 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// fingerprints are the per-post digests verify compares, each computed in
-// SQL so that millions of rows never leave the server; times in UTC so
-// that the servers' time zones do not matter.
-var fingerprints = []struct{ name, sql string }{
-	{"ratings", `SELECT post_id, count(*) || ' ratings summing ' || sum(score) || ', digest ' ||
-		md5(string_agg(user_id || ':' || score || ':' || event_id || ':' || (rated_at AT TIME ZONE 'UTC') || ':' || (window_start AT TIME ZONE 'UTC') || ':' || rerate, ',' ORDER BY user_id COLLATE "C"))
-		FROM ratings GROUP BY post_id`},
-	{"windows", `SELECT post_id, count(*) || ' windows summing ' || sum(rating_sum) || '/' || sum(rating_count) || ', digest ' ||
-		md5(string_agg((window_start AT TIME ZONE 'UTC') || ':' || rating_sum || ':' || rating_count || ':' || rerate_count || ':' || late_count || ':' || threshold, ',' ORDER BY window_start))
-		FROM rating_averages GROUP BY post_id`},
-	{"totals", `SELECT post_id, concat_ws(' ', 'partition', partition, 'sum', rating_sum, 'count', rating_count,
-		'weighted', weighted_sum, weight, 'baseline', baseline, baseline_seen, 'current', current_window AT TIME ZONE 'UTC', current_count, current_threshold)
-		FROM post_stats`},
-	{"score", `SELECT post_id, concat_ws(' ', 'score', coalesce(score::text, 'null'), 'raters', user_count, 'mean', coalesce(mean::text, 'null'),
-		strategy, 'as of', as_of AT TIME ZONE 'UTC', 'stable at', stable_at AT TIME ZONE 'UTC',
-		'campaign since', coalesce((campaign_since AT TIME ZONE 'UTC')::text, 'null')) FROM post_scores`},
-}
-
 func verify(ctx context.Context, urlA, urlB, groupA, groupB, topic string) (verifyReport, error) {
 	var r verifyReport
 	pa, err := database.Open(ctx, database.Config{URL: urlA, MaxConns: 2})
@@ -106,11 +88,11 @@ func verify(ctx context.Context, urlA, urlB, groupA, groupB, topic string) (veri
 	}
 	defer pb.Close()
 
-	oa, err := storedOffsets(ctx, pa, groupA, topic)
+	oa, err := tally.Offsets(ctx, pa, tally.Key{Consumer: groupA, Topic: topic})
 	if err != nil {
 		return r, err
 	}
-	ob, err := storedOffsets(ctx, pb, groupB, topic)
+	ob, err := tally.Offsets(ctx, pb, tally.Key{Consumer: groupB, Topic: topic})
 	if err != nil {
 		return r, err
 	}
@@ -123,34 +105,33 @@ func verify(ctx context.Context, urlA, urlB, groupA, groupB, topic string) (veri
 			r.Skipped = append(r.Skipped, fmt.Sprintf("partition %d: offset %d vs %d", p, oa[p], ob[p]))
 		}
 	}
-	partA, err := column(ctx, pa, `SELECT post_id, partition::text FROM post_stats`)
+	partA, err := tally.PostPartitions(ctx, pa)
 	if err != nil {
 		return r, err
 	}
-	partB, err := column(ctx, pb, `SELECT post_id, partition::text FROM post_stats`)
+	partB, err := tally.PostPartitions(ctx, pb)
 	if err != nil {
 		return r, err
 	}
 	inScope := func(post int64) bool {
-		for _, parts := range []map[int64]string{partA, partB} {
+		for _, parts := range []map[int64]int{partA, partB} {
 			if p, ok := parts[post]; ok {
-				var n int
-				_, _ = fmt.Sscan(p, &n)
-				return comparable[n]
+				return comparable[p]
 			}
 		}
 		return true // no totals on either side: compare what there is
 	}
+	digA, err := tally.Digest(ctx, pa)
+	if err != nil {
+		return r, fmt.Errorf("--database: %w", err)
+	}
+	digB, err := tally.Digest(ctx, pb)
+	if err != nil {
+		return r, fmt.Errorf("--against: %w", err)
+	}
 	posts := map[int64]bool{}
-	for _, fp := range fingerprints {
-		da, err := column(ctx, pa, fp.sql)
-		if err != nil {
-			return r, fmt.Errorf("%s of --database: %w", fp.name, err)
-		}
-		db, err := column(ctx, pb, fp.sql)
-		if err != nil {
-			return r, fmt.Errorf("%s of --against: %w", fp.name, err)
-		}
+	for _, part := range tally.DigestParts() {
+		da, db := digA[part], digB[part]
 		for _, post := range slices.Sorted(maps.Keys(union(da, db))) {
 			if !inScope(post) {
 				continue
@@ -160,11 +141,11 @@ func verify(ctx context.Context, urlA, urlB, groupA, groupB, topic string) (veri
 			y, okB := db[post]
 			switch {
 			case !okA:
-				r.Differences = append(r.Differences, fmt.Sprintf("post %d: %s only in --against: %s", post, fp.name, y))
+				r.Differences = append(r.Differences, fmt.Sprintf("post %d: %s only in --against: %s", post, part, y))
 			case !okB:
-				r.Differences = append(r.Differences, fmt.Sprintf("post %d: %s only in --database: %s", post, fp.name, x))
+				r.Differences = append(r.Differences, fmt.Sprintf("post %d: %s only in --database: %s", post, part, x))
 			case x != y:
-				r.Differences = append(r.Differences, fmt.Sprintf("post %d: %s differ: %s | %s", post, fp.name, x, y))
+				r.Differences = append(r.Differences, fmt.Sprintf("post %d: %s differ: %s | %s", post, part, x, y))
 			}
 		}
 	}
@@ -182,43 +163,6 @@ func union[K comparable, A, B any](a map[K]A, b map[K]B) map[K]bool {
 		out[k] = true
 	}
 	return out
-}
-
-func storedOffsets(ctx context.Context, pool *pgxpool.Pool, group, topic string) (map[int]int64, error) {
-	rows, err := pool.Query(ctx, `SELECT partition, next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2`, group, topic)
-	if err != nil {
-		return nil, fmt.Errorf("stored offsets: %w", err)
-	}
-	defer rows.Close()
-	out := map[int]int64{}
-	for rows.Next() {
-		var p int
-		var n int64
-		if err := rows.Scan(&p, &n); err != nil {
-			return nil, err
-		}
-		out[p] = n
-	}
-	return out, rows.Err()
-}
-
-// column runs a query of (post_id, text) rows into a map.
-func column(ctx context.Context, pool *pgxpool.Pool, sql string) (map[int64]string, error) {
-	rows, err := pool.Query(ctx, sql)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[int64]string{}
-	for rows.Next() {
-		var id int64
-		var v string
-		if err := rows.Scan(&id, &v); err != nil {
-			return nil, err
-		}
-		out[id] = v
-	}
-	return out, rows.Err()
 }
 
 func printVerify(w io.Writer, format string, r verifyReport) error {

@@ -4,31 +4,44 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/ratestream/ratestream/pkg/rating"
+	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/tally"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
 // state writes the same derived state into a database as a windower and
-// scorer would have.
+// scorer would have: post 1 on partition 0 (two raters), post 2 on
+// partition 1 (one).
 func state(t *testing.T, db *testenv.Database) {
 	t.Helper()
-	_, err := db.Pool.Exec(context.Background(), `
-		INSERT INTO ratings VALUES
-		  (1, 'a', 4, '2026-05-01T12:00:01Z', '01a21210-a2ee-7374-aba6-54a3e2cb9927', '2026-05-01T12:00:00Z'),
-		  (1, 'b', 2, '2026-05-01T12:01:01Z', '01a21210-a2ee-7374-aba6-54a3e2cb9928', '2026-05-01T12:01:00Z'),
-		  (2, 'a', 5, '2026-05-01T12:00:02Z', '01a21210-a2ee-7374-aba6-54a3e2cb9929', '2026-05-01T12:00:00Z');
-		INSERT INTO rating_averages VALUES (1, '2026-05-01T12:00:00Z', 4, 1, 2), (1, '2026-05-01T12:01:00Z', 2, 1, 2), (2, '2026-05-01T12:00:00Z', 5, 1, 2);
-		INSERT INTO post_stats VALUES (1, 0, 6, 2, 6000000, 2000000, 1, 0.5, '2026-05-01T12:01:00Z', 1, 2), (2, 1, 5, 1, 5000000, 1000000, 0, 0, '2026-05-01T12:00:00Z', 1, 2);
-		INSERT INTO post_scores (post_id, score, user_count, mean, strategy, partition, as_of, stable_at) VALUES
-		  (1, 3, 2, 3, 'surge-guard', 0, '2026-05-01T12:02:00Z', '2026-05-01T13:01:00Z'),
-		  (2, 5, 1, 5, 'surge-guard', 1, '2026-05-01T12:02:00Z', '2026-05-01T13:00:00Z');
-		INSERT INTO consumer_offsets (consumer, topic, partition, next_offset) VALUES
-		  ('ratestream-windower', 'ratings.v1', 0, 2), ('ratestream-windower', 'ratings.v1', 1, 1);`)
-	if err != nil {
+	p := scoring.DefaultParams(time.Minute)
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	one := testenv.Fold(p, 0, event(t, 1, "a", 4, t0.Add(time.Second), 0x27), event(t, 1, "b", 2, t0.Add(61*time.Second), 0x28))
+	two := testenv.Fold(p, 1, event(t, 2, "a", 5, t0.Add(2*time.Second), 0x29))
+	testenv.Store(t, db, one, 0, 2)
+	testenv.Store(t, db, two, 1, 1)
+	s1, s2 := 3.0, 5.0
+	if err := tally.WriteScores(context.Background(), db.Pool, []tally.Score{
+		{PostID: 1, Score: &s1, UserCount: 2, Mean: &s1, Strategy: "surge-guard", Partition: 0, AsOf: t0.Add(2 * time.Minute), StableAt: t0.Add(time.Minute)},
+		{PostID: 2, Score: &s2, UserCount: 1, Mean: &s2, Strategy: "surge-guard", Partition: 1, AsOf: t0.Add(2 * time.Minute), StableAt: t0},
+	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// event is a rating with a fixed event id, the same in every database.
+func event(t *testing.T, post int64, user string, score int, at time.Time, id byte) rating.Event {
+	e := testenv.Event(t, post, user, score, at)
+	e.EventID = uuid.MustParse(fmt.Sprintf("01a21210-a2ee-7374-aba6-54a3e2cb99%02x", id))
+	return e
 }
 
 func runVerify(t *testing.T, a, b *testenv.Database) (string, error) {

@@ -109,11 +109,26 @@ func (s *State) Apply(e rating.Event, partition int) Outcome {
 		s.Posts[e.PostID] = post
 	}
 	start := s.Params.WindowStart(at)
-	post.Rated(start, s.Params)
-	if had {
-		s.change(post, WindowKey{e.PostID, old.Window}, -int64(old.Score), -1, -b2i(old.Rerate))
+	for _, due := range post.Rated(start, s.Windows[WindowKey{e.PostID, post.Tracker.Current}], s.Params) {
+		k := WindowKey{e.PostID, due}
+		if w, ok := s.Windows[k]; ok {
+			s.Windows[k] = post.Review(w, s.Params)
+			s.DirtyWindows[k] = struct{}{}
+		}
 	}
-	s.change(post, WindowKey{e.PostID, start}, int64(e.Score), 1, b2i(had))
+	if had {
+		d := scoring.Delta{Sum: -int64(old.Score), Count: -1}
+		if old.Rerate {
+			d.Rerates, d.RerateSum = -1, -int64(old.Score)
+		}
+		s.change(post, WindowKey{e.PostID, old.Window}, d)
+	}
+	d := scoring.Delta{Sum: int64(e.Score), Count: 1}
+	if had {
+		d.Rerates, d.RerateSum = 1, int64(e.Score)
+	}
+	s.change(post, WindowKey{e.PostID, start}, d)
+	post.Totals.Voted(old.Score, had, e.Score)
 	s.Votes[vk] = Vote{Score: e.Score, RatedAt: at, EventID: e.EventID, Window: start, Rerate: had}
 	s.DirtyVotes[vk] = struct{}{}
 	s.DirtyPosts[e.PostID] = struct{}{}
@@ -123,16 +138,9 @@ func (s *State) Apply(e rating.Event, partition int) Outcome {
 	return Counted
 }
 
-func b2i(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-func (s *State) change(post *Post, k WindowKey, dsum, dcount, drerates int64) {
+func (s *State) change(post *Post, k WindowKey, d scoring.Delta) {
 	old, ok := s.Windows[k]
-	s.Windows[k] = post.Change(old, ok, k.Start, dsum, dcount, drerates, s.Params)
+	s.Windows[k] = post.Change(old, ok, k.Start, d, s.Params)
 	s.DirtyWindows[k] = struct{}{}
 }
 
@@ -148,9 +156,26 @@ func (s *State) MarkLate(e rating.Event) {
 
 // Needs lists the keys an event can touch before its stored vote is
 // known: its vote and its own window. Whoever loads the state must add
-// the window of each stored vote it finds.
+// the window of each stored vote it finds, and each post's Tracked
+// windows.
 func (s *State) Needs(e rating.Event) (VoteKey, WindowKey) {
 	return VoteKey{e.PostID, e.UserID}, WindowKey{e.PostID, s.Params.WindowStart(Truncate(e.RatedAt))}
+}
+
+// Tracked lists the windows of post id (whose stats are p) that applying
+// an event can touch besides the event's own and its stored vote's: the
+// current window, which a newer window finishes, and the windows
+// awaiting review.
+func Tracked(id int64, p *Post) []WindowKey {
+	if p.Tracker.Current.IsZero() {
+		return nil
+	}
+	out := make([]WindowKey, 0, 1+len(p.Tracker.Pending))
+	out = append(out, WindowKey{id, p.Tracker.Current})
+	for _, t := range p.Tracker.Pending {
+		out = append(out, WindowKey{id, t})
+	}
+	return out
 }
 
 // ClearDirty forgets what changed, after it was written.

@@ -42,8 +42,9 @@ func stream(seed uint64, n int) []rating.Event {
 // naive computes the expected windows straight from the definition: each
 // (post, user)'s latest event by (rated_at, event_id), grouped by window
 // (sum, count, and how many of those votes replaced an earlier one of
-// the same user: every vote after the user's first that took effect).
-func naive(events []rating.Event, p scoring.Params) (map[VoteKey]rating.Event, map[WindowKey][3]int64) {
+// the same user, every vote after the user's first that took effect, and
+// their sum).
+func naive(events []rating.Event, p scoring.Params) (map[VoteKey]rating.Event, map[WindowKey][4]int64) {
 	latest := map[VoteKey]rating.Event{}
 	rerate := map[VoteKey]bool{}
 	for _, e := range events {
@@ -54,13 +55,14 @@ func naive(events []rating.Event, p scoring.Params) (map[VoteKey]rating.Event, m
 			rerate[k] = ok
 		}
 	}
-	win := map[WindowKey][3]int64{}
+	win := map[WindowKey][4]int64{}
 	for k, e := range latest {
 		wk := WindowKey{k.PostID, p.WindowStart(Truncate(e.RatedAt))}
 		v := win[wk]
 		v[0], v[1] = v[0]+int64(e.Score), v[1]+1
 		if rerate[k] {
 			v[2]++
+			v[3] += int64(e.Score)
 		}
 		win[wk] = v
 	}
@@ -84,26 +86,34 @@ func TestFoldMatchesDefinitionOnRandomStreams(t *testing.T) {
 		}
 		raters := map[int64]int64{}
 		sums := map[int64]int64{}
+		dists := map[int64][6]int64{}
 		for k, e := range latest {
 			raters[k.PostID]++
 			sums[k.PostID] += int64(e.Score)
+			d := dists[k.PostID]
+			d[e.Score]++
+			dists[k.PostID] = d
 		}
 		for k, w := range st.Windows {
-			if want := win[k]; w.Sum != want[0] || w.Count != want[1] || w.Rerates != want[2] {
-				t.Fatalf("seed %d: window %v = %d/%d with %d re-ratings, want %d/%d with %d", seed, k, w.Sum, w.Count, w.Rerates, want[0], want[1], want[2])
+			if want := win[k]; w.Sum != want[0] || w.Count != want[1] || w.Rerates != want[2] || w.RerateSum != want[3] {
+				t.Fatalf("seed %d: window %v = %d/%d with %d re-ratings summing %d, want %d/%d with %d summing %d",
+					seed, k, w.Sum, w.Count, w.Rerates, w.RerateSum, want[0], want[1], want[2], want[3])
 			}
 		}
 		for id, post := range st.Posts {
 			if post.Totals.Count != raters[id] || post.Totals.Sum != sums[id] {
 				t.Fatalf("seed %d: post %d totals %d/%d, want %d raters summing %d", seed, id, post.Totals.Sum, post.Totals.Count, raters[id], sums[id])
 			}
+			if post.Totals.Dist != dists[id] {
+				t.Fatalf("seed %d: post %d distribution %v, want %v", seed, id, post.Totals.Dist, dists[id])
+			}
 			var ws, wc, wsum, wweight int64
 			for k, w := range st.Windows {
 				if k.PostID == id {
 					ws += w.Sum
 					wc += w.Count
-					wsum += scoring.ContribMicro(w)
-					wweight += scoring.WeightMicro(w)
+					wsum += scoring.ContribMicro(w, p)
+					wweight += scoring.WeightMicro(w, p)
 				}
 			}
 			if ws != sums[id] || wc != raters[id] {

@@ -10,11 +10,11 @@ import (
 type Config struct {
 	Window      time.Duration `env:"WINDOW" default:"1m" help:"event-time window length: whole seconds from 1s to 1h"`
 	Strategy    string        `env:"SCORING_STRATEGY" default:"surge-guard" help:"surge-guard, mean or seed-linear"`
-	BaselineTau time.Duration `env:"SCORING_BASELINE_TAU" default:"35m" help:"time constant of a post's typical volume"`
-	Surge       float64       `env:"SCORING_SURGE" default:"4" help:"times the typical volume above which a window is anomalous"`
-	Floor       float64       `env:"SCORING_FLOOR" default:"2" help:"ratings per window never considered anomalous"`
-	Maturity    time.Duration `env:"SCORING_MATURITY" default:"1h" help:"event-time age at which a window of suspect volume has full weight"`
-	NewPost     float64       `env:"SCORING_NEW_POST_VOLUME" default:"10" help:"a new post's assumed typical volume (ratings per window), the prior its own windows outweigh within about SCORING_BASELINE_TAU"`
+	BaselineTau time.Duration `env:"SCORING_BASELINE_TAU" default:"35m" help:"time constant of a post's typical activity"`
+	VolumeZ     float64       `env:"SCORING_VOLUME_Z" default:"3" help:"standard deviations above the typical activity at which a window's activity is anomalous"`
+	OpinionZ    float64       `env:"SCORING_OPINION_Z" default:"4" help:"standard errors from the post's opinion at which a window's opinion is anomalous"`
+	Floor       float64       `env:"SCORING_FLOOR" default:"2" help:"votes per window never considered anomalous"`
+	NewPost     float64       `env:"SCORING_NEW_POST_VOLUME" default:"10" help:"a new post's assumed typical activity (votes per window), the prior its own windows outweigh within about SCORING_BASELINE_TAU"`
 }
 
 // Params validates the settings and turns them into Params.
@@ -25,16 +25,13 @@ func (c Config) Params() (Params, error) {
 	if c.BaselineTau < c.Window {
 		return Params{}, fmt.Errorf("SCORING_BASELINE_TAU %s must be at least WINDOW %s", c.BaselineTau, c.Window)
 	}
-	if c.Surge < 1 || c.Floor < 1 {
-		return Params{}, fmt.Errorf("SCORING_SURGE and SCORING_FLOOR must be at least 1")
-	}
-	if c.Maturity < 0 {
-		return Params{}, fmt.Errorf("SCORING_MATURITY must not be negative")
+	if c.VolumeZ < 1 || c.OpinionZ < 1 || c.Floor < 1 {
+		return Params{}, fmt.Errorf("SCORING_VOLUME_Z, SCORING_OPINION_Z and SCORING_FLOOR must be at least 1")
 	}
 	if c.NewPost < 0 {
 		return Params{}, fmt.Errorf("SCORING_NEW_POST_VOLUME must not be negative")
 	}
-	return Params{Window: c.Window, BaselineTau: c.BaselineTau, Surge: c.Surge, Floor: c.Floor, Maturity: c.Maturity, NewPost: c.NewPost}, nil
+	return Params{Window: c.Window, BaselineTau: c.BaselineTau, VolumeZ: c.VolumeZ, OpinionZ: c.OpinionZ, Floor: c.Floor, NewPost: c.NewPost}, nil
 }
 
 // StrategyAndParams validates the settings and returns the strategy they name with

@@ -23,7 +23,7 @@ func TestWindowSettingMatchesItsHelp(t *testing.T) {
 		{time.Hour, true},
 		{time.Hour + time.Second, false},
 	} {
-		cfg := Config{Window: c.w, BaselineTau: 2 * time.Hour, Surge: 4, Floor: 2, Maturity: time.Hour}
+		cfg := Config{Window: c.w, BaselineTau: 2 * time.Hour, VolumeZ: 3, OpinionZ: 4, Floor: 2}
 		if _, err := cfg.Params(); (err == nil) != c.ok {
 			t.Errorf("WINDOW=%s: err %v, want ok=%v", c.w, err, c.ok)
 		}

@@ -2,7 +2,6 @@ package scoring
 
 import (
 	"math"
-	"sort"
 	"time"
 )
 
@@ -15,30 +14,31 @@ type HistoryPoint struct {
 
 // History recomputes a post's score at the end of each of its windows in
 // ws (oldest first, every window since some start) and at now, with
-// strategy s: the totals at each point are the post's totals less the
-// windows that came after it. It scores the windows as they are now (a
-// rating later moved by a re-rating counts where it is now), with the
-// same input the scorer builds. At most maxPoints points are scored, evenly
+// strategy s: the totals at each point are the post's totals (in st) less
+// the windows that came after it. It scores the windows as they are now
+// (a rating later moved by a re-rating counts where it is now), through
+// NewInput as the scorer does. At most maxPoints points are scored, evenly
 // spread, always including now. A strategy that needs the whole history
-// (NeedsHistory) sees only ws.
-func History(s Strategy, p Params, totals Totals, ws []Window, now time.Time, maxPoints int) []HistoryPoint {
+// (NeedsHistory), and the bootstrap windows the default strategy reads,
+// see only what ws holds.
+func History(s Strategy, p Params, st Stats, ws []Window, now time.Time, maxPoints int) []HistoryPoint {
 	if len(ws) == 0 {
 		return nil
 	}
 	// prefix[i] are the totals over every window up to ws[i].
 	prefix := make([]Totals, len(ws))
-	t := totals
+	t := st.Totals
 	for i := len(ws) - 1; i >= 0; i-- {
 		prefix[i] = t
-		t.Replace(ws[i], Window{Start: ws[i].Start, Threshold: ws[i].Threshold})
+		t.Replace(ws[i], Window{Start: ws[i].Start, Ref: ws[i].Ref}, p)
 	}
 	stride := max(1, len(ws)/max(maxPoints, 1))
 	var out []HistoryPoint
 	at := func(n int, now time.Time) {
 		tot := prefix[n-1]
-		cutoff := RecentCutoff(now, p).Add(-p.Window)
-		lo := sort.Search(n, func(i int) bool { return ws[i].Start.After(cutoff) })
-		r := s.Score(Input{Now: now, Params: p, Totals: tot, Latest: ws[n-1].Start, Recent: ws[lo:n], All: ws[:n]})
+		at := st
+		at.Totals, at.Tracker.Current = tot, ws[n-1].Start
+		r := s.Score(NewInput(at, ws[:n], now, p))
 		pt := HistoryPoint{At: now, Score: math.NaN(), Mean: math.NaN()}
 		if r.OK {
 			pt.Score = r.Score

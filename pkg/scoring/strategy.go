@@ -15,11 +15,37 @@ type Input struct {
 	Totals Totals
 	// Latest is the start of the post's newest window.
 	Latest time.Time
-	// Recent holds at least every window younger than Params.Maturity,
-	// oldest first. Strategies that need more say so with NeedsHistory.
+	// Recent holds at least every window younger than FlagFor, oldest
+	// first, and Early the windows of the post's bootstrap (from its
+	// first window to Params.BootstrapEnd) when it is not over. Strategies that need more say so with NeedsHistory.
 	Recent []Window
+	Early  []Window
 	// All is every window, oldest first, for strategies that need it.
 	All []Window
+}
+
+// NewInput is what a strategy sees of a post at event time now, from its
+// stats and windows ws, oldest first: every window for a strategy that
+// NeedsHistory, otherwise at least those that Reads names.
+func NewInput(st Stats, ws []Window, now time.Time, p Params) Input {
+	in := Input{Now: now, Params: p, Totals: st.Totals, Latest: st.Tracker.Current, All: ws}
+	after, before := Reads(st.Tracker, now, p)
+	for i, w := range ws {
+		if !w.Start.Before(before) {
+			in.Early = ws[:i:i]
+			break
+		}
+		in.Early = ws
+	}
+	in.Recent = ws[sort.Search(len(ws), func(i int) bool { return ws[i].Start.After(after) }):]
+	return in
+}
+
+// Reads names the windows of a post (tracked by t) that a strategy
+// without history reads at event time now: those starting after after
+// (they may still flag the post) and before before (its bootstrap).
+func Reads(t Tracker, now time.Time, p Params) (after, before time.Time) {
+	return RecentCutoff(now, p).Add(-p.Window), p.BootstrapEnd(t.First)
 }
 
 // Result is a strategy's verdict. StableAt is the event time from which the
@@ -37,6 +63,21 @@ type Strategy interface {
 	// NeedsHistory reports whether Score reads Input.All.
 	NeedsHistory() bool
 	Score(in Input) Result
+}
+
+// Judging is implemented by the strategies that hold windows out: how
+// much of a window counts, and why.
+type Judging interface {
+	Verdict(w Window, p Params) Verdict
+}
+
+// VerdictOf is strategy s's verdict on window w: its own when it judges
+// windows, otherwise that the window counts fully.
+func VerdictOf(s Strategy, w Window, p Params) Verdict {
+	if j, ok := s.(Judging); ok {
+		return j.Verdict(w, p)
+	}
+	return Verdict{Factor: 1, Activity: w.Count, Against: w.Ref.Mean}
 }
 
 // Default is the strategy the scorer uses unless told otherwise.
@@ -112,11 +153,10 @@ func (SeedLinear) Score(in Input) Result {
 	return Result{Score: math.Round(num/den*100) / 100, OK: true, StableAt: in.Latest}
 }
 
-// SurgeGuard weights each window by its volume, damps windows far above
-// the post's trailing typical volume (see Weight and Volume) and lets a
-// window's weight grow linearly with its event-time age until Maturity.
-// Without surges it equals the plain mean of distinct users once every
-// window has matured; a burst counts for little and only slowly.
+// SurgeGuard counts every window by its votes, except the windows it
+// holds out (see Judge): those whose activity is far above the post's
+// typical activity and whose opinion departs from the post's. Without
+// such windows it is the plain mean of distinct users' latest votes.
 type SurgeGuard struct{}
 
 // Name implements Strategy.
@@ -125,96 +165,70 @@ func (SurgeGuard) Name() string { return "surge-guard" }
 // NeedsHistory implements Strategy.
 func (SurgeGuard) NeedsHistory() bool { return false }
 
-// Score implements Strategy. It reads the running totals and the immature
-// windows only, so its cost does not grow with the post's history.
+// Verdict implements Judging.
+func (SurgeGuard) Verdict(w Window, p Params) Verdict { return Judge(w, p) }
+
+// Score implements Strategy. It reads the running totals only, so its
+// cost does not grow with the post's history; the recent windows say
+// until when the post's campaign flag may still change.
 func (SurgeGuard) Score(in Input) Result {
-	p := in.Params
-	stable := in.Latest.Add(p.Maturity - p.Window)
+	stable := stableAt(in)
 	if in.Totals.Count == 0 {
 		return Result{StableAt: stable}
 	}
-	num, den := float64(in.Totals.WeightedSum), float64(in.Totals.Weight)
-	for _, w := range in.Recent {
-		m := WindowMaturity(w, in.Now, p)
-		if m >= 1 {
-			continue
-		}
-		num -= (1 - m) * float64(ContribMicro(w))
-		den -= (1 - m) * float64(WeightMicro(w))
-	}
-	if den <= 1e-9 {
+	if in.Totals.Weight <= 0 {
+		// Nothing counts (a post whose every window so far was held out
+		// for its volume): the plain mean until something does.
 		return Result{Score: float64(in.Totals.Sum) / float64(in.Totals.Count), OK: true, StableAt: stable}
+	}
+	num, den := float64(in.Totals.WeightedSum), float64(in.Totals.Weight)
+	mean, votes, ok := in.Totals.Opinion()
+	for _, w := range in.Early {
+		if !ok {
+			break
+		}
+		if Judge(w, in.Params).Undecided() && Agrees(w, mean, votes, in.Params) {
+			num += float64(w.Sum) * micro
+			den += float64(w.Count) * micro
+		}
 	}
 	return Result{Score: num / den, OK: true, StableAt: stable}
 }
 
-// Maturity is the share of its full weight a window starting at start has
-// at event time now: (age + window) / Maturity, capped at 1, so even the
-// newest window counts a little and a lone window makes a score.
-func Maturity(start, now time.Time, p Params) float64 {
-	if p.Maturity <= 0 {
-		return 1
+// FlagFor is how long in event time a held-out window flags its post as
+// under a campaign.
+const FlagFor = time.Hour
+
+// stableAt is when the post's score and flags stop changing without new
+// votes: when its newest held-out window stops flagging it.
+func stableAt(in Input) time.Time {
+	stable := in.Latest
+	for _, w := range in.Recent {
+		if Judge(w, in.Params).HeldOut() {
+			if end := w.Start.Add(FlagFor); end.After(stable) {
+				stable = end
+			}
+		}
 	}
-	age := now.Sub(start)
-	if age < 0 {
-		age = 0
-	}
-	return math.Min(1, float64(age+p.Window)/float64(p.Maturity))
+	return stable
 }
 
-// WindowMaturity is Maturity for windows of suspect volume only. The
-// window's typical volume b is what its threshold was made from (T /
-// Surge); a window within Poisson noise of it (at most b + 2.5√b + 1)
-// counts fully at once; above, the age ramp applies progressively, fully
-// from 3b on (or √b + 1 above the noise band for small b). So honest
-// raters count as they come, and what slips under the threshold (a
-// campaign at 3× volume) gains weight only with age.
-func WindowMaturity(w Window, now time.Time, p Params) float64 {
-	m := Maturity(w.Start, now, p)
-	if m >= 1 || w.New() <= 0 {
-		return 1
-	}
-	s := Suspicion(w, p)
-	return 1 - s*(1-m)
-}
-
-// Suspicion is how suspect a window's volume is, from 0 (within the noise
-// of its typical volume) to 1 (three times it or more).
-func Suspicion(w Window, p Params) float64 {
-	b := w.Threshold / p.Surge
-	lo := b + 2.5*math.Sqrt(b) + 1
-	hi := math.Max(3*b, lo+1+math.Sqrt(b))
-	return math.Min(1, math.Max(0, (float64(w.New())-lo)/(hi-lo)))
-}
-
-// CampaignSince is the start of the oldest window, among those still
-// maturing at now, whose new raters exceed its threshold: the post is
-// under a campaign since then. ok is false when no such window is held
-// out now.
+// CampaignSince is the start of the oldest window held out among those
+// that started less than FlagFor before now: the post is under a
+// campaign since then. ok is false when no such window is held out.
 func CampaignSince(windows []Window, now time.Time, p Params) (time.Time, bool) {
 	for _, w := range windows { // oldest first
-		if w.Start.Add(p.Maturity).After(now) && w.Anomalous() {
+		if w.Start.Add(FlagFor).After(now) && Judge(w, p).HeldOut() {
 			return w.Start, true
 		}
 	}
 	return time.Time{}, false
 }
 
-// BaselineOf is the typical volume (new raters per window) a threshold
-// was made from: the inverse of the threshold rule, for explaining a
-// window. A threshold at the floor gives the volume the floor stands for.
-func BaselineOf(threshold float64, p Params) float64 {
-	if b := threshold / p.Surge; p.Surge*b >= b+4*math.Sqrt(b)+2 {
-		return b
-	}
-	r := math.Sqrt(threshold+2) - 2 // threshold = b + 4√b + 2
-	return math.Max(r*r, 0)
-}
-
-// RecentCutoff is the start after which windows may still be maturing at
-// now: strategies without history need the windows after it.
+// RecentCutoff is the start after which windows may still flag a post at
+// now: what the scorer reads besides the totals.
 func RecentCutoff(now time.Time, p Params) time.Time {
-	return now.Add(-p.Maturity)
+	return now.Add(-FlagFor)
 }
 
 // SortWindows orders windows oldest first.

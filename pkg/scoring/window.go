@@ -1,7 +1,7 @@
 // Package scoring holds the pure, deterministic strategies that turn a
 // post's event-time windows into its score, and the incremental state
-// (volume baseline, running totals) that keeps the cost of scoring a post
-// independent of the length of its history.
+// (the post's typical activity and opinion, running totals) that keeps the
+// cost of scoring a post independent of the length of its history.
 //
 // The scorer service and the simulator use this package alike; the
 // windower maintains the incremental state with it.
@@ -12,66 +12,146 @@ import (
 	"time"
 )
 
-// Window is one event-time window of a post: the latest ratings of distinct
+// Window is one event-time window of a post: the latest votes of distinct
 // users whose rated_at falls in [Start, Start+Params.Window).
 type Window struct {
 	Start time.Time
 	Sum   int64
 	Count int64
 	// Rerates are the votes among Count that replaced the same user's
-	// earlier vote: known raters changing their verdict, never anomalous.
+	// earlier vote, and RerateSum their sum: changed votes, activity as
+	// much as first votes are.
 	Rerates   int64
-	Threshold float64 // volume of new raters above which the window is anomalous, fixed when it opened
+	RerateSum int64
 	// Late counts the events that reached the window after the watermark
 	// had closed it (counted all the same; scoring ignores it).
 	Late int64
+	// Ref is what the window is judged against, fixed when it opened.
+	Ref Ref
 }
 
-// Mean is the plain mean of the window's ratings.
+// Ref is what a window is judged against: the post's typical activity
+// and opinion as they stood when the window opened, from the windows
+// before it. It never changes afterwards, so a window's verdict is a
+// function of its own votes and of its Ref alone, whenever and in
+// whatever order those votes arrive.
+type Ref struct {
+	// Expected is the post's typical activity (votes cast per window).
+	Expected float64
+	// Threshold is the activity above which the window is anomalous:
+	// Expected plus what its noise allows, or less while the post's
+	// activity has been above its typical level for a while (Sustained).
+	Threshold float64
+	// Sustained says the post's activity had been above its typical
+	// level for long enough (a cumulative test) that any excess counts.
+	Sustained bool
+	// Mean is the post's opinion when the window opened: the mean of its
+	// counted votes, or in a young post that has none yet but is older
+	// than its bootstrap, the plain mean of its votes. NaN in a post's
+	// first windows, while it has neither (see Undecided). MeanWeight is
+	// how many votes Mean stands for.
+	Mean       float64
+	MeanWeight float64
+	// Episode is how far the opinion of the votes cast while activity was
+	// above its typical level departed from Mean, in standard errors
+	// (signed: negative below Mean); 0 outside such a period.
+	Episode float64
+	// NewMean and NewWeight are the recent opinion of first-time raters
+	// at typical volume (a moving average over newTau) and how many votes
+	// it stands for: what confirms changed votes as a genuine shift.
+	// NewExcess says first-time raters have been above the typical
+	// activity for a while (the cumulative test, on them alone): they may
+	// be part of a campaign then, and confirm nothing.
+	NewMean   float64
+	NewWeight float64
+	NewExcess bool
+	// Reviewed says the opinion fields above were replaced once, reviewAfter
+	// windows after the window, by what the post showed then (see
+	// Stats.Review): a window held out for its changed votes gets a second
+	// look once the post's first-time raters had time to show a shift.
+	Reviewed bool
+}
+
+// Mean is the plain mean of the window's votes.
 func (w Window) Mean() float64 { return float64(w.Sum) / float64(w.Count) }
 
-// New is the number of first-time raters among the window's votes: the
-// volume judged against the threshold.
+// New is the number of first-time raters among the window's votes.
 func (w Window) New() int64 { return w.Count - w.Rerates }
 
-// Weight is how many ratings' worth the window counts for: its
-// first-time raters weighed against its threshold (see Weight), plus its
-// re-ratings in full.
-func (w Window) Weight() float64 {
-	if w.Count <= 0 {
-		return 0
-	}
-	return Weight(w.New(), w.Threshold) + float64(w.Rerates)
-}
-
-// Anomalous reports whether the window's new raters exceed its threshold.
-func (w Window) Anomalous() bool { return float64(w.New()) > w.Threshold }
-
-// Params are the knobs of the volume baseline and of surge-guard. Every
-// duration is event time.
+// Params are the knobs of the activity and opinion baselines and of
+// surge-guard. Every duration is event time.
 type Params struct {
 	// Window is the window length (WINDOW).
 	Window time.Duration
 	// BaselineTau is the time constant of the moving average of a post's
-	// per-window volume: how fast "normal" adapts to genuine growth.
+	// activity per window: how fast "typical" adapts to genuine growth.
 	BaselineTau time.Duration
-	// Surge is how many times the baseline a window may hold before it is
-	// treated as anomalous.
-	Surge float64
-	// Floor is the smallest anomaly threshold in ratings per window, so a
+	// VolumeZ is how many standard deviations of its noise a window's
+	// activity may lie above the typical activity before it is anomalous.
+	VolumeZ float64
+	// OpinionZ is how many standard errors a window's mean may depart
+	// from the post's opinion before its opinion is anomalous.
+	OpinionZ float64
+	// Floor is the smallest anomaly threshold in votes per window, so a
 	// sparse post's occasional pair of ratings is never anomalous.
 	Floor float64
-	// Maturity is the event-time age at which a window reaches full weight.
-	Maturity time.Duration
-	// NewPost is the volume (ratings per window) assumed for a post's first
-	// window, before it has a baseline: its threshold is Surge × NewPost.
+	// NewPost is the activity (votes per window) assumed for a post
+	// before it has windows of its own: the prior its own windows
+	// outweigh within about BaselineTau.
 	NewPost float64
 }
 
 // DefaultParams are the documented defaults (docs/scoring.md) for a window
 // length.
 func DefaultParams(window time.Duration) Params {
-	return Params{Window: window, BaselineTau: 35 * time.Minute, Surge: 4, Floor: 2, Maturity: time.Hour, NewPost: 10}
+	return Params{Window: window, BaselineTau: 35 * time.Minute, VolumeZ: 3, OpinionZ: 4, Floor: 2, NewPost: 10}
+}
+
+// Fixed parts of the method (docs/scoring.md says why each is what it is).
+const (
+	// dispersion is honest activity's spread beyond Poisson noise, as a
+	// share of the typical activity: the noise of b votes a window is
+	// sqrt(b + (dispersion·b)²).
+	dispersion = 0.05
+	// spread is the standard deviation of one vote assumed by the
+	// opinion tests (honest ratings on a 0..5 scale spread by 1 to 1.4).
+	spread = 1.25
+	// margin is the departure of opinion, in score points, that never
+	// counts as anomalous, however many votes show it.
+	margin = 0.1
+	// minVotes is how many counted votes a post needs before it has an
+	// opinion that windows are judged against.
+	minVotes = 10
+	// bootstrap is how many windows from its first one a post may go
+	// without an opinion: windows opening later are judged against the
+	// plain mean of its votes when nothing counts yet. The scorer reads a
+	// post's bootstrap windows, so that the ones it held out for volume
+	// alone count once the post's opinion shows they agree with it.
+	bootstrap = 30
+	// reviewAfter is how many windows after it a window held out with
+	// changed votes is judged again, against what the post's opinion and
+	// first-time raters say then.
+	reviewAfter = 30
+	// cusumSlack, cusumAlarm and cusumMax drive the cumulative test of
+	// activity: each finished window adds its activity's excess in
+	// standard deviations less cusumSlack; from cusumAlarm on the excess
+	// has been sustained; the sum is capped at cusumMax so that it falls
+	// back within cusumMax/cusumSlack windows once the excess ends.
+	cusumSlack = 0.5
+	cusumAlarm = 5
+	cusumMax   = 10
+	// episodeTau and newTau are the time constants of the opinion of
+	// votes cast in sustained excess, and of first-time raters' recent
+	// opinion.
+	episodeTau = 30 * time.Minute
+	newTau     = 5 * time.Minute
+	// learnCap bounds what one window teaches the typical activity, in
+	// multiples of it (plus Floor).
+	learnCap = 4
+)
+
+func (p Params) decay(tau time.Duration) float64 {
+	return math.Exp(-float64(p.Window) / float64(tau))
 }
 
 func (p Params) alpha() float64 {
@@ -79,17 +159,9 @@ func (p Params) alpha() float64 {
 	return math.Min(a, 1)
 }
 
-// threshold is the anomaly threshold for a baseline estimate. The
-// moving average starts from the new-post volume (a prior) rather than
-// from the post's own first windows, so a young post's typical volume is
-// the prior until its own windows outweigh it: a campaign timed for a
-// post's first minutes cannot make itself the norm.
-func (p Params) threshold(baseline, seen float64) float64 {
-	b := baseline + (1-seen)*p.NewPost
-	// Surge × b, but never within Poisson noise of b: a quiet post's
-	// honest windows vary by several times their mean.
-	return math.Max(math.Max(p.Surge*b, b+4*math.Sqrt(b)+2), p.Floor)
-}
+// Noise is the standard deviation of honest activity around a typical
+// activity of b votes a window.
+func Noise(b float64) float64 { return math.Sqrt(b + dispersion*dispersion*b*b) }
 
 // WindowStart aligns t to the start of its window, counted from the Unix
 // epoch so every process agrees whatever its time zone.
@@ -102,143 +174,66 @@ func (p Params) WindowStart(t time.Time) time.Time {
 	return time.Unix(0, start).UTC()
 }
 
-// Weight is how many ratings' worth a window's new raters count for: c
-// while within the threshold T, and beyond that T·(T/c)¹², which falls
-// steeply with the excess: a window at 1.1 T counts for a third of T, at
-// 1.5 T for less than a hundredth, a burst of twice T for nothing
-// measurable (a campaign of 2.5 times the typical volume on top of it is
-// held out). An anomalous window is held
-// out rather than capped because even a capped burst would keep a
-// permanent share of a post's score.
-func Weight(count int64, threshold float64) float64 {
-	c := float64(count)
-	if c <= threshold {
-		return c
-	}
-	r := threshold / c
-	r3 := r * r * r
-	r6 := r3 * r3
-	return threshold * r6 * r6
-}
-
 // Micro-units keep the running totals in exact integer arithmetic: the
 // totals then do not depend on the order in which windows changed.
 const micro = 1e6
 
-// WeightMicro is the window's Weight in millionths of a rating.
-func WeightMicro(w Window) int64 {
+// WeightMicro is how many votes' worth the window counts for (its votes
+// times its verdict's factor), in millionths.
+func WeightMicro(w Window, p Params) int64 {
 	if w.Count <= 0 {
 		return 0
 	}
-	return int64(math.Round(w.Weight() * micro))
+	return int64(math.Round(Judge(w, p).Factor * float64(w.Count) * micro))
 }
 
-// ContribMicro is the window's Weight times its mean, in millionths.
-func ContribMicro(w Window) int64 {
+// ContribMicro is the window's weight times its mean, in millionths.
+func ContribMicro(w Window, p Params) int64 {
 	if w.Count <= 0 {
 		return 0
 	}
-	return int64(math.Round(w.Weight() * w.Mean() * micro))
+	return int64(math.Round(Judge(w, p).Factor * float64(w.Sum) * micro))
 }
 
 // Totals are a post's running sums over all its windows.
 type Totals struct {
-	Sum, Count          int64 // over latest ratings: Count = distinct raters
+	Sum, Count          int64 // over latest votes: Count = distinct raters
 	WeightedSum, Weight int64 // Σ ContribMicro and Σ WeightMicro
+	// Dist counts the latest votes by score, 0 to 5: it adds up to Count.
+	Dist [6]int64
+}
+
+// Voted moves the distribution from a user's old vote (had: there was
+// one) to their new one.
+func (t *Totals) Voted(old int, had bool, new int) {
+	if had && old >= 0 && old < len(t.Dist) {
+		t.Dist[old]--
+	}
+	if new >= 0 && new < len(t.Dist) {
+		t.Dist[new]++
+	}
 }
 
 // Replace moves the totals from a window's old contents to its new ones.
-func (t *Totals) Replace(old, new Window) {
+func (t *Totals) Replace(old, new Window, p Params) {
 	t.Sum += new.Sum - old.Sum
 	t.Count += new.Count - old.Count
-	t.WeightedSum += ContribMicro(new) - ContribMicro(old)
-	t.Weight += WeightMicro(new) - WeightMicro(old)
+	t.WeightedSum += ContribMicro(new, p) - ContribMicro(old, p)
+	t.Weight += WeightMicro(new, p) - WeightMicro(old, p)
 }
 
-// Volume tracks a post's typical ratings per window: an exponential moving
-// average over finished windows of their counts, each capped at its own
-// threshold so that an attack cannot raise its own baseline by more than
-// a bounded step per window. Seen is the total weight the average has
-// accumulated (1 - (1-α)^n after n windows); dividing by it corrects the
-// average's start-up bias, so a young post's baseline is the mean of the
-// few windows it has rather than a value dragged towards zero.
-type Volume struct {
-	Baseline         float64
-	Seen             float64
-	Current          time.Time // start of the newest window seen
-	CurrentCount     int64
-	CurrentThreshold float64
+// Opinion is the mean of the counted votes and how many votes count:
+// what a new window's opinion is judged against. ok is false while fewer
+// than minVotes count.
+func (t Totals) Opinion() (mean, votes float64, ok bool) {
+	if t.Weight < minVotes*micro {
+		return math.NaN(), 0, false
+	}
+	return float64(t.WeightedSum) / float64(t.Weight), float64(t.Weight) / micro, true
 }
 
-// Advance moves the tracker to window start when it is newer than the
-// current window, folding the finished window (and the empty windows in
-// between) into the baseline.
-func (v *Volume) Advance(start time.Time, p Params) {
-	if v.Current.IsZero() {
-		v.Current, v.CurrentCount, v.CurrentThreshold = start, 0, p.threshold(v.Baseline, v.Seen)
-		return
-	}
-	if !start.After(v.Current) {
-		return
-	}
-	a := p.alpha()
-	capped := math.Min(float64(v.CurrentCount), v.CurrentThreshold)
-	v.Baseline += a * (capped - v.Baseline)
-	v.Seen += a * (1 - v.Seen)
-	if gap := int64(start.Sub(v.Current)/p.Window) - 1; gap > 0 {
-		// Empty windows count as zeros.
-		decay := math.Pow(1-a, float64(gap))
-		v.Baseline *= decay
-		v.Seen = 1 - (1-v.Seen)*decay
-	}
-	v.Current, v.CurrentCount, v.CurrentThreshold = start, 0, p.threshold(v.Baseline, v.Seen)
-}
-
-// ThresholdFor is the threshold a window opening now at start gets: the
-// current window's own, or for a late window the one the baseline gives.
-func (v *Volume) ThresholdFor(start time.Time, p Params) float64 {
-	if start.Equal(v.Current) {
-		return v.CurrentThreshold
-	}
-	return p.threshold(v.Baseline, v.Seen)
-}
-
-// Counted records a first-time rater added to (+1) or retracted from (-1)
-// window start, which matters only for the current window.
-func (v *Volume) Counted(start time.Time, delta int64) {
-	if start.Equal(v.Current) {
-		v.CurrentCount += delta
-	}
-}
-
-// Stats is what scoring keeps for one post, incrementally: the running
-// totals and the volume baseline. It is where the one-user-one-vote fold
-// (pkg/fold) and scoring meet, through two calls: Rated once for each
-// rating the fold applies, then Change for each window the rating changes
-// (the window that loses a retracted score, the one that gains the new).
-type Stats struct {
-	Totals Totals
-	Volume Volume
-}
-
-// Rated records that a rating falling in window start is being applied.
-// A window newer than the current one closes the current one into the
-// baseline, before any window changes.
-func (s *Stats) Rated(start time.Time, p Params) { s.Volume.Advance(start, p) }
-
-// Change adds dsum and dcount (of which drerates are re-ratings) to
-// window w and returns it changed; when the window does not exist yet
-// (exists is false), it opens at start with the threshold it is given
-// now, which it keeps. Only first-time raters make volume.
-func (s *Stats) Change(w Window, exists bool, start time.Time, dsum, dcount, drerates int64, p Params) Window {
-	if !exists {
-		w = Window{Start: start, Threshold: s.Volume.ThresholdFor(start, p)}
-	}
-	nw := w
-	nw.Sum += dsum
-	nw.Count += dcount
-	nw.Rerates += drerates
-	s.Totals.Replace(w, nw)
-	s.Volume.Counted(start, dcount-drerates)
-	return nw
+// BootstrapEnd is the start of the first window after a post's bootstrap,
+// for a post whose first window started at first.
+func (p Params) BootstrapEnd(first time.Time) time.Time {
+	return first.Add(bootstrap * p.Window)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ratestream/ratestream/pkg/contract"
 	"github.com/ratestream/ratestream/pkg/mirror"
+	"github.com/ratestream/ratestream/pkg/tally"
 )
 
 // Post is a post as the query service serves it (my_score is added per
@@ -19,8 +20,8 @@ type Post struct {
 	Title     string
 	Score     *float64
 	UserCount int64
-	// CampaignSince is set while a window of the post is held out as a
-	// surge: the start of the oldest such window still maturing.
+	// CampaignSince is set while a window of the post held out started
+	// less than scoring.FlagFor ago: the start of the oldest such window.
 	CampaignSince *time.Time
 }
 
@@ -28,15 +29,9 @@ type Post struct {
 // from. Entries are immutable once published: a change replaces the post.
 type view = mirror.Table[*Post]
 
-// selectPosts reads posts with their scores.
-const selectPosts = `
-	SELECT p.id, p.title, s.score, COALESCE(s.user_count, 0), s.campaign_since
-	FROM posts p LEFT JOIN post_scores s ON s.post_id = p.id`
-
 func scanPost(r pgx.Row) (int64, *Post, error) {
-	p := &Post{}
-	err := r.Scan(&p.ID, &p.Title, &p.Score, &p.UserCount, &p.CampaignSince)
-	return p.ID, p, err
+	v, err := tally.ScanView(r)
+	return v.ID, &Post{ID: v.ID, Title: v.Title, Score: v.Score, UserCount: v.UserCount, CampaignSince: v.CampaignSince}, err
 }
 
 // newView mirrors posts with their scores. It follows the posts and
@@ -46,7 +41,7 @@ func newView(pool *pgxpool.Pool, log *zap.Logger, resync time.Duration) *view {
 	return &view{
 		Pool: pool, Log: log, Resync: resync,
 		Channels: []string{contract.ChannelPosts, contract.ChannelPostScores},
-		Query:    selectPosts, IDColumn: "p.id",
+		Query:    tally.ViewQuery, IDColumn: tally.ViewID,
 		Scan: func(r pgx.Rows) (int64, *Post, error) { return scanPost(r) },
 	}
 }
@@ -54,7 +49,7 @@ func newView(pool *pgxpool.Pool, log *zap.Logger, resync time.Duration) *view {
 // lookupPost reads one post that the view does not hold yet (created a
 // moment ago through another instance) and adds it.
 func lookupPost(ctx context.Context, pool *pgxpool.Pool, v *view, id int64) (*Post, error) {
-	_, p, err := scanPost(pool.QueryRow(ctx, selectPosts+` WHERE p.id = $1`, id))
+	_, p, err := scanPost(pool.QueryRow(ctx, tally.ViewQuery+` WHERE `+tally.ViewID+` = $1`, id))
 	if err != nil {
 		return nil, err
 	}

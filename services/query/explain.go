@@ -7,22 +7,21 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/tally"
 )
 
 // maxHistory bounds how far back an explanation lists windows.
 const maxHistory = 7 * 24 * time.Hour
 
 // explanation is how a post's score was made, window by window, from the
-// rows the scorer reads (post_stats, post_scores, rating_averages).
+// rows the scorer reads (post_stats, post_scores, rating_averages): each
+// window with what it was judged against when it opened, as the windower
+// stored it.
 type explanation struct {
 	PostID    int64          `json:"post_id"`
 	Score     *float64       `json:"score"`
@@ -31,11 +30,13 @@ type explanation struct {
 	AsOf      *time.Time     `json:"as_of"` // event time the score holds for
 	Strategy  strategyJSON   `json:"strategy"`
 	Flags     flagsJSON      `json:"flags"`
+	Dist      [6]int64       `json:"distribution"` // current votes by score, 0 to 5
 	From      *time.Time     `json:"history_from"` // windows before it are in Older
 	Older     olderJSON      `json:"older"`
 	Windows   []explainedWin `json:"windows"`
 
 	totals scoring.Totals
+	stats  scoring.Stats
 	wins   []scoring.Window
 	now    time.Time
 }
@@ -44,9 +45,9 @@ type strategyJSON struct {
 	Name          string  `json:"name"`
 	Window        string  `json:"window"`
 	BaselineTau   string  `json:"baseline_tau"`
-	Surge         float64 `json:"surge"`
+	VolumeZ       float64 `json:"volume_z"`
+	OpinionZ      float64 `json:"opinion_z"`
 	Floor         float64 `json:"floor"`
-	Maturity      string  `json:"maturity"`
 	NewPostVolume float64 `json:"new_post_volume"`
 }
 
@@ -56,33 +57,48 @@ type olderJSON struct {
 	Weight float64 `json:"weight"`
 }
 
-// explainedWin is one window and what it counts for.
+// explainedWin is one window, what it was judged against and what it
+// counts for.
 type explainedWin struct {
-	Start     time.Time `json:"start"`
-	Count     int64     `json:"count"`
-	NewRaters int64     `json:"new_raters"`
-	Rerates   int64     `json:"rerates"`
-	Mean      float64   `json:"mean"`
-	Late      int64     `json:"late"`
-	// Baseline is the typical volume (new raters per window) the window's
-	// threshold was made from when it opened; SurgeRatio its new raters
-	// over it.
-	Baseline   float64 `json:"baseline"`
-	Threshold  float64 `json:"threshold"`
-	SurgeRatio float64 `json:"surge_ratio"`
-	// Weight is what the window counts for once mature; Maturity the
-	// share of it it has now; Effective their product.
-	Weight    float64 `json:"weight"`
-	Maturity  float64 `json:"maturity"`
-	Effective float64 `json:"effective_weight"`
-	HeldOut   bool    `json:"held_out"`
-	Why       string  `json:"why"`
+	Start        time.Time `json:"start"`
+	Votes        int64     `json:"votes"`
+	NewRaters    int64     `json:"new_raters"`
+	ChangedVotes int64     `json:"changed_votes"`
+	Mean         float64   `json:"mean"`
+	Late         int64     `json:"late"`
+	// Activity: the votes cast against the post's typical activity when
+	// the window opened, in standard deviations of its noise, and the
+	// threshold above which the window is anomalous (lower while the
+	// post's activity had been in excess for a while: sustained).
+	Expected  float64  `json:"typical_activity"`
+	Threshold *float64 `json:"threshold"` // null: windows from before this method, never anomalous
+	ActivityZ float64  `json:"activity_z"`
+	Sustained bool     `json:"sustained"`
+	Anomalous bool     `json:"anomalous"`
+	// Opinion: the post's opinion it is judged against (null: the post had
+	// none yet), how far the window's mean departs from it in standard
+	// errors, the same for the votes of the whole episode of sustained
+	// activity, the recent first-time raters' opinion, and whether they
+	// confirm the window's changed votes.
+	Against   *float64 `json:"judged_against"`
+	OpinionZ  float64  `json:"opinion_z"`
+	EpisodeZ  float64  `json:"episode_z"`
+	FirstTime *float64 `json:"first_time_raters_opinion"`
+	Confirmed bool     `json:"confirmed_by_first_time_raters"`
+	Reviewed  bool     `json:"reviewed"`
+	// Factor is the share of its votes the window counts for; Weight the
+	// votes' worth it counts for.
+	Factor  float64 `json:"factor"`
+	Weight  float64 `json:"weight"`
+	HeldOut bool    `json:"held_out"`
+	Reason  string  `json:"reason,omitempty"` // volume, opinion, ...: what holds it out
+	Why     string  `json:"why"`
 }
 
 func (h *handlers) strategyJSON() strategyJSON {
 	p := h.params
 	return strategyJSON{Name: h.strategy.Name(), Window: p.Window.String(), BaselineTau: p.BaselineTau.String(),
-		Surge: p.Surge, Floor: p.Floor, Maturity: p.Maturity.String(), NewPostVolume: p.NewPost}
+		VolumeZ: p.VolumeZ, OpinionZ: p.OpinionZ, Floor: p.Floor, NewPostVolume: p.NewPost}
 }
 
 var errNoPost = errors.New("no such post")
@@ -91,99 +107,81 @@ var errNoPost = errors.New("no such post")
 // last `history` of event time before the score's as_of.
 func (h *handlers) explain(ctx context.Context, id int64, history time.Duration) (*explanation, error) {
 	x := &explanation{PostID: id, Strategy: h.strategyJSON(), Windows: []explainedWin{}}
-	var exists bool
-	var since *time.Time
-	err := h.pool.QueryRow(ctx, `
-		SELECT true, s.score, s.mean, COALESCE(s.user_count, 0), s.as_of, s.campaign_since,
-		       COALESCE(t.rating_sum, 0), COALESCE(t.rating_count, 0), COALESCE(t.weighted_sum, 0), COALESCE(t.weight, 0)
-		FROM posts p
-		LEFT JOIN post_scores s ON s.post_id = p.id
-		LEFT JOIN post_stats t ON t.post_id = p.id
-		WHERE p.id = $1`, id).Scan(&exists, &x.Score, &x.Mean, &x.UserCount, &x.AsOf, &since,
-		&x.totals.Sum, &x.totals.Count, &x.totals.WeightedSum, &x.totals.Weight)
-	if errors.Is(err, pgx.ErrNoRows) {
+	v, ok, err := tally.View(ctx, h.pool, id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
 		return nil, errNoPost
 	}
-	if err != nil {
-		return nil, err
+	x.Score, x.Mean, x.UserCount = v.Score, v.Mean, v.UserCount
+	x.Flags = flags(&Post{CampaignSince: v.CampaignSince})
+	if v.Stats != nil {
+		x.stats, x.totals, x.Dist = v.Stats.Stats, v.Stats.Totals, v.Stats.Totals.Dist
 	}
-	x.Flags = flags(&Post{CampaignSince: since})
-	if x.AsOf == nil { // not scored yet
+	if v.AsOf == nil { // not scored yet
 		return x, nil
 	}
-	now := x.AsOf.UTC()
-	x.AsOf, x.now = &now, now
-	from := now.Add(-history)
+	x.AsOf, x.now = v.AsOf, *v.AsOf
+	from := x.now.Add(-history)
 	x.From = &from
-	rows, err := h.pool.Query(ctx, `
-		SELECT window_start, rating_sum, rating_count, rerate_count, threshold, late_count
-		FROM rating_averages WHERE post_id = $1 AND window_start >= $2 ORDER BY window_start`, id, from)
-	if err != nil {
+	if x.wins, err = tally.WindowsSince(ctx, h.pool, id, from); err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	older := x.totals
-	for rows.Next() {
-		var w scoring.Window
-		if err := rows.Scan(&w.Start, &w.Sum, &w.Count, &w.Rerates, &w.Threshold, &w.Late); err != nil {
-			return nil, err
-		}
-		w.Start = w.Start.UTC()
-		x.wins = append(x.wins, w)
-		older.Replace(w, scoring.Window{Start: w.Start, Threshold: w.Threshold})
-		x.Windows = append(x.Windows, h.explainWindow(w, now))
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
+	for _, w := range x.wins {
+		older.Replace(w, scoring.Window{Start: w.Start, Ref: w.Ref}, h.params)
+		x.Windows = append(x.Windows, h.explainWindow(w))
 	}
 	x.Older = olderJSON{Raters: older.Count, Weight: float64(older.Weight) / 1e6}
 	return x, nil
 }
 
-func (h *handlers) explainWindow(w scoring.Window, now time.Time) explainedWin {
-	p := h.params
-	b := scoring.BaselineOf(w.Threshold, p)
-	e := explainedWin{Start: w.Start, Count: w.Count, NewRaters: w.New(), Rerates: w.Rerates, Late: w.Late,
-		Baseline: b, Threshold: w.Threshold, HeldOut: w.Anomalous()}
+func (h *handlers) explainWindow(w scoring.Window) explainedWin {
+	v := scoring.VerdictOf(h.strategy, w, h.params)
+	r := w.Ref
+	e := explainedWin{Start: w.Start, Votes: w.Count, NewRaters: w.New(), ChangedVotes: w.Rerates, Late: w.Late,
+		Expected: r.Expected, Threshold: finite(r.Threshold), ActivityZ: v.ActivityZ, Sustained: r.Sustained, Anomalous: v.Anomalous,
+		Against: finite(v.Against), OpinionZ: v.OpinionZ, EpisodeZ: r.Episode, FirstTime: finite(r.NewMean),
+		Confirmed: v.Confirmed, Reviewed: r.Reviewed,
+		Factor: v.Factor, Weight: v.Factor * float64(w.Count), HeldOut: v.HeldOut(), Reason: v.Reason()}
 	if w.Count > 0 {
 		e.Mean = w.Mean()
 	}
-	if b > 0 {
-		e.SurgeRatio = float64(w.New()) / b
-	}
-	switch h.strategy.Name() {
-	case "surge-guard":
-		e.Weight = w.Weight()
-		e.Maturity = scoring.WindowMaturity(w, now, p)
-		e.Effective = e.Weight * e.Maturity
-		switch {
-		case w.Count == 0:
-			e.Why = "empty: every vote in it moved to a later window"
-		case e.HeldOut:
-			e.Why = fmt.Sprintf("held out: %d new raters, %.1f× the typical %.1f, above the threshold %.1f; counts for %.3g of them",
-				w.New(), e.SurgeRatio, b, w.Threshold, Weight(w.New(), w.Threshold))
-		case e.Maturity < 1:
-			e.Why = fmt.Sprintf("suspect volume (%.1f× the typical %.1f): counts %.0f%% of its weight until it is %s old",
-				e.SurgeRatio, b, 100*e.Maturity, p.Maturity)
-		default:
-			e.Why = "typical volume: counts fully"
-		}
-		if w.Rerates > 0 && w.Count > 0 {
-			e.Why += fmt.Sprintf("; its %d re-ratings always count fully", w.Rerates)
-		}
-	default:
-		e.Weight, e.Maturity, e.Effective = float64(w.Count), 1, float64(w.Count)
-		e.HeldOut = false
-		e.Why = "the " + h.strategy.Name() + " strategy does not hold windows out"
-	}
+	e.Why = why(w, v, h.strategy.Name())
 	return e
 }
 
-// Weight is scoring.Weight, for a message.
-func Weight(n int64, t float64) float64 { return scoring.Weight(n, t) }
+// why says in a sentence how the window counts.
+func why(w scoring.Window, v scoring.Verdict, strategy string) string {
+	r := w.Ref
+	switch {
+	case w.Count == 0:
+		return "empty: every vote in it moved to a later window"
+	case !v.Anomalous && math.IsInf(r.Threshold, 1):
+		return "from before activity and opinion were judged: counts fully"
+	case !v.Anomalous:
+		return fmt.Sprintf("typical activity (%d votes against a typical %.1f, threshold %.1f): counts fully", w.Count, r.Expected, r.Threshold)
+	case !v.HeldOut() && v.Confirmed:
+		return fmt.Sprintf("%d votes against a typical %.1f, but its %d changed votes agree with what the post's first-time raters now say (%.2f): a genuine shift, counts fully",
+			w.Count, r.Expected, w.Rerates, v.Against)
+	case !v.HeldOut():
+		return fmt.Sprintf("%d votes against a typical %.1f (%.1f standard deviations), with the post's usual opinion (mean %.2f against %.2f): counts fully",
+			w.Count, r.Expected, v.ActivityZ, w.Mean(), v.Against)
+	case v.Undecided():
+		return fmt.Sprintf("held out: %d votes against the %.1f a new post is assumed to get, before the post had an opinion; it counts once the post's opinion agrees with its own",
+			w.Count, r.Expected)
+	case v.ByEpisode:
+		return fmt.Sprintf("held out: activity in sustained excess (%d votes against a typical %.1f) whose votes depart from the post's opinion %.2f by %.1f standard errors; this window's mean %.2f; counts for %.0f%%",
+			w.Count, r.Expected, v.Against, v.OpinionZ, w.Mean(), 100*v.Factor)
+	default:
+		return fmt.Sprintf("held out: %d votes against a typical %.1f (%.1f standard deviations), mean %.2f against the post's %.2f (%.1f standard errors); counts for %.0f%%",
+			w.Count, r.Expected, v.ActivityZ, w.Mean(), v.Against, v.OpinionZ, 100*v.Factor)
+	}
+}
 
-// historyParam reads ?history= (a duration; default: the maturity and
-// one window, what the scorer reads).
+// historyParam reads ?history= (a duration; default: the hour of windows
+// that may still flag the post, what the scorer reads).
 func (h *handlers) historyParam(c *gin.Context, def time.Duration) (time.Duration, error) {
 	raw, ok := c.GetQuery("history")
 	if !ok {
@@ -209,7 +207,7 @@ func (h *handlers) explainV1(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	history, err := h.historyParam(c, h.params.Maturity+h.params.Window)
+	history, err := h.historyParam(c, scoring.FlagFor+h.params.Window)
 	if err != nil {
 		return err
 	}
@@ -222,59 +220,6 @@ func (h *handlers) explainV1(c *gin.Context) error {
 	}
 	c.JSON(http.StatusOK, x)
 	return nil
-}
-
-// histograms caches each post's distribution of current ratings (0..5)
-// for a while: it is counted over every rating of the post.
-type histograms struct {
-	pool *pgxpool.Pool
-	ttl  time.Duration
-	mu   sync.Mutex
-	m    map[int64]histEntry
-}
-
-type histEntry struct {
-	at     time.Time
-	counts [6]int64
-}
-
-func newHistograms(pool *pgxpool.Pool, ttl time.Duration) *histograms {
-	return &histograms{pool: pool, ttl: ttl, m: map[int64]histEntry{}}
-}
-
-func (hs *histograms) get(ctx context.Context, id int64) ([6]int64, error) {
-	hs.mu.Lock()
-	e, ok := hs.m[id]
-	hs.mu.Unlock()
-	if ok && time.Since(e.at) < hs.ttl {
-		return e.counts, nil
-	}
-	var counts [6]int64
-	rows, err := hs.pool.Query(ctx, `SELECT score, count(*) FROM ratings WHERE post_id = $1 GROUP BY score`, id)
-	if err != nil {
-		return counts, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var s int16
-		var n int64
-		if err := rows.Scan(&s, &n); err != nil {
-			return counts, err
-		}
-		if s >= 0 && s <= 5 {
-			counts[s] = n
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return counts, err
-	}
-	hs.mu.Lock()
-	if len(hs.m) > 10000 {
-		clear(hs.m)
-	}
-	hs.m[id] = histEntry{at: time.Now(), counts: counts}
-	hs.mu.Unlock()
-	return counts, nil
 }
 
 // finite turns NaN into nil, for JSON and templates.

@@ -12,55 +12,54 @@ import (
 	"time"
 
 	"github.com/ratestream/ratestream/pkg/contract"
+	"github.com/ratestream/ratestream/pkg/fold"
+	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/tally"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
-// campaigned stores post 1's scoring rows as the windower and the scorer
-// would: twenty windows of ten new raters giving 4, then a window of 200
-// new raters giving 0, held out (threshold 40), and the score 4.
+// campaigned stores post 1's state as the windower and the scorer would,
+// through the same fold: twenty minutes of ten new raters a minute giving
+// 4, then a minute with 200 new raters giving 0 (three of them late),
+// held out; the score is 4.
 func campaigned(t *testing.T, h *harness) time.Time {
 	t.Helper()
 	ctx := context.Background()
 	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	var totals scoring.Totals
-	var ws []scoring.Window
-	for i := range 20 {
-		ws = append(ws, scoring.Window{Start: t0.Add(time.Duration(i) * time.Minute), Sum: 40, Count: 10, Threshold: 40})
-	}
-	burst := t0.Add(20 * time.Minute)
-	ws = append(ws, scoring.Window{Start: burst, Sum: 0, Count: 200, Threshold: 40, Late: 3})
-	for _, w := range ws {
-		totals.Replace(scoring.Window{}, w)
-		if _, err := h.db.Pool.Exec(ctx, `INSERT INTO rating_averages (post_id, window_start, rating_sum, rating_count, threshold, late_count) VALUES (1, $1, $2, $3, $4, $5)`,
-			w.Start, w.Sum, w.Count, w.Threshold, w.Late); err != nil {
+	params := scoring.DefaultParams(time.Minute)
+	st := fold.NewState(params, 0)
+	vote := func(user string, score int, at time.Time) {
+		e, err := rating.New(1, user, score, at)
+		if err != nil {
 			t.Fatal(err)
 		}
+		st.Apply(e, 0)
 	}
+	for i := range 200 {
+		vote(fmt.Sprintf("u%d", i), 4, t0.Add(time.Duration(i)*6*time.Second))
+	}
+	burst := t0.Add(20 * time.Minute)
+	for i := range 200 {
+		vote(fmt.Sprintf("c%d", i), 0, burst.Add(time.Duration(i)*250*time.Millisecond))
+	}
+	for i := range 3 {
+		st.MarkLate(rating.Event{PostID: 1, RatedAt: burst.Add(time.Duration(i) * time.Second)})
+	}
+	if _, err := h.db.Pool.Exec(ctx, `INSERT INTO posts (id, title) VALUES (1, 'campaigned')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tally.WriteState(ctx, h.db.Pool, st, 0); err != nil {
+		t.Fatal(err)
+	}
+	post := st.Posts[1]
 	asOf := burst.Add(time.Minute)
-	_, err := h.db.Pool.Exec(ctx, `
-		INSERT INTO posts (id, title) VALUES (1, 'campaigned');
-		INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start) VALUES
-		  (1, 'a', 4, '2026-05-01T12:00:01Z', '01a21210-a2ee-7374-aba6-54a3e2cb9927', '2026-05-01T12:00:00Z'),
-		  (1, 'b', 0, '2026-05-01T12:20:01Z', '01a21210-a2ee-7374-aba6-54a3e2cb9928', '2026-05-01T12:20:00Z'),
-		  (1, 'c', 0, '2026-05-01T12:20:02Z', '01a21210-a2ee-7374-aba6-54a3e2cb9929', '2026-05-01T12:20:00Z')`)
-	if err != nil {
+	score, mean := 4.0, float64(post.Totals.Sum)/float64(post.Totals.Count)
+	if err := tally.WriteScores(ctx, h.db.Pool, []tally.Score{{PostID: 1, Score: &score, UserCount: post.Totals.Count, Mean: &mean,
+		Strategy: "surge-guard", AsOf: asOf, StableAt: burst.Add(scoring.FlagFor), CampaignSince: &burst}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = h.db.Pool.Exec(ctx, `
-		INSERT INTO post_stats VALUES (1, 0, $1, $2, $3, $4, 10, 1, $5, 200, 40)`,
-		totals.Sum, totals.Count, totals.WeightedSum, totals.Weight, burst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = h.db.Pool.Exec(ctx, `
-		INSERT INTO post_scores (post_id, score, user_count, mean, strategy, partition, as_of, stable_at, campaign_since)
-		VALUES (1, 4, $1, $2, 'surge-guard', 0, $3, $4, $5)`,
-		totals.Count, float64(totals.Sum)/float64(totals.Count), asOf, burst.Add(time.Hour), burst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.db.Pool.Exec(ctx, `SELECT pg_notify($1, '1'), pg_notify($2, '1')`, contract.ChannelPosts, contract.ChannelPostScores); err != nil {
+	if _, err := h.db.Pool.Exec(ctx, `SELECT pg_notify($1, '1')`, contract.ChannelPosts); err != nil {
 		t.Fatal(err)
 	}
 	return burst
@@ -85,15 +84,19 @@ func TestExplainAndFlags(t *testing.T) {
 	}
 	ws, _ := x["windows"].([]any)
 	strat, _ := x["strategy"].(map[string]any)
-	if len(ws) != 21 || x["score"] != float64(4) || x["user_count"] != float64(400) || strat["name"] != "surge-guard" || strat["surge"] != float64(4) {
+	if len(ws) != 21 || x["score"] != float64(4) || x["user_count"] != float64(400) || strat["name"] != "surge-guard" || strat["volume_z"] != float64(3) {
 		t.Fatalf("explain: %d windows, %v", len(ws), x)
 	}
-	normal, last := ws[0].(map[string]any), ws[20].(map[string]any)
-	if normal["held_out"] != false || normal["weight"] != float64(10) || normal["baseline"] != float64(10) || !strings.Contains(normal["why"].(string), "counts fully") {
+	if d, _ := x["distribution"].([]any); len(d) != 6 || d[0] != float64(200) || d[4] != float64(200) {
+		t.Errorf("distribution: %v", x["distribution"])
+	}
+	normal, last := ws[19].(map[string]any), ws[20].(map[string]any)
+	if normal["held_out"] != false || normal["weight"] != float64(10) || normal["typical_activity"].(float64) < 9 || !strings.Contains(normal["why"].(string), "counts fully") {
 		t.Errorf("a normal window: %v", normal)
 	}
-	if last["held_out"] != true || last["new_raters"] != float64(200) || last["late"] != float64(3) ||
-		math.Abs(last["surge_ratio"].(float64)-20) > 1e-9 || last["weight"].(float64) > 1e-6 || !strings.Contains(last["why"].(string), "held out: 200 new raters, 20.0× the typical 10.0") {
+	if last["held_out"] != true || last["new_raters"] != float64(200) || last["late"] != float64(3) || last["anomalous"] != true ||
+		math.Abs(last["judged_against"].(float64)-4) > 1e-9 || last["opinion_z"].(float64) < 10 || last["weight"].(float64) > 1e-6 ||
+		last["reason"] != "volume and opinion" || !strings.Contains(last["why"].(string), "held out: 200 votes against a typical") {
 		t.Errorf("the burst: %v", last)
 	}
 	if f := x["flags"].(map[string]any); f["under_campaign"] != true {
@@ -141,7 +144,7 @@ func TestWebPages(t *testing.T) {
 		t.Fatalf("post page: %d %s", st, body)
 	}
 	for _, want := range []string{`<html lang="en">`, "Under campaign since", `fill="#f4c7c3"`, `aria-labelledby="score-t score-d"`,
-		`aria-labelledby="volume-t volume-d"`, "0: 2, 1: 0, 2: 0, 3: 0, 4: 1, 5: 0", "held out: 200 new raters"} {
+		`aria-labelledby="volume-t volume-d"`, "0: 200, 1: 0, 2: 0, 3: 0, 4: 200, 5: 0", "held out: 200 votes against a typical"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("post page lacks %q", want)
 		}

@@ -42,7 +42,6 @@ type handlers struct {
 	hits     *prometheus.CounterVec
 	strategy scoring.Strategy // the scorer's, for explaining scores
 	params   scoring.Params
-	hist     *histograms
 }
 
 func (h *handlers) routes(e *gin.Engine) {

@@ -73,7 +73,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	srv.Registry.MustRegister(hits)
 	mine := newMyScoreLoader(pool, cfg.MyWait, 1000, max(cfg.DB.MaxConns/2, 1))
 	h := &handlers{auth: verifier, pool: pool, view: v, mine: mine, hits: hits,
-		strategy: strategy, params: params, hist: newHistograms(pool, 10*time.Second)}
+		strategy: strategy, params: params}
 	h.routes(srv.Engine)
 
 	// Run until SIGTERM or until one part fails. The view and the

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ratestream/ratestream/pkg/tally"
 )
 
 // myScoreLoader answers "what did this user give these posts" for many
@@ -94,28 +96,12 @@ func (l *myScoreLoader) answer(ctx context.Context, batch []*lookup, keys int) {
 		}
 	}
 	byUser := map[string]map[int64]int{}
-	rows, err := l.pool.Query(ctx, `
-		SELECT r.user_id, r.post_id, r.score
-		FROM unnest($1::text[], $2::bigint[]) AS k(user_id, post_id)
-		CROSS JOIN LATERAL (
-		  SELECT * FROM ratings r WHERE r.post_id = k.post_id AND r.user_id = k.user_id) r`, users, posts)
-	if err == nil {
-		for rows.Next() {
-			var u string
-			var id int64
-			var s int16
-			if err = rows.Scan(&u, &id, &s); err != nil {
-				break
-			}
-			if byUser[u] == nil {
-				byUser[u] = map[int64]int{}
-			}
-			byUser[u][id] = int(s)
+	votes, err := tally.VotesOf(ctx, l.pool, users, posts)
+	for _, v := range votes {
+		if byUser[v.UserID] == nil {
+			byUser[v.UserID] = map[int64]int{}
 		}
-		rows.Close()
-		if err == nil {
-			err = rows.Err()
-		}
+		byUser[v.UserID][v.PostID] = v.Score
 	}
 	if err != nil {
 		err = fmt.Errorf("read callers' ratings: %w", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/plot"
 	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/tally"
 )
 
 // The web page: server-side HTML and SVG, no JavaScript.
@@ -86,60 +87,38 @@ func (h *handlers) sparklines(ctx context.Context, posts []*Post) (map[int64]tem
 	for i, p := range posts {
 		ids[i] = p.ID
 	}
+	stats, err := tally.Posts(ctx, h.pool, ids)
+	if err != nil {
+		return nil, err
+	}
+	asOf, err := tally.ScoredAt(ctx, h.pool, ids)
+	if err != nil {
+		return nil, err
+	}
 	type state struct {
-		totals scoring.Totals
-		now    time.Time
-		wins   []scoring.Window
+		stats scoring.Stats
+		now   time.Time
+		wins  []scoring.Window
 	}
 	st := map[int64]*state{}
-	rows, err := h.pool.Query(ctx, `
-		SELECT t.post_id, t.rating_sum, t.rating_count, t.weighted_sum, t.weight, s.as_of
-		FROM post_stats t JOIN post_scores s ON s.post_id = t.post_id
-		WHERE t.post_id = ANY($1)`, ids)
+	var spans []tally.Span
+	for id, p := range stats {
+		now, ok := asOf[id]
+		if !ok {
+			continue
+		}
+		st[id] = &state{stats: p.Stats, now: now}
+		spans = append(spans, tally.Span{Post: id, After: now.Add(-sparkHistory).Add(-time.Nanosecond)})
+	}
+	wins, err := tally.WindowsIn(ctx, h.pool, spans)
 	if err != nil {
 		return nil, err
 	}
-	var pids []int64
-	var froms []time.Time
-	for rows.Next() {
-		var id int64
-		x := &state{}
-		if err := rows.Scan(&id, &x.totals.Sum, &x.totals.Count, &x.totals.WeightedSum, &x.totals.Weight, &x.now); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		x.now = x.now.UTC()
-		st[id] = x
-		pids, froms = append(pids, id), append(froms, x.now.Add(-sparkHistory))
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows, err = h.pool.Query(ctx, `
-		SELECT a.post_id, a.window_start, a.rating_sum, a.rating_count, a.rerate_count, a.threshold
-		FROM unnest($1::bigint[], $2::timestamptz[]) AS k(post_id, since)
-		CROSS JOIN LATERAL (
-		  SELECT * FROM rating_averages a WHERE a.post_id = k.post_id AND a.window_start >= k.since
-		  ORDER BY a.window_start) a`, pids, froms)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		var w scoring.Window
-		if err := rows.Scan(&id, &w.Start, &w.Sum, &w.Count, &w.Rerates, &w.Threshold); err != nil {
-			return nil, err
-		}
-		w.Start = w.Start.UTC()
-		st[id].wins = append(st[id].wins, w)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
+	for id, ws := range wins {
+		st[id].wins = ws
 	}
 	for id, x := range st {
-		hist := scoring.History(h.strategy, h.params, x.totals, x.wins, x.now, sparkMaxPoints)
+		hist := scoring.History(h.strategy, h.params, x.stats, x.wins, x.now, sparkMaxPoints)
 		if len(hist) == 0 {
 			continue
 		}
@@ -191,10 +170,6 @@ func (h *handlers) uiPost(c *gin.Context) error {
 			return unavailable("read the post", err)
 		}
 	}
-	counts, err := h.hist.get(c, id)
-	if err != nil {
-		return unavailable("count the ratings", err)
-	}
 	var heldOut []explainedWin
 	for i := len(x.Windows) - 1; i >= 0 && len(heldOut) < 20; i-- {
 		if x.Windows[i].HeldOut {
@@ -208,7 +183,7 @@ func (h *handlers) uiPost(c *gin.Context) error {
 		data["VolumeChart"] = template.HTML(volumeChart) // #nosec G203 -- idem
 	}
 	labels := []string{"0", "1", "2", "3", "4", "5"}
-	data["Histogram"] = template.HTML(plot.Histogram("Current ratings", "score", labels, counts[:])) // #nosec G203 -- idem
+	data["Histogram"] = template.HTML(plot.Histogram("Current ratings", "score", labels, x.Dist[:])) // #nosec G203 -- idem
 	return render(c, "post.html", data)
 }
 
@@ -218,11 +193,11 @@ func (h *handlers) postCharts(p *Post, x *explanation) (string, string) {
 	start, end := x.wins[0].Start, x.now
 	var spans []plot.Span
 	for _, w := range x.wins {
-		if w.Anomalous() {
+		if scoring.VerdictOf(h.strategy, w, h.params).HeldOut() {
 			spans = append(spans, plot.Span{From: w.Start, To: w.Start.Add(h.params.Window)})
 		}
 	}
-	hist := scoring.History(h.strategy, h.params, x.totals, x.wins, x.now, 1500)
+	hist := scoring.History(h.strategy, h.params, x.stats, x.wins, x.now, 1500)
 	score := plot.Line{Name: "score (" + h.strategy.Name() + ")", Color: plot.Palette[0], Width: 2}
 	mean := plot.Line{Name: "plain mean", Color: "#000", Dash: "6 4", Width: 1.5}
 	for _, pt := range hist {
@@ -232,24 +207,26 @@ func (h *handlers) postCharts(p *Post, x *explanation) (string, string) {
 	sc := plot.Chart{
 		ID:    "score",
 		Title: fmt.Sprintf("Score of post %d over event time", p.ID),
-		Desc: fmt.Sprintf("The score, recomputed at the end of each window from the windows as they are now, against the plain mean of every rater; %d windows held out as surges are shaded.",
+		Desc: fmt.Sprintf("The score, recomputed at the end of each window from the windows as they are now, against the plain mean of every rater; %d windows held out are shaded.",
 			len(spans)),
 		XLabel: "event time (UTC)", YLabel: "score", Start: start, End: end, YMin: 0, YMax: 5, Clock: true,
 		Spans: spans, SpanLabel: "held out", Lines: []plot.Line{mean, score},
 	}
-	vol := plot.Bars{Name: "raters per window", Color: "#6baed6", Width: h.params.Window}
-	base := plot.Line{Name: "typical volume", Color: "#000", Dash: "6 4", Width: 1.5}
+	vol := plot.Bars{Name: "votes per window", Color: "#6baed6", Width: h.params.Window}
+	base := plot.Line{Name: "typical activity", Color: "#000", Dash: "6 4", Width: 1.5}
 	thr := plot.Line{Name: "threshold", Color: "#b2182b", Dash: "2 3", Width: 1.5}
 	for _, w := range x.wins {
 		vol.Points = append(vol.Points, plot.Point{At: w.Start, Y: float64(w.Count)})
-		base.Points = append(base.Points, plot.Point{At: w.Start, Y: scoring.BaselineOf(w.Threshold, h.params)})
-		thr.Points = append(thr.Points, plot.Point{At: w.Start, Y: w.Threshold})
+		base.Points = append(base.Points, plot.Point{At: w.Start, Y: w.Ref.Expected})
+		if !math.IsInf(w.Ref.Threshold, 0) {
+			thr.Points = append(thr.Points, plot.Point{At: w.Start, Y: w.Ref.Threshold})
+		}
 	}
 	vc := plot.Chart{
 		ID:     "volume",
-		Title:  fmt.Sprintf("Ratings per window of post %d", p.ID),
-		Desc:   fmt.Sprintf("Raters per %s window against the post's typical volume and its anomaly threshold; %d windows above it are shaded and held out.", h.params.Window, len(spans)),
-		XLabel: "event time (UTC)", YLabel: "raters per window", Start: start, End: end.Add(h.params.Window), Clock: true,
+		Title:  fmt.Sprintf("Votes per window of post %d", p.ID),
+		Desc:   fmt.Sprintf("Votes (first and changed) per %s window against the post's typical activity and its anomaly threshold; %d windows held out (anomalous activity with a departing opinion) are shaded.", h.params.Window, len(spans)),
+		XLabel: "event time (UTC)", YLabel: "votes per window", Start: start, End: end.Add(h.params.Window), Clock: true,
 		Spans: spans, SpanLabel: "held out", Bars: []plot.Bars{vol}, Lines: []plot.Line{base, thr},
 	}
 	return sc.SVG(), vc.SVG()

@@ -11,22 +11,24 @@ import (
 	"github.com/ratestream/ratestream/pkg/fold"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/tally"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
 // BenchmarkRescore scores one post with a short and with a very long
 // history. The default strategy reads the post's running totals and its
-// still-maturing windows only, so the two should cost about the same.
+// recent windows only, so the two should cost about the same.
 func BenchmarkRescore(b *testing.B) {
 	db := testenv.NewDatabase(b)
 	params := scoring.DefaultParams(time.Minute)
 	for _, n := range []int{10, 100_000} {
 		post := int64(n)
 		last := seedHistory(b, db, params, post, n)
-		r := &rescorer{pool: db.Pool, strategy: scoring.SurgeGuard{}, params: params, consumer: "bench", topic: "ratings.v1", limit: 500}
-		if _, err := db.Pool.Exec(context.Background(), `
-			INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, max_event_time, watermark)
-			VALUES ('bench', 'ratings.v1', $1, 0, $2, $2)`, int(post%1000), last); err != nil {
+		key := tally.Key{Consumer: "bench", Topic: "ratings.v1"}
+		r := &rescorer{pool: db.Pool, strategy: scoring.SurgeGuard{}, params: params, key: key, limit: 500}
+		batch := &pgx.Batch{}
+		tally.QueuePosition(batch, key, int(post%1000), tally.Position{Exists: true, MaxEventTime: last}, 0)
+		if err := db.Pool.SendBatch(context.Background(), batch).Close(); err != nil {
 			b.Fatal(err)
 		}
 		b.Run(fmt.Sprintf("windows=%d", n), func(b *testing.B) {
@@ -59,22 +61,17 @@ func seedHistory(b *testing.B, db *testenv.Database, p scoring.Params, post int6
 			st.Apply(e, int(post%1000))
 		}
 	}
-	rows := make([][]any, 0, len(st.Windows))
+	var ws tally.WindowRows
 	for k, w := range st.Windows {
-		rows = append(rows, []any{k.PostID, k.Start, w.Sum, w.Count, w.Threshold})
+		ws.Add(k, w)
 	}
+	var ps tally.PostRows
+	ps.Add(post, st.Posts[post])
+	batch := &pgx.Batch{}
+	tally.QueueWindows(batch, &ws)
+	tally.QueuePosts(batch, &ps, int(post%1000))
 	ctx := context.Background()
-	if _, err := db.Pool.CopyFrom(ctx, pgx.Identifier{"rating_averages"},
-		[]string{"post_id", "window_start", "rating_sum", "rating_count", "threshold"}, pgx.CopyFromRows(rows)); err != nil {
-		b.Fatal(err)
-	}
-	ps := st.Posts[post]
-	if _, err := db.Pool.Exec(ctx, `
-		INSERT INTO post_stats (post_id, partition, rating_sum, rating_count, weighted_sum, weight,
-		                        baseline, baseline_seen, current_window, current_count, current_threshold)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		post, ps.Partition, ps.Totals.Sum, ps.Totals.Count, ps.Totals.WeightedSum, ps.Totals.Weight,
-		ps.Volume.Baseline, ps.Volume.Seen, ps.Volume.Current, ps.Volume.CurrentCount, ps.Volume.CurrentThreshold); err != nil {
+	if err := db.Pool.SendBatch(ctx, batch).Close(); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := db.Pool.Exec(ctx, `ANALYZE rating_averages`); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/tally"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
@@ -42,7 +43,7 @@ func TestClaimsMaturingPostsWithNothingMarked(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := &rescorer{pool: db.Pool, params: scoring.Params{Window: time.Minute}, consumer: "c", topic: "t", limit: 10, revisit: time.Second}
+	r := &rescorer{pool: db.Pool, params: scoring.Params{Window: time.Minute}, key: tally.Key{Consumer: "c", Topic: "t"}, limit: 10, revisit: time.Second}
 	tx, err := db.Pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +77,7 @@ func TestSearchesForMaturingPostsOnlyWhenOneMayBeDue(t *testing.T) {
 		exec(`INSERT INTO post_scores (post_id, score, user_count, mean, strategy, partition, as_of, stable_at)
 			VALUES ($1, 3, 1, 3, 'surge-guard', 0, $2, $3)`, id, wm.Add(-40*time.Second), wm.Add(time.Hour))
 	}
-	r := &rescorer{pool: db.Pool, params: scoring.Params{Window: time.Minute}, consumer: "c", topic: "t", limit: 10, revisit: time.Hour}
+	r := &rescorer{pool: db.Pool, params: scoring.Params{Window: time.Minute}, key: tally.Key{Consumer: "c", Topic: "t"}, limit: 10, revisit: time.Hour}
 	claim := func() []int64 {
 		t.Helper()
 		var ids []int64

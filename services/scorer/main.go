@@ -18,16 +18,17 @@ import (
 	"github.com/ratestream/ratestream/pkg/logging"
 	"github.com/ratestream/ratestream/pkg/scoring"
 	"github.com/ratestream/ratestream/pkg/service"
+	"github.com/ratestream/ratestream/pkg/tally"
 )
 
 // Config is every setting of the scorer.
 type Config struct {
 	Addr    string        `env:"SCORER_ADDR" default:":8083" help:"health and metrics listen address"`
-	Group   string        `env:"WINDOWER_GROUP" default:"ratestream-windower" help:"the windower group whose watermarks give event time"`
 	Sweep   time.Duration `env:"SCORER_SWEEP" default:"1s" help:"rescan interval when no notification arrives"`
 	Batch   int           `env:"SCORER_BATCH" default:"500" help:"posts scored per transaction"`
 	Gather  time.Duration `env:"SCORER_GATHER" default:"100ms" help:"after a notification, how long to gather others before a round: one round then serves every partition's batches of that moment"`
-	Revisit time.Duration `env:"SCORER_REVISIT" default:"1s" help:"how often a post whose score is still maturing is rescored while no window closed since its last score (one that closed is rescored at once)"`
+	Revisit time.Duration `env:"SCORER_REVISIT" default:"1s" help:"how often a post whose score may still change is rescored while no window closed since its last score (one that closed is rescored at once)"`
+	Group   tally.Group
 	Scoring scoring.Config
 	Kafka   broker.Config
 	HTTP    httpserver.Config
@@ -65,7 +66,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	// Business.
 	w := &worker{
 		log: log, pool: pool, sweep: cfg.Sweep, gather: cfg.Gather, m: newMetrics(srv.Registry),
-		r: &rescorer{pool: pool, strategy: strategy, params: params, consumer: cfg.Group, topic: cfg.Kafka.Topic, limit: cfg.Batch, revisit: cfg.Revisit},
+		r: &rescorer{pool: pool, strategy: strategy, params: params, key: tally.Key{Consumer: cfg.Group.Name, Topic: cfg.Kafka.Topic}, limit: cfg.Batch, revisit: cfg.Revisit},
 	}
 
 	// Run until SIGTERM or until one part fails; a claim in flight

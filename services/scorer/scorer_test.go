@@ -16,6 +16,7 @@ import (
 	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/tally"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
@@ -36,16 +37,15 @@ func newPipeline(t *testing.T, b *testenv.Broker, strategy string, batch string)
 	p.cfg.Addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	p.cfg.DB.URL, p.cfg.Kafka = p.db.URL, b.Config
 	p.cfg.Scoring.Window, p.cfg.Scoring.Strategy = time.Second, strategy
-	p.cfg.Scoring.Maturity = time.Minute
 	p.cfg.Sweep = 100 * time.Millisecond
 	// Pipelines sharing a broker must not share a consumer group.
-	p.cfg.Group = "windower-" + strings.TrimPrefix(p.db.URL[strings.LastIndexByte(p.db.URL, '/')+1:], "test_")
+	p.cfg.Group.Name = "windower-" + strings.TrimPrefix(p.db.URL[strings.LastIndexByte(p.db.URL, '/')+1:], "test_")
 
 	bin := testenv.Binary(t, "windower")
 	testenv.Spawn(t, bin,
 		fmt.Sprintf("WINDOWER_ADDR=127.0.0.1:%d", testenv.FreePort(t)),
 		"KAFKA_BROKERS="+b.Config.Brokers[0], "DATABASE_URL="+p.db.URL,
-		"WINDOWER_GROUP="+p.cfg.Group, "WINDOW=1s", "GRACE=1s", "SCORING_MATURITY=1m", "BATCH_MAX_EVENTS="+batch, "LOG_LEVEL=warn")
+		"WINDOWER_GROUP="+p.cfg.Group.Name, "WINDOW=1s", "GRACE=1s", "BATCH_MAX_EVENTS="+batch, "LOG_LEVEL=warn")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -63,35 +63,36 @@ func newPipeline(t *testing.T, b *testenv.Broker, strategy string, batch string)
 // post's score is current.
 func (p *pipeline) settled(t *testing.T, total int64) {
 	t.Helper()
+	ctx := context.Background()
+	key := tally.Key{Consumer: p.cfg.Group.Name, Topic: p.cfg.Kafka.Topic}
 	testenv.Eventually(t, 60*time.Second, func() error {
-		var consumed, queued, stale, unscored int64
-		err := p.db.Pool.QueryRow(context.Background(), `
-			SELECT (SELECT COALESCE(sum(next_offset), 0) FROM consumer_offsets),
-			       (SELECT count(*) FROM rescore_queue),
-			       (SELECT count(*) FROM post_scores ps JOIN consumer_offsets co ON co.partition = ps.partition
-			         WHERE ps.as_of < ps.stable_at AND ps.as_of < co.watermark),
-			       (SELECT count(*) FROM post_stats s WHERE NOT EXISTS (SELECT 1 FROM post_scores ps WHERE ps.post_id = s.post_id))`).
-			Scan(&consumed, &queued, &stale, &unscored)
+		consumed, err := tally.Consumed(ctx, p.db.Pool)
 		if err != nil {
 			return err
 		}
-		if consumed != total || queued != 0 || stale != 0 || unscored != 0 {
-			return fmt.Errorf("consumed %d/%d, queued %d, maturing %d, unscored %d", consumed, total, queued, stale, unscored)
+		b, err := tally.ReadBacklog(ctx, p.db.Pool, key)
+		if err != nil {
+			return err
+		}
+		unscored, err := tally.Unscored(ctx, p.db.Pool)
+		if err != nil {
+			return err
+		}
+		if consumed != total || b.Queued != 0 || b.Due != 0 || unscored != 0 {
+			return fmt.Errorf("consumed %d/%d, queued %d, due %d, unscored %d", consumed, total, b.Queued, b.Due, unscored)
 		}
 		return nil
 	})
 }
 
+// scores fingerprints every post's score.
 func (p *pipeline) scores(t *testing.T) string {
 	t.Helper()
-	var s string
-	err := p.db.Pool.QueryRow(context.Background(), `
-		SELECT COALESCE(md5(string_agg((post_id, score, user_count, mean, strategy, partition, as_of, stable_at)::text, '|' ORDER BY post_id)), '') || ':' || count(*)
-		FROM post_scores`).Scan(&s)
+	d, err := tally.Digest(context.Background(), p.db.Pool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return d.Sums()["score"]
 }
 
 func ratings(seed int64, n, posts int, base time.Time) []rating.Event {
@@ -126,23 +127,33 @@ func TestMeanScoresEqualTheMeanOfDistinctRaters(t *testing.T) {
 	produce(t, b, evs)
 	p := newPipeline(t, b, "mean", "500")
 	p.settled(t, int64(len(evs)))
-	rows, err := p.db.Pool.Query(context.Background(), `
-		SELECT ps.post_id, ps.score, ps.user_count, agg.n, agg.avg
-		FROM post_scores ps JOIN (SELECT post_id, count(*) n, avg(score)::float8 avg FROM ratings GROUP BY post_id) agg USING (post_id)`)
+	ctx := context.Background()
+	scores, err := tally.Scores(ctx, p.db.Pool, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
+	latest := map[int64]map[string]int{}
+	for _, e := range evs { // produced in rated_at order: the last one wins
+		if latest[e.PostID] == nil {
+			latest[e.PostID] = map[string]int{}
+		}
+		latest[e.PostID][e.UserID] = e.Score
+	}
 	n := 0
-	for rows.Next() {
-		var id, users, raters int64
-		var score, avg float64
-		if err := rows.Scan(&id, &score, &users, &raters, &avg); err != nil {
-			t.Fatal(err)
+	for id, votes := range latest {
+		s, ok := scores[id]
+		if !ok || s.Score == nil {
+			t.Errorf("post %d has no score", id)
+			continue
+		}
+		sum := 0
+		for _, v := range votes {
+			sum += v
 		}
 		n++
-		if users != raters || math.Abs(score-avg) > 1e-9 {
-			t.Errorf("post %d: score %v over %d users, want %v over %d", id, score, users, avg, raters)
+		want := float64(sum) / float64(len(votes))
+		if s.UserCount != int64(len(votes)) || math.Abs(*s.Score-want) > 1e-9 {
+			t.Errorf("post %d: score %v over %d users, want %v over %d", id, *s.Score, s.UserCount, want, len(votes))
 		}
 	}
 	if n != 25 {
@@ -163,71 +174,65 @@ func TestScoresReplayBitForBit(t *testing.T) {
 	}
 }
 
-// A post whose windows are still maturing is rescored when event time
-// moves on, though nothing marks it.
-func TestMaturingPostsFollowTheWatermark(t *testing.T) {
+// A post whose score may still change (a window held out flags it under a
+// campaign for scoring.FlagFor) is rescored when event time moves on,
+// though nothing marks it.
+func TestPostsWithAFlagFollowTheWatermark(t *testing.T) {
 	b := testenv.NewBroker(t, 1)
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	produce(t, b, ratings(3, 50, 1, t0)) // post 1 only
 	p := newPipeline(t, b, "surge-guard", "100")
 	p.settled(t, 50)
-	var before time.Time
-	if err := p.db.Pool.QueryRow(context.Background(), `SELECT as_of FROM post_scores WHERE post_id = 1`).Scan(&before); err != nil {
-		t.Fatal(err)
-	}
+	before := p.score(t, 1).AsOf
 	// Post 2 lives on the same (only) partition: its rating moves the
 	// watermark 30 s on.
 	later := ratings(4, 1, 1, t0.Add(30*time.Second))
 	later[0].PostID = 2
 	produce(t, b, later)
 	p.settled(t, 51)
-	var after time.Time
-	if err := p.db.Pool.QueryRow(context.Background(), `SELECT as_of FROM post_scores WHERE post_id = 1`).Scan(&after); err != nil {
-		t.Fatal(err)
-	}
+	after := p.score(t, 1).AsOf
 	if !after.After(before.Add(20 * time.Second)) {
 		t.Fatalf("post 1 scored as of %s, then %s: it did not follow the watermark", before, after)
 	}
 }
 
 // seed-linear reads a post's whole history: the scorer must hand it every
-// window, not only the maturing ones.
+// window, not only the recent ones.
 func TestSeedLinearScoresFromEveryWindow(t *testing.T) {
 	b := testenv.NewBroker(t, 2)
-	// Ten minutes of ratings on 3 posts: about 200 one-second windows
-	// each, far more than one maturity (a minute here) holds.
+	// Two hours of ratings on 3 posts: 600 one-second windows each, over
+	// twice the recent hour the default strategy reads.
 	evs := ratings(5, 1800, 3, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
 	for i := range evs {
-		evs[i].RatedAt = evs[i].RatedAt.Add(time.Duration(i) * 300 * time.Millisecond)
+		evs[i].RatedAt = evs[i].RatedAt.Add(time.Duration(i) * 4 * time.Second)
 	}
 	produce(t, b, evs)
 	p := newPipeline(t, b, "seed-linear", "500")
 	p.settled(t, int64(len(evs)))
 	for post := int64(1); post <= 3; post++ {
-		rows, err := p.db.Pool.Query(context.Background(),
-			`SELECT window_start, rating_sum, rating_count, threshold FROM rating_averages WHERE post_id = $1 ORDER BY window_start`, post)
+		ws, err := tally.WindowsSince(context.Background(), p.db.Pool, post, time.Unix(0, 0))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ws []scoring.Window
-		for rows.Next() {
-			var w scoring.Window
-			if err := rows.Scan(&w.Start, &w.Sum, &w.Count, &w.Threshold); err != nil {
-				t.Fatal(err)
-			}
-			ws = append(ws, w)
-		}
-		rows.Close()
-		if len(ws) < 100 {
+		if len(ws) < 500 {
 			t.Fatalf("post %d has %d windows; the test needs a long history", post, len(ws))
 		}
 		want := scoring.SeedLinear{}.Score(scoring.Input{All: ws})
-		var got float64
-		if err := p.db.Pool.QueryRow(context.Background(), `SELECT score FROM post_scores WHERE post_id = $1`, post).Scan(&got); err != nil {
-			t.Fatal(err)
-		}
-		if got != want.Score {
+		if got := *p.score(t, post).Score; got != want.Score {
 			t.Errorf("post %d: seed-linear %v, computed from all %d windows %v", post, got, len(ws), want.Score)
 		}
 	}
+}
+
+// score reads one post's score.
+func (p *pipeline) score(t *testing.T, post int64) tally.Score {
+	t.Helper()
+	s, err := tally.Scores(context.Background(), p.db.Pool, post, post)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s[post]; !ok {
+		t.Fatalf("post %d has no score", post)
+	}
+	return s[post]
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ratestream/ratestream/pkg/contract"
 	"github.com/ratestream/ratestream/pkg/database"
+	"github.com/ratestream/ratestream/pkg/tally"
 )
 
 // worker runs rescoring rounds whenever there may be work.
@@ -58,20 +59,11 @@ func (w *worker) observe(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		var n int64
-		var oldest, behind float64
-		err := w.pool.QueryRow(ctx, `
-			SELECT (SELECT count(*) FROM rescore_queue),
-			       COALESCE((SELECT EXTRACT(epoch FROM now() - min(marked_at))::float8 FROM rescore_queue), 0),
-			       COALESCE((SELECT EXTRACT(epoch FROM max(co.watermark - ps.as_of))::float8
-			                 FROM post_scores ps
-			                 JOIN consumer_offsets co ON co.partition = ps.partition AND co.consumer = $1 AND co.topic = $2
-			                 WHERE ps.as_of < ps.stable_at AND ps.as_of < co.watermark), 0)`,
-			w.r.consumer, w.r.topic).Scan(&n, &oldest, &behind)
+		b, err := tally.ReadBacklog(ctx, w.pool, w.r.key)
 		if err == nil {
-			w.m.queued.Set(float64(n))
-			w.m.oldest.Set(oldest)
-			w.m.behind.Set(behind)
+			w.m.queued.Set(float64(b.Queued))
+			w.m.oldest.Set(b.OldestWait.Seconds())
+			w.m.behind.Set(b.BehindEvents.Seconds())
 		} else if ctx.Err() == nil {
 			w.log.Debug("reading the backlog", zap.Error(err))
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/ratestream/ratestream/pkg/fold"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/tally"
 )
 
 // batch is one partition's slice of the log, decoded, in offset order.
@@ -21,16 +22,11 @@ type batch struct {
 	msgs      []kafka.Message // where each event was read, for dead letters
 }
 
-// position is where a partition stands, as stored.
-type position struct {
-	exists       bool
-	next         int64
-	maxEventTime time.Time
-	// foreign counts the writes of the partition's posts by other
-	// partitions' batches (events a producer put on the wrong partition);
-	// only other batches change it.
-	foreign int64
-}
+// position is where a partition stands, as stored (see tally.Position):
+// Foreign counts the writes of the partition's posts by other partitions'
+// batches (events a producer put on the wrong partition); only other
+// batches change it.
+type position = tally.Position
 
 // result reports what a committed batch did.
 type result struct {
@@ -79,7 +75,7 @@ func applyBatch(ctx context.Context, t txn, b batch, p scoring.Params, grace tim
 	if err != nil {
 		return result{}, err
 	}
-	if cur.exists != b.expected.exists || cur.next != b.expected.next {
+	if cur.Exists != b.expected.Exists || cur.Next != b.expected.Next {
 		return result{}, errFenced
 	}
 	st := fold.NewState(p, len(b.events))
@@ -100,7 +96,7 @@ func applyBatch(ctx context.Context, t txn, b batch, p scoring.Params, grace tim
 // same, and its window remembers it.
 func foldBatch(st *fold.State, b batch, cur position, p scoring.Params, grace time.Duration) result {
 	var res result
-	maxEvent := cur.maxEventTime
+	maxEvent := cur.MaxEventTime
 	for _, e := range b.events {
 		late := !maxEvent.IsZero() && !p.WindowStart(e.RatedAt).Add(p.Window).After(maxEvent.Add(-grace))
 		if st.Apply(e, b.partition) == fold.Superseded {
@@ -117,6 +113,6 @@ func foldBatch(st *fold.State, b batch, cur position, p scoring.Params, grace ti
 		}
 	}
 	res.posts = len(st.DirtyPosts)
-	res.position = position{exists: true, next: b.next, maxEventTime: maxEvent, foreign: cur.foreign}
+	res.position = position{Exists: true, Next: b.next, MaxEventTime: maxEvent, Foreign: cur.Foreign}
 	return res
 }

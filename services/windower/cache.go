@@ -37,7 +37,7 @@ type rowCache struct {
 // of a batch's transaction.
 type partRows struct {
 	mu      sync.Mutex
-	at      position // what our last commit stored; !at.exists: nothing cached
+	at      position // what our last commit stored; !at.Exists: nothing cached
 	windows map[fold.WindowKey]scoring.Window
 	posts   map[int64]fold.Post
 	swept   time.Time // eviction cutoff of the last sweep
@@ -113,13 +113,13 @@ func (c *rowCache) forget(p int) {
 // holds reports whether the cached rows are the stored rows of a
 // partition that stands at cur.
 func (r *partRows) holds(cur position) bool {
-	return r.at.exists && cur.exists && r.at.next == cur.next && r.at.maxEventTime.Equal(cur.maxEventTime) &&
-		r.at.foreign == cur.foreign
+	return r.at.Exists && cur.Exists && r.at.Next == cur.Next && r.at.MaxEventTime.Equal(cur.MaxEventTime) &&
+		r.at.Foreign == cur.Foreign
 }
 
 // drop empties the partition's rows.
 func (c *rowCache) drop(r *partRows) {
-	if c == nil || !r.at.exists && len(r.windows)+len(r.posts) == 0 {
+	if c == nil || !r.at.Exists && len(r.windows)+len(r.posts) == 0 {
 		return
 	}
 	c.mu.Lock()
@@ -153,8 +153,8 @@ func (c *rowCache) keep(r *partRows, st *fold.State, partition int, pos position
 		}
 	}
 	r.at = pos
-	if !pos.maxEventTime.IsZero() {
-		if cutoff := p.WindowStart(pos.maxEventTime.Add(-grace)); cutoff.After(r.swept) {
+	if !pos.MaxEventTime.IsZero() {
+		if cutoff := p.WindowStart(pos.MaxEventTime.Add(-grace)); cutoff.After(r.swept) {
 			r.swept = cutoff
 			for k := range r.windows {
 				if k.Start.Before(cutoff) {
@@ -162,7 +162,7 @@ func (c *rowCache) keep(r *partRows, st *fold.State, partition int, pos position
 				}
 			}
 			for id, x := range r.posts {
-				if x.Volume.Current.Before(cutoff) {
+				if x.Tracker.Current.Before(cutoff) {
 					delete(r.posts, id)
 				}
 			}

@@ -7,59 +7,34 @@ import (
 
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/tally"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
-// dumpState is every stored row the windower writes, one line per row, in
-// a fixed order.
-func dumpState(t *testing.T, db *testenv.Database) []string {
-	t.Helper()
-	var out []string
-	for _, q := range []string{
-		`SELECT format('%s %s %s %s %s %s %s', post_id, user_id, score, rated_at, event_id, window_start, rerate) FROM ratings ORDER BY 1`,
-		`SELECT format('%s %s %s %s %s %s %s', post_id, window_start, rating_sum, rating_count, rerate_count, threshold, late_count) FROM rating_averages ORDER BY 1`,
-		`SELECT format('%s %s %s %s %s %s %s %s %s %s %s', post_id, partition, rating_sum, rating_count, weighted_sum, weight,
-		        baseline, baseline_seen, current_window, current_count, current_threshold) FROM post_stats ORDER BY 1`,
-		`SELECT format('%s %s %s', partition, next_offset, max_event_time) FROM consumer_offsets ORDER BY 1`,
-	} {
-		rows, err := db.Pool.Query(context.Background(), q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, s)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
-}
-
 // sameState fails the test unless the database that kept rows in memory
-// holds every row the one that read every row holds, and returns how many.
+// holds, post by post, the state the one that read every row holds, and
+// returns how many posts it compared.
 func sameState(t *testing.T, plain, cached *testenv.Database) int {
 	t.Helper()
-	want, got := dumpState(t, plain), dumpState(t, cached)
-	if len(want) != len(got) {
-		t.Fatalf("%d rows with cached rows, %d reading every row", len(got), len(want))
-	}
-	diff := 0
-	for i := range want {
-		if want[i] != got[i] {
-			if diff++; diff <= 10 {
-				t.Errorf("row %d:\n cached  %s\n plain   %s", i, got[i], want[i])
+	want, got := digest(t, plain), digest(t, cached)
+	diff, posts := 0, 0
+	for _, part := range tally.DigestParts() {
+		for id, w := range want[part] {
+			posts = max(posts, len(want[part]))
+			if g := got[part][id]; g != w {
+				if diff++; diff <= 10 {
+					t.Errorf("post %d, %s:\n cached  %s\n plain   %s", id, part, g, w)
+				}
 			}
+		}
+		if len(got[part]) != len(want[part]) {
+			t.Errorf("%s: %d posts cached, %d plain", part, len(got[part]), len(want[part]))
 		}
 	}
 	if diff > 0 {
-		t.Fatalf("%d of %d rows differ", diff, len(want))
+		t.Fatalf("%d differences", diff)
 	}
-	return len(want)
+	return posts
 }
 
 // A windower keeps the rows its last batch of a partition committed and
@@ -83,7 +58,7 @@ func TestCachedRowsStoreWhatReadingEveryRowStores(t *testing.T) {
 		pos := position{}
 		for i, part := range batches {
 			s := stores[turn(i)]
-			res, err := s.apply(context.Background(), batch{partition: 3, expected: pos, next: pos.next + int64(len(part)), events: part})
+			res, err := s.apply(context.Background(), batch{partition: 3, expected: pos, next: pos.Next + int64(len(part)), events: part})
 			if err != nil {
 				t.Fatalf("batch %d on store %d: %v", i, turn(i), err)
 			}
@@ -92,12 +67,12 @@ func TestCachedRowsStoreWhatReadingEveryRowStores(t *testing.T) {
 	}
 
 	plain := testenv.NewDatabase(t)
-	run([]*pgStore{{pool: plain.Pool, consumer: "w", topic: "ratings.v1", params: params, grace: grace}},
+	run([]*pgStore{{pool: plain.Pool, key: tally.Key{Consumer: "w", Topic: "ratings.v1"}, params: params, grace: grace}},
 		func(int) int { return 0 })
 
 	shared := testenv.NewDatabase(t)
-	a := &pgStore{pool: shared.Pool, consumer: "w", topic: "ratings.v1", params: params, grace: grace, cache: newRowCache(100000)}
-	b := &pgStore{pool: shared.Pool, consumer: "w", topic: "ratings.v1", params: params, grace: grace, cache: newRowCache(5)}
+	a := &pgStore{pool: shared.Pool, key: tally.Key{Consumer: "w", Topic: "ratings.v1"}, params: params, grace: grace, cache: newRowCache(100000)}
+	b := &pgStore{pool: shared.Pool, key: tally.Key{Consumer: "w", Topic: "ratings.v1"}, params: params, grace: grace, cache: newRowCache(5)}
 	// a applies most batches; b takes one now and then, and two in a row.
 	run([]*pgStore{a, b}, func(i int) int {
 		if i%7 == 3 || i%11 == 5 || i%11 == 6 {
@@ -147,7 +122,7 @@ func TestMisplacedEventMakesTheOwnerReadItsPostAgain(t *testing.T) {
 				continue
 			}
 			cur := pos[st.partition]
-			res, err := s.apply(context.Background(), batch{partition: st.partition, expected: cur, next: cur.next + int64(len(st.events)), events: st.events})
+			res, err := s.apply(context.Background(), batch{partition: st.partition, expected: cur, next: cur.Next + int64(len(st.events)), events: st.events})
 			if err != nil {
 				t.Fatalf("step %d (partition %d): %v", i, st.partition, err)
 			}
@@ -155,9 +130,9 @@ func TestMisplacedEventMakesTheOwnerReadItsPostAgain(t *testing.T) {
 		}
 	}
 	plain := testenv.NewDatabase(t)
-	apply(&pgStore{pool: plain.Pool, consumer: "w", topic: "ratings.v1", params: params, grace: grace})
+	apply(&pgStore{pool: plain.Pool, key: tally.Key{Consumer: "w", Topic: "ratings.v1"}, params: params, grace: grace})
 	cached := testenv.NewDatabase(t)
-	s := &pgStore{pool: cached.Pool, consumer: "w", topic: "ratings.v1", params: params, grace: grace, cache: newRowCache(100000)}
+	s := &pgStore{pool: cached.Pool, key: tally.Key{Consumer: "w", Topic: "ratings.v1"}, params: params, grace: grace, cache: newRowCache(100000)}
 	apply(s)
 
 	sameState(t, plain, cached)

@@ -188,8 +188,8 @@ func (p *processor) consume(ctx context.Context, id int, log *zap.Logger, commit
 		return err
 	}
 	start := kafka.FirstOffset
-	if pos.exists {
-		start = pos.next
+	if pos.Exists {
+		start = pos.Next
 	}
 	r, err := p.open(id, start)
 	if err != nil {
@@ -200,7 +200,7 @@ func (p *processor) consume(ctx context.Context, id int, log *zap.Logger, commit
 	retry := newRetrier(log)
 	stop, bounded := p.until[id]
 	for {
-		if bounded && pos.exists && pos.next >= stop {
+		if bounded && pos.Exists && pos.Next >= stop {
 			log.Info("partition replayed to its end offset", zap.Int64("offset", stop))
 			<-ctx.Done()
 			return ctx.Err()
@@ -241,7 +241,7 @@ func (p *processor) consume(ctx context.Context, id int, log *zap.Logger, commit
 			return err // fenced (another instance moved on) or stopping
 		}
 		if committed != nil {
-			committed(pos.next)
+			committed(pos.Next)
 		}
 	}
 }

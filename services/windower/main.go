@@ -20,12 +20,12 @@ import (
 	"github.com/ratestream/ratestream/pkg/logging"
 	"github.com/ratestream/ratestream/pkg/scoring"
 	"github.com/ratestream/ratestream/pkg/service"
+	"github.com/ratestream/ratestream/pkg/tally"
 )
 
 // Config is every setting of the windower.
 type Config struct {
 	Addr     string        `env:"WINDOWER_ADDR" default:":8082" help:"health and metrics listen address"`
-	Group    string        `env:"WINDOWER_GROUP" default:"ratestream-windower" help:"consumer group id (also the key of the stored offsets)"`
 	Grace    time.Duration `env:"GRACE" default:"5s" help:"how far behind the newest event time a window closes"`
 	MaxBatch int           `env:"BATCH_MAX_EVENTS" default:"5000" help:"most events per transaction"`
 	MaxWait  time.Duration `env:"BATCH_MAX_WAIT" default:"300ms" help:"longest wait to fill a batch: longer batches cost less per rating (make bench-e2e at 10k/s: 200ms 111 µs, 300ms 102 µs in all) and delay my_score by up to as much"`
@@ -35,6 +35,7 @@ type Config struct {
 	Monitor  time.Duration `env:"WINDOWER_MONITOR_INTERVAL" default:"2s" help:"how often lag and stalls are computed for every partition from the broker's log ends"`
 	Cache    int           `env:"WINDOWER_CACHE_ROWS" default:"250000" help:"window and post rows kept in memory between the batches of a partition (about 140 bytes each), so that a batch reads from PostgreSQL only rows it has not seen; 0 reads every row every time"`
 	Until    string        `env:"WINDOWER_UNTIL" help:"replay only: PARTITION:OFFSET,... at which each partition stops (ratestream replay sets it)"`
+	Group    tally.Group
 	Scoring  scoring.Config
 	HTTP     httpserver.Config
 	Kafka    broker.Config
@@ -92,8 +93,8 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		until: until,
 		log:   log,
 		kafka: cfg.Kafka,
-		group: cfg.Group,
-		store: &pgStore{pool: pool, consumer: cfg.Group, topic: cfg.Kafka.Topic, params: params, grace: cfg.Grace, cache: cache},
+		group: cfg.Group.Name,
+		store: &pgStore{pool: pool, key: tally.Key{Consumer: cfg.Group.Name, Topic: cfg.Kafka.Topic}, params: params, grace: cfg.Grace, cache: cache},
 		dlq:   dlq,
 		open: func(partition int, offset int64) (source, error) {
 			return broker.NewPartitionReader(cfg.Kafka, cfg.Kafka.Topic, partition, offset, broker.Fetch{MinBytes: cfg.FetchMin, MaxWait: cfg.MaxWait / 2})

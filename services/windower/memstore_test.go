@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -60,7 +61,7 @@ func (m *memStore) offsets(context.Context) (map[int]int64, error) {
 	defer m.mu.Unlock()
 	out := map[int]int64{}
 	for p, x := range m.pos {
-		out[p] = x.next
+		out[p] = x.Next
 	}
 	return out, nil
 }
@@ -81,13 +82,17 @@ func (t *memTxn) load(_ context.Context, st *fold.State, events []rating.Event) 
 			st.Votes[vk] = v
 			keys = append(keys, fold.WindowKey{PostID: vk.PostID, Start: v.Window})
 		}
+		if p, ok := t.m.posts[e.PostID]; ok && st.Posts[e.PostID] == nil {
+			p.Tracker.Pending = slices.Clone(p.Tracker.Pending)
+			st.Posts[e.PostID] = &p
+		}
+		if p := st.Posts[e.PostID]; p != nil {
+			keys = append(keys, fold.Tracked(e.PostID, p)...)
+		}
 		for _, k := range keys {
 			if w, ok := t.m.windows[k]; ok {
 				st.Windows[k] = w
 			}
-		}
-		if p, ok := t.m.posts[e.PostID]; ok && st.Posts[e.PostID] == nil {
-			st.Posts[e.PostID] = &p
 		}
 	}
 	return nil

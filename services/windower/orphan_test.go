@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/tally"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
@@ -26,7 +27,7 @@ func caughtUp(ctx context.Context, b *testenv.Broker, db *testenv.Database, cons
 	if err != nil {
 		return err
 	}
-	s := &pgStore{pool: db.Pool, consumer: consumer, topic: b.Config.Topic}
+	s := &pgStore{pool: db.Pool, key: tally.Key{Consumer: consumer, Topic: b.Config.Topic}}
 	stored, err := s.offsets(ctx)
 	if err != nil {
 		return err
@@ -56,7 +57,7 @@ func TestUnconsumedPartitionIsReportedAndReclaimed(t *testing.T) {
 	testenv.WaitHTTP(t, "http://"+cfg.Addr+"/readyz", 30*time.Second)
 
 	squatter, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID: cfg.Group, Brokers: b.Config.Brokers, Topics: []string{b.Config.Topic},
+		ID: cfg.Group.Name, Brokers: b.Config.Brokers, Topics: []string{b.Config.Topic},
 		HeartbeatInterval: time.Second, SessionTimeout: cfg.Session, RebalanceTimeout: cfg.Session,
 	})
 	if err != nil {
@@ -100,7 +101,7 @@ func TestUnconsumedPartitionIsReportedAndReclaimed(t *testing.T) {
 	t.Logf("unconsumed partition %s reported %s after producing", part, time.Since(began).Round(time.Millisecond))
 
 	squatter.Close()
-	testenv.Eventually(t, 30*time.Second, func() error { return caughtUp(context.Background(), b, db, cfg.Group) })
+	testenv.Eventually(t, 30*time.Second, func() error { return caughtUp(context.Background(), b, db, cfg.Group.Name) })
 	checkAgainstDefinition(t, db, evs, time.Second)
 	testenv.WaitHTTP(t, "http://"+cfg.Addr+"/readyz", 20*time.Second)
 }
@@ -149,10 +150,10 @@ func TestPartitionsAreConsumedAfterTwoQuickKills(t *testing.T) {
 	first := events(31, 2000, 200, 400)
 	produce(t, b, first)
 	cur := launch()
-	testenv.Eventually(t, 60*time.Second, func() error { return caughtUp(ctx, b, db, cfg.Group) })
+	testenv.Eventually(t, 60*time.Second, func() error { return caughtUp(ctx, b, db, cfg.Group.Name) })
 
 	members := func() (map[string]bool, string, error) {
-		owners, state, err := broker.Owners(ctx, b.Config, cfg.Group, b.Config.Topic)
+		owners, state, err := broker.Owners(ctx, b.Config, cfg.Group.Name, b.Config.Topic)
 		if err != nil || state != "Stable" || len(owners) != 12 {
 			return nil, state, fmt.Errorf("group %s, %d partitions assigned, %v", state, len(owners), err)
 		}
@@ -200,7 +201,7 @@ func TestPartitionsAreConsumedAfterTwoQuickKills(t *testing.T) {
 	second := events(32, 3000, 200, 400)
 	began := time.Now()
 	produce(t, b, second)
-	testenv.Eventually(t, 30*time.Second, func() error { return caughtUp(ctx, b, db, cfg.Group) })
+	testenv.Eventually(t, 30*time.Second, func() error { return caughtUp(ctx, b, db, cfg.Group.Name) })
 	t.Logf("every partition consumed to its end %s after producing", time.Since(began).Round(time.Millisecond))
 	checkAgainstDefinition(t, db, append(first, second...), time.Second)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/ratestream/ratestream/pkg/contract"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/tally"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
@@ -258,7 +259,7 @@ func userIDs(rng *rand.Rand, n int) []string {
 // comes back byte for byte.
 func TestEveryAcceptedUserIDCanBeStored(t *testing.T) {
 	db := testenv.NewDatabase(t)
-	s := &pgStore{pool: db.Pool, consumer: "prop", topic: "ratings.v1", params: scoring.DefaultParams(time.Second), grace: time.Second}
+	s := &pgStore{pool: db.Pool, key: tally.Key{Consumer: "prop", Topic: "ratings.v1"}, params: scoring.DefaultParams(time.Second), grace: time.Second}
 	rng := rand.New(rand.NewPCG(5, 5))
 	ids := userIDs(rng, 20000)
 	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
@@ -282,7 +283,7 @@ func TestEveryAcceptedUserIDCanBeStored(t *testing.T) {
 		res, err := s.apply(context.Background(), batch{partition: 0, expected: pos, next: int64(i + len(part)), events: part})
 		if err != nil {
 			for _, e := range part {
-				if _, err1 := s.apply(context.Background(), batch{partition: 0, expected: pos, next: pos.next, events: []rating.Event{e}}); err1 != nil {
+				if _, err1 := s.apply(context.Background(), batch{partition: 0, expected: pos, next: pos.Next, events: []rating.Event{e}}); err1 != nil {
 					t.Fatalf("accepted user id %q cannot be stored: %v", e.UserID, err1)
 				}
 			}

@@ -22,6 +22,7 @@ import (
 	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/tally"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
@@ -125,32 +126,43 @@ func waitConsumed(t testing.TB, db *testenv.Database, total int64, timeout time.
 	})
 }
 
-// dump fingerprints the state tables, row by row in key order.
+// dump fingerprints the state the windower writes, and the stored
+// offsets.
 func dump(t testing.TB, db *testenv.Database) map[string]string {
 	t.Helper()
-	out := map[string]string{}
-	for table, order := range map[string]string{
-		"ratings":          "post_id, user_id",
-		"rating_averages":  "post_id, window_start",
-		"post_stats":       "post_id",
-		"consumer_offsets": "partition",
-	} {
-		cols := "t::text"
-		if table == "consumer_offsets" {
-			cols = "(partition, next_offset, max_event_time, watermark)::text"
-		}
-		var sum string
-		q := fmt.Sprintf(`SELECT COALESCE(md5(string_agg(%s, '|' ORDER BY %s)), '') || ':' || count(*) FROM %s t`, cols, order, table)
-		if err := db.Pool.QueryRow(context.Background(), q).Scan(&sum); err != nil {
+	out := digest(t, db).Sums()
+	delete(out, "score") // the scorer's
+	keys, err := tally.Consumers(context.Background(), db.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys { // whatever the group is called
+		pos, err := tally.Positions(context.Background(), db.Pool, k)
+		if err != nil {
 			t.Fatal(err)
 		}
-		out[table] = sum
+		for p, x := range pos {
+			out[fmt.Sprintf("offsets %d", p)] = fmt.Sprint(x.Next, x.Watermark)
+		}
 	}
 	return out
 }
 
+// digest is the derived state of db, post by post.
+func digest(t testing.TB, db *testenv.Database) tally.Digests {
+	t.Helper()
+	d, err := tally.Digest(context.Background(), db.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 func sameDump(t testing.TB, what string, a, b map[string]string) {
 	t.Helper()
+	if len(a) != len(b) {
+		t.Errorf("%s: %d parts vs %d", what, len(a), len(b))
+	}
 	for k := range a {
 		if a[k] != b[k] {
 			t.Errorf("%s: table %s differs: %s vs %s", what, k, a[k], b[k])
@@ -310,7 +322,7 @@ func TestTwoInstancesMatchOne(t *testing.T) {
 
 	two := testenv.NewDatabase(t)
 	cfgA, cfgB := testConfig(t, two, b), testConfig(t, two, b)
-	cfgA.Group, cfgB.Group = "pair", "pair"
+	cfgA.Group.Name, cfgB.Group.Name = "pair", "pair"
 	cfgA.MaxBatch, cfgB.MaxBatch = 50, 50 // slow enough that both get work
 	start(t, cfgA)
 	start(t, cfgB)

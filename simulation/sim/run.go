@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -30,6 +31,10 @@ type Point struct {
 	HonestMean float64            // NaN before any honest rating
 	Honest     int                // honest users so far
 	Scores     map[string]float64 // by strategy; NaN when no score yet
+	// Oracle is what a judge that knew the campaign would score by
+	// holding out exactly the windows that hold a dishonest vote: the best
+	// any method that counts or holds out whole windows can do.
+	Oracle float64
 }
 
 // Result is one strategy's error summary.
@@ -42,8 +47,10 @@ type Result struct {
 
 // Report is a whole run.
 type Report struct {
-	Scenario string             `json:"scenario"`
-	Results  []Result           `json:"results"`
+	Scenario string   `json:"scenario"`
+	Results  []Result `json:"results"`
+	// Oracle is the whole-window oracle's errors (see Point.Oracle).
+	Oracle   Result             `json:"-"`
 	Points   []Point            `json:"-"`
 	Campaign [][2]time.Duration `json:"-"` // dishonest phases, for plots
 	// Windows are the post's windows at the end, oldest first.
@@ -53,14 +60,13 @@ type Report struct {
 
 // WindowStat is one window of the post at the end of a run.
 type WindowStat struct {
-	At        time.Duration // start, since the scenario start
-	Window    scoring.Window
-	Anomalous bool    // its new raters exceed its threshold
-	Suspicion float64 // 0: counts fully at once (see scoring.Suspicion)
+	At      time.Duration // start, since the scenario start
+	Window  scoring.Window
+	Verdict scoring.Verdict
 }
 
 // CountsFullyAfter is how long after from the post's windows start to
-// count fully at once (not anomalous, no suspicion) for good: the time
+// count fully (none held out, even in part) for good: the time
 // from from to the start of the first window after which every window
 // does. A genuine surge starting at from is accepted as the new normal
 // after this long. ok is false when the last window still does not.
@@ -70,7 +76,7 @@ func (r *Report) CountsFullyAfter(from time.Duration) (time.Duration, bool) {
 		if w.At < from {
 			continue
 		}
-		if w.Anomalous {
+		if w.Verdict.HeldOut() {
 			after, ok = w.At+r.params.Window, false
 			continue
 		}
@@ -83,7 +89,7 @@ func (r *Report) CountsFullyAfter(from time.Duration) (time.Duration, bool) {
 // (whose Window is replaced by the scenario's).
 func Run(s *Scenario, strategies []scoring.Strategy, params scoring.Params) (*Report, error) {
 	params.Window = s.window
-	rng := rand.New(rand.NewPCG(uint64(s.Seed), 0x5eed))
+	rng := newRand(s.Seed)
 	st := fold.NewState(params, 0)
 	g := &generator{s: s, rng: rng, honestSeen: map[string]bool{}}
 	honestLatest := map[string]int{}
@@ -96,9 +102,15 @@ func Run(s *Scenario, strategies []scoring.Strategy, params scoring.Params) (*Re
 		}
 	}
 	var honestSum float64
+	orc := newOracle()
+	history := false
+	for _, strat := range strategies {
+		history = history || strat.NeedsHistory()
+	}
 	for t := time.Duration(0); t < s.End(); t += s.window {
 		for _, e := range g.window(t) {
 			st.Apply(e.ev, 0)
+			orc.add(e, params.WindowStart(e.ev.RatedAt))
 			if e.honest {
 				if old, ok := honestLatest[e.ev.UserID]; ok {
 					honestSum -= float64(old)
@@ -116,11 +128,11 @@ func Run(s *Scenario, strategies []scoring.Strategy, params scoring.Params) (*Re
 		st.ClearDirty()
 		sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
 		now := Epoch.Add(t + s.window)
-		pt := Point{At: t + s.window, HonestMean: math.NaN(), Honest: len(honestLatest), Scores: map[string]float64{}}
+		pt := Point{At: t + s.window, HonestMean: math.NaN(), Honest: len(honestLatest), Scores: map[string]float64{}, Oracle: orc.score()}
 		if pt.Honest > 0 {
 			pt.HonestMean = honestSum / float64(pt.Honest)
 		}
-		in := input(st, starts, now, params)
+		in := input(st, starts, now, params, history)
 		for _, strat := range strategies {
 			r := strat.Score(in)
 			pt.Scores[strat.Name()] = math.NaN()
@@ -131,39 +143,40 @@ func Run(s *Scenario, strategies []scoring.Strategy, params scoring.Params) (*Re
 		rep.Points = append(rep.Points, pt)
 	}
 	for _, strat := range strategies {
-		rep.Results = append(rep.Results, summarize(strat.Name(), rep.Points))
+		rep.Results = append(rep.Results, summarize(strat.Name(), rep.Points, func(p Point) float64 { return p.Scores[strat.Name()] }))
 	}
+	rep.Oracle = summarize("whole-window oracle", rep.Points, func(p Point) float64 { return p.Oracle })
 	rep.params = params
 	for _, start := range starts {
 		w := st.Windows[fold.WindowKey{PostID: postID, Start: start}]
-		rep.Windows = append(rep.Windows, WindowStat{At: start.Sub(Epoch), Window: w, Anomalous: w.Anomalous(), Suspicion: scoring.Suspicion(w, params)})
+		rep.Windows = append(rep.Windows, WindowStat{At: start.Sub(Epoch), Window: w, Verdict: scoring.Judge(w, params)})
 	}
 	return rep, nil
 }
 
-// input builds what a strategy sees, as the scorer would from the tables.
-func input(st *fold.State, starts []time.Time, now time.Time, p scoring.Params) scoring.Input {
-	in := scoring.Input{Now: now, Params: p}
+// input builds what a strategy sees, as the scorer would from the tables:
+// the windows it reads, or every window when history says a strategy
+// needs it.
+func input(st *fold.State, starts []time.Time, now time.Time, p scoring.Params, history bool) scoring.Input {
 	post := st.Posts[postID]
 	if post == nil {
-		return in
+		return scoring.Input{Now: now, Params: p}
 	}
-	in.Totals, in.Latest = post.Totals, post.Volume.Current
-	cutoff := scoring.RecentCutoff(now, p).Add(-p.Window)
+	win := func(s time.Time) scoring.Window { return st.Windows[fold.WindowKey{PostID: postID, Start: s}] }
+	var ws []scoring.Window
+	after, before := scoring.Reads(post.Tracker, now, p)
 	for _, s := range starts {
-		w := st.Windows[fold.WindowKey{PostID: postID, Start: s}]
-		in.All = append(in.All, w)
-		if s.After(cutoff) {
-			in.Recent = append(in.Recent, w)
+		if history || s.Before(before) || s.After(after) {
+			ws = append(ws, win(s))
 		}
 	}
-	return in
+	return scoring.NewInput(post.Stats, ws, now, p)
 }
 
-func summarize(name string, pts []Point) Result {
+func summarize(name string, pts []Point, score func(Point) float64) Result {
 	var errs []float64
 	for _, p := range pts {
-		s := p.Scores[name]
+		s := score(p)
 		if p.Honest < minHonest || math.IsNaN(s) || math.IsNaN(p.HonestMean) {
 			continue
 		}
@@ -181,6 +194,9 @@ func summarize(name string, pts []Point) Result {
 	return r
 }
 
+// newRand is a scenario's random source for a seed.
+func newRand(seed int64) *rand.Rand { return rand.New(rand.NewPCG(uint64(seed), 0x5eed)) }
+
 type generated struct {
 	ev     rating.Event
 	honest bool
@@ -192,6 +208,10 @@ type generator struct {
 	next        int      // next fresh user number
 	honestUsers []string // users who rated in an honest phase, in order
 	honestSeen  map[string]bool
+	// order and turn are each "once" pool's shuffled order and how many
+	// of its draws were made.
+	order map[string][]int
+	turn  map[string]int
 }
 
 // window draws the ratings of the window starting at t, in time order.
@@ -231,7 +251,20 @@ func (g *generator) user(phase int, p Phase) string {
 		}
 		return g.honestUsers[g.rng.IntN(len(g.honestUsers))]
 	case "pool":
-		return "pool-" + strconv.Itoa(g.rng.IntN(p.Users.Pool))
+		name := cmp.Or(p.Users.Name, "pool")
+		if !p.Users.Once {
+			return name + "-" + strconv.Itoa(g.rng.IntN(p.Users.Pool))
+		}
+		if g.order == nil {
+			g.order, g.turn = map[string][]int{}, map[string]int{}
+		}
+		key := name + "/" + strconv.Itoa(p.Users.Pool)
+		if g.order[key] == nil {
+			g.order[key] = g.rng.Perm(p.Users.Pool)
+		}
+		i := g.turn[key]
+		g.turn[key]++
+		return name + "-" + strconv.Itoa(g.order[key][i%p.Users.Pool])
 	default:
 		g.next++
 		return fmt.Sprintf("p%d-u%d", phase, g.next)
@@ -319,4 +352,63 @@ func RunSeeds(s *Scenario, strategies []scoring.Strategy, params scoring.Params,
 		}
 	}
 	return out, nil
+}
+
+// oracle holds out exactly the windows that hold a dishonest vote, with
+// running sums so that each window costs only its own votes.
+type oracle struct {
+	latest   map[string]oracleVote
+	windows  map[time.Time]*oracleWindow
+	sum, num float64 // over the latest votes of clean windows
+}
+
+type oracleVote struct {
+	score  int
+	window time.Time
+}
+
+type oracleWindow struct {
+	sum, num float64
+	dirty    bool
+}
+
+func newOracle() *oracle {
+	return &oracle{latest: map[string]oracleVote{}, windows: map[time.Time]*oracleWindow{}}
+}
+
+func (o *oracle) window(t time.Time) *oracleWindow {
+	w := o.windows[t]
+	if w == nil {
+		w = &oracleWindow{}
+		o.windows[t] = w
+	}
+	return w
+}
+
+func (o *oracle) add(e generated, at time.Time) {
+	w := o.window(at)
+	if !e.honest && !w.dirty {
+		w.dirty = true
+		o.sum, o.num = o.sum-w.sum, o.num-w.num
+	}
+	if old, ok := o.latest[e.ev.UserID]; ok {
+		ow := o.windows[old.window]
+		ow.sum, ow.num = ow.sum-float64(old.score), ow.num-1
+		if !ow.dirty {
+			o.sum, o.num = o.sum-float64(old.score), o.num-1
+		}
+	}
+	o.latest[e.ev.UserID] = oracleVote{e.ev.Score, at}
+	w.sum, w.num = w.sum+float64(e.ev.Score), w.num+1
+	if !w.dirty {
+		o.sum, o.num = o.sum+float64(e.ev.Score), o.num+1
+	}
+}
+
+// score is the mean of the latest votes outside the dirty windows.
+func (o *oracle) score() float64 {
+	if o.num <= 0 {
+		return math.NaN()
+	}
+	return o.sum / o.num
 }

@@ -22,9 +22,9 @@ type Scenario struct {
 	Note   string  `json:"note,omitempty"`
 	Seed   int64   `json:"seed"`
 	Phases []Phase `json:"phases"`
-	// ReportOnly, when set, says why the scenario's errors are reported
-	// but not held to the targets (a trade-off it documents).
-	ReportOnly string `json:"report_only,omitempty"`
+	// Stretch, when set, says why the scenario is held to the stretch
+	// target rather than the main one (a campaign that lasts hours).
+	Stretch string `json:"stretch,omitempty"`
 	// AcceptWithin, when set, is how soon after AcceptFrom a genuine
 	// surge's windows must stop being held out.
 	AcceptFrom   string `json:"accept_from,omitempty"`
@@ -46,10 +46,17 @@ type Phase struct {
 	from, to time.Duration
 }
 
-// UserSource is "new", "existing" or {"pool": N}.
+// UserSource is "new", "existing" or {"pool": N}. A pool may be named,
+// so that two phases draw from the same accounts while other pools stay
+// apart (unnamed pools all share the name "pool"), and drawn "once": each
+// account in turn, in an order shuffled once per pool, so that every
+// account rates once before any rates again (aged accounts that all
+// re-rate in a burst).
 type UserSource struct {
 	Kind string // new, existing, pool
 	Pool int
+	Name string
+	Once bool
 }
 
 // UnmarshalJSON accepts the three forms.
@@ -63,19 +70,27 @@ func (u *UserSource) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var p struct {
-		Pool int `json:"pool"`
+		Pool int    `json:"pool"`
+		Name string `json:"name"`
+		Once bool   `json:"once"`
 	}
-	if err := json.Unmarshal(b, &p); err != nil || p.Pool < 1 {
-		return errors.New(`users: want "new", "existing" or {"pool": N} with N >= 1`)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil || p.Pool < 1 {
+		return errors.New(`users: want "new", "existing" or {"pool": N, "name": "…", "once": true|false} with N >= 1`)
 	}
-	u.Kind, u.Pool = "pool", p.Pool
+	u.Kind, u.Pool, u.Name, u.Once = "pool", p.Pool, p.Name, p.Once
 	return nil
 }
 
 // MarshalJSON writes the form UnmarshalJSON reads.
 func (u UserSource) MarshalJSON() ([]byte, error) {
 	if u.Kind == "pool" {
-		return json.Marshal(map[string]int{"pool": u.Pool})
+		return json.Marshal(struct {
+			Pool int    `json:"pool"`
+			Name string `json:"name,omitempty"`
+			Once bool   `json:"once,omitempty"`
+		}{u.Pool, u.Name, u.Once})
 	}
 	return json.Marshal(u.Kind)
 }

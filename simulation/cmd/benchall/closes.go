@@ -6,11 +6,11 @@ import (
 	"os"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/pkg/scoring"
+	"github.com/ratestream/ratestream/pkg/tally"
 )
 
 // closes knows when the pipeline's windows close: a window [s, e) closes
@@ -66,14 +66,13 @@ func (c closes) align(ctx context.Context, lead time.Duration) {
 func (c closes) scoresAfterClose(ctx context.Context, pool *pgxpool.Pool, ids []int64, end time.Time, within time.Duration) ([]time.Duration, int, error) {
 	closed := end.Add(c.grace)
 	sleep(ctx, time.Until(closed))
-	rated, err := queryIDs(ctx, pool, `SELECT post_id FROM rating_averages WHERE post_id = ANY($1) AND window_start = $2`,
-		ids, end.Add(-c.params.Window))
+	rated, err := tally.PostsWithWindow(ctx, pool, ids, end.Add(-c.params.Window))
 	if err != nil {
 		return nil, 0, err
 	}
 	var delays []time.Duration
 	for len(rated) > 0 && ctx.Err() == nil {
-		done, err := queryIDs(ctx, pool, `SELECT post_id FROM post_scores WHERE post_id = ANY($1) AND as_of >= $2`, rated, end)
+		done, err := tally.ScoredSince(ctx, pool, rated, end)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -88,14 +87,6 @@ func (c closes) scoresAfterClose(ctx context.Context, pool *pgxpool.Pool, ids []
 		sleep(ctx, 100*time.Millisecond)
 	}
 	return delays, len(rated), nil
-}
-
-func queryIDs(ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) ([]int64, error) {
-	rows, err := pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[int64])
 }
 
 func without(ids, drop []int64) []int64 {

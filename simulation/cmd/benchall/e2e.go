@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ratestream/ratestream/pkg/tally"
 	"github.com/ratestream/ratestream/simulation/loadgen"
 )
 
@@ -447,32 +448,11 @@ func rssMB(pid int) float64 {
 }
 
 // preload stores n ratings over 100,000 posts (ids 1,000,001 on), with
-// their windows and totals as the windower would have made them: the
-// "flat as the data grows" run.
+// their windows and totals: the "flat as the data grows" run.
 func preload(ctx context.Context, pool *pgxpool.Pool, n int64) error {
-	per := max(n/100_000, 1)
-	for _, sql := range []string{
-		`INSERT INTO posts (id, title) SELECT 1000000 + i, 'preloaded ' || i FROM generate_series(1, 100000) AS i`,
-		`INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
-		 SELECT 1000001 + i / $1, 'device-id-' || (i % $1), (i * 7) % 6,
-		        timestamptz '2026-01-01' + i * interval '10 ms', gen_random_uuid(),
-		        date_trunc('minute', timestamptz '2026-01-01' + i * interval '10 ms')
-		 FROM generate_series(0, $2 - 1) AS i`,
-		`INSERT INTO rating_averages (post_id, window_start, rating_sum, rating_count, threshold)
-		 SELECT post_id, window_start, sum(score), count(*), 1e9 FROM ratings WHERE post_id > 1000000 GROUP BY 1, 2`,
-		`INSERT INTO post_stats (post_id, partition, rating_sum, rating_count, weighted_sum, weight, baseline, baseline_seen,
-		                         current_window, current_count, current_threshold)
-		 SELECT post_id, 0, sum(rating_sum), sum(rating_count), sum(rating_sum) * 1000000, sum(rating_count) * 1000000, 10, 1,
-		        max(window_start), 0, 40 FROM rating_averages WHERE post_id > 1000000 GROUP BY 1`,
-		`ANALYZE`,
-	} {
-		args := []any{}
-		if strings.Contains(sql, "$2") {
-			args = []any{per, n}
-		}
-		if _, err := pool.Exec(ctx, sql, args...); err != nil {
-			return fmt.Errorf("preload: %w", err)
-		}
+	if _, err := pool.Exec(ctx, `INSERT INTO posts (id, title) SELECT 1000000 + i, 'preloaded ' || i FROM generate_series(1, 100000) AS i`); err != nil {
+		return fmt.Errorf("preload: %w", err)
 	}
-	return nil
+	return tally.Synthesize(ctx, pool, tally.Synthetic{FirstPost: 1_000_001, Posts: 100_000, Votes: n,
+		Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Step: 10 * time.Millisecond, WindowWidth: time.Minute, Windows: true})
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/ratestream/ratestream/pkg/tally"
 )
 
 const exportRows = 10_000_000
@@ -20,13 +22,8 @@ func exportBench(ctx context.Context, e *env, _ opts) ([]figure, error) {
 		return nil, err
 	}
 	began := time.Now()
-	_, err = pool.Exec(ctx, `
-		INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
-		SELECT 1 + i / 100, 'device-id-' || (i % 100), i % 6,
-		       timestamptz '2026-01-01' + i * interval '1 ms', gen_random_uuid(),
-		       date_trunc('minute', timestamptz '2026-01-01' + i * interval '1 ms')
-		FROM generate_series(0, $1 - 1) AS i`, exportRows)
-	if err != nil {
+	if err := tally.Synthesize(ctx, pool, tally.Synthetic{FirstPost: 1, Posts: exportRows / 100, Votes: exportRows,
+		Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Step: time.Millisecond, WindowWidth: time.Minute}); err != nil {
 		return nil, err
 	}
 	fmt.Printf("stored %d ratings in %s\n", exportRows, time.Since(began).Round(time.Millisecond))

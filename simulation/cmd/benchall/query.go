@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/ratestream/ratestream/pkg/tally"
 	"github.com/ratestream/ratestream/simulation/loadgen"
 )
 
@@ -26,17 +27,17 @@ func queryBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	for _, q := range []string{
 		fmt.Sprintf(`INSERT INTO posts (id, title) SELECT g, 'Post ' || g FROM generate_series(1, %d) g`, queryPosts),
 		`SELECT setval(pg_get_serial_sequence('posts', 'id'), (SELECT max(id) FROM posts))`,
-		`INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
-		 SELECT p, 'device-id-' || u, (p + u) % 6, now(), gen_random_uuid(), date_trunc('minute', now())
-		 FROM generate_series(1, 100) p, generate_series(1, 2000) u`,
-		fmt.Sprintf(`INSERT INTO post_scores (post_id, score, user_count, mean, strategy, partition, as_of, stable_at)
-		 SELECT g, 1 + (g %% 400) / 100.0, 10 + g %% 3000, 1 + (g %% 400) / 100.0, 'surge-guard', 0, now(), now()
-		 FROM generate_series(1, %d) g`, queryPosts),
-		`ANALYZE`,
 	} {
 		if _, err := pool.Exec(ctx, q); err != nil {
 			return nil, fmt.Errorf("prepare: %w", err)
 		}
+	}
+	if err := tally.Synthesize(ctx, pool, tally.Synthetic{FirstPost: 1, Posts: 100, Votes: 200_000,
+		Start: time.Now().Add(-time.Hour), Step: time.Millisecond, WindowWidth: time.Minute}); err != nil {
+		return nil, err
+	}
+	if err := tally.SynthesizeScores(ctx, pool, 1, queryPosts); err != nil {
+		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
 	if _, err := e.spawn("query", "QUERY_ADDR="+addr, "DATABASE_URL="+url); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/rating"
+	"github.com/ratestream/ratestream/pkg/tally"
 )
 
 const (
@@ -55,7 +56,7 @@ func windowerBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	var first time.Time
 	for consumed < windowerEvents {
 		time.Sleep(50 * time.Millisecond)
-		if err := pool.QueryRow(ctx, `SELECT COALESCE(sum(next_offset), 0) FROM consumer_offsets`).Scan(&consumed); err != nil {
+		if consumed, err = tally.Consumed(ctx, pool); err != nil {
 			return nil, err
 		}
 		if first.IsZero() && consumed > 0 {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/ratestream/ratestream/pkg/scoring"
 	"github.com/ratestream/ratestream/simulation/sim"
@@ -31,6 +32,7 @@ func run(args []string) error {
 	format := fs.String("format", "table", "table or json")
 	plot := fs.String("plot", "", "write an SVG plot of score over time to this file")
 	seeds := fs.Int("seeds", 0, "run seeds 1..N instead of the scenario's own and report the worst and mean errors")
+	trace := fs.String("windows", "", "print the post's windows that start in FROM,TO (durations since the start, e.g. 24h,24h30m) with their verdicts")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,6 +70,11 @@ func run(args []string) error {
 	rep, err := sim.Run(s, strategies, scoring.DefaultParams(s.WindowLength()))
 	if err != nil {
 		return err
+	}
+	if *trace != "" {
+		if err := printWindows(rep, *trace); err != nil {
+			return err
+		}
 	}
 	if *plot != "" {
 		if err := os.WriteFile(*plot, []byte(sim.Plot(rep, strategyNames(strategies))), 0o644); err != nil {
@@ -107,4 +114,27 @@ func strategyNames(ss []scoring.Strategy) []string {
 		out[i] = s.Name()
 	}
 	return out
+}
+
+// printWindows prints the windows of the run that start within span, with
+// what each was judged against and its verdict.
+func printWindows(rep *sim.Report, span string) error {
+	from, to, ok := strings.Cut(span, ",")
+	f, err1 := time.ParseDuration(from)
+	t, err2 := time.ParseDuration(to)
+	if !ok || err1 != nil || err2 != nil {
+		return fmt.Errorf("-windows %q: want FROM,TO durations", span)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "start\tvotes\tchanged\tmean\texpected\tthreshold\tsustained\topinion\tepisode\tnew raters\tactivity z\topinion z\tfactor\treason\t")
+	for _, w := range rep.Windows {
+		if w.At < f || w.At >= t {
+			continue
+		}
+		x, r, v := w.Window, w.Window.Ref, w.Verdict
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.1f\t%.1f\t%v\t%.2f\t%.1f\t%.2f/%.0f\t%.1f\t%.1f\t%.3f\t%s\t\n",
+			w.At, x.Count, x.Rerates, x.Mean(), r.Expected, r.Threshold, r.Sustained, r.Mean, r.Episode, r.NewMean, r.NewWeight,
+			v.ActivityZ, v.OpinionZ, v.Factor, v.Reason())
+	}
+	return tw.Flush()
 }
