@@ -10,7 +10,7 @@ import (
 type Config struct {
 	Window      time.Duration `env:"WINDOW" default:"1m" help:"event-time window length: whole seconds from 1s to 1h"`
 	Strategy    string        `env:"SCORING_STRATEGY" default:"surge-guard" help:"surge-guard, mean or seed-linear"`
-	BaselineTau time.Duration `env:"SCORING_BASELINE_TAU" default:"35m" help:"time constant of a post's typical activity"`
+	BaselineTau time.Duration `env:"SCORING_BASELINE_TAU" default:"0s" help:"time constant of a post's typical activity; 0s: 35 windows (35m at WINDOW=1m)"`
 	VolumeZ     float64       `env:"SCORING_VOLUME_Z" default:"3" help:"standard deviations above the typical activity at which a window's activity is anomalous"`
 	OpinionZ    float64       `env:"SCORING_OPINION_Z" default:"4" help:"standard errors from the post's opinion at which a window's opinion is anomalous"`
 	Floor       float64       `env:"SCORING_FLOOR" default:"2" help:"votes per window never considered anomalous"`
@@ -21,6 +21,9 @@ type Config struct {
 func (c Config) Params() (Params, error) {
 	if c.Window < time.Second || c.Window > time.Hour || c.Window%time.Second != 0 {
 		return Params{}, fmt.Errorf("WINDOW %s: want whole seconds from 1s to 1h", c.Window)
+	}
+	if c.BaselineTau == 0 {
+		c.BaselineTau = baselineWindows * c.Window
 	}
 	if c.BaselineTau < c.Window {
 		return Params{}, fmt.Errorf("SCORING_BASELINE_TAU %s must be at least WINDOW %s", c.BaselineTau, c.Window)

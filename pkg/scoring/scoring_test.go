@@ -281,3 +281,24 @@ func TestLookup(t *testing.T) {
 		t.Error("Lookup of an unknown strategy succeeded")
 	}
 }
+
+// A window still open is judged against the share of it event time has
+// reached: a campaign's first seconds do not count while its activity is
+// still under the whole window's threshold.
+func TestAnOpenWindowIsJudgedForWhatOfItHasPassed(t *testing.T) {
+	x := steady()
+	for k := 0; k < 18; k++ { // under the threshold of a whole window (about 20)
+		x.vote(600, 0, false)
+	}
+	start := x.ws[len(x.ws)-1].Start
+	in := x.input(start) // the watermark has not reached the window's end
+	whole := SurgeGuard{}.Score(in)
+	in.Reached = start.Add(5 * time.Second) // 18 votes in its first 5 seconds
+	early := SurgeGuard{}.Score(in)
+	if math.Abs(early.Score-4) > 1e-6 || whole.Score > 3.99 {
+		t.Fatalf("18 zeros in the first 5 s of a window: %v provisionally, %v judged as a whole window", early.Score, whole.Score)
+	}
+	if !early.StableAt.After(start) {
+		t.Fatalf("an open window's post is stable at %s, before the window closes", early.StableAt)
+	}
+}

@@ -8,11 +8,15 @@ import (
 	"time"
 )
 
-// Input is what a strategy sees of one post at event time Now.
+// Input is what a strategy sees of one post at event time Now (the
+// watermark of its partition: windows ending after it are still open).
 type Input struct {
-	Now    time.Time
-	Params Params
-	Totals Totals
+	Now time.Time
+	// Reached is the newest event time seen in the post's partition (zero:
+	// unknown): how far into its open windows event time has come.
+	Reached time.Time
+	Params  Params
+	Totals  Totals
 	// Latest is the start of the post's newest window.
 	Latest time.Time
 	// Recent holds at least every window younger than FlagFor, oldest
@@ -155,8 +159,13 @@ func (SeedLinear) Score(in Input) Result {
 
 // SurgeGuard counts every window by its votes, except the windows it
 // holds out (see Judge): those whose activity is far above the post's
-// typical activity and whose opinion departs from the post's. Without
-// such windows it is the plain mean of distinct users' latest votes.
+// typical activity and whose opinion departs from the post's. A window
+// still open (ending after Now, the watermark) is judged provisionally,
+// against its typical activity and threshold scaled to the share of it
+// event time has reached: a campaign's first seconds in a window then
+// count only until they pass a few votes, not until the whole window's
+// threshold. Without held-out windows the score is the plain mean of
+// distinct users' latest votes.
 type SurgeGuard struct{}
 
 // Name implements Strategy.
@@ -168,26 +177,33 @@ func (SurgeGuard) NeedsHistory() bool { return false }
 // Verdict implements Judging.
 func (SurgeGuard) Verdict(w Window, p Params) Verdict { return Judge(w, p) }
 
-// Score implements Strategy. It reads the running totals only, so its
-// cost does not grow with the post's history; the recent windows say
-// until when the post's campaign flag may still change.
+// Score implements Strategy. It reads the running totals and the recent
+// windows only, so its cost does not grow with the post's history.
 func (SurgeGuard) Score(in Input) Result {
+	p := in.Params
 	stable := stableAt(in)
 	if in.Totals.Count == 0 {
 		return Result{StableAt: stable}
 	}
-	if in.Totals.Weight <= 0 {
+	tot := in.Totals
+	for _, w := range in.Recent {
+		if w.Start.Add(p.Window).After(in.Now) { // still open
+			tot.Replace(w, Provisional(w, in.Reached, p), p)
+		}
+	}
+	if tot.Weight <= 0 {
 		// Nothing counts (a post whose every window so far was held out
 		// for its volume): the plain mean until something does.
-		return Result{Score: float64(in.Totals.Sum) / float64(in.Totals.Count), OK: true, StableAt: stable}
+		return Result{Score: float64(tot.Sum) / float64(tot.Count), OK: true, StableAt: stable}
 	}
-	num, den := float64(in.Totals.WeightedSum), float64(in.Totals.Weight)
-	mean, votes, ok := in.Totals.Opinion()
+	// The windows held out while the post had no opinion count once its
+	// opinion, from what counted since, agrees with theirs. Until it has
+	// one, the few votes that counted make the score: a campaign in a
+	// post's first minutes must not be its opinion.
+	num, den := float64(tot.WeightedSum), float64(tot.Weight)
+	mean, votes, ok := tot.Opinion()
 	for _, w := range in.Early {
-		if !ok {
-			break
-		}
-		if Judge(w, in.Params).Undecided() && Agrees(w, mean, votes, in.Params) {
+		if ok && Judge(w, p).Undecided() && Agrees(w, mean, votes, p) {
 			num += float64(w.Sum) * micro
 			den += float64(w.Count) * micro
 		}
@@ -195,14 +211,30 @@ func (SurgeGuard) Score(in Input) Result {
 	return Result{Score: num / den, OK: true, StableAt: stable}
 }
 
+// Provisional is an open window as it is judged until it closes: its
+// typical activity scaled to the share of it that event time reached
+// (all of it when reached is unknown or past its end), and its threshold
+// made from that, never above its own.
+func Provisional(w Window, reached time.Time, p Params) Window {
+	if reached.IsZero() || !reached.Before(w.Start.Add(p.Window)) {
+		return w
+	}
+	f := math.Max(float64(reached.Sub(w.Start))/float64(p.Window), 0.01)
+	b := w.Ref.Expected * f
+	w.Ref.Expected = b
+	w.Ref.Threshold = math.Min(w.Ref.Threshold, math.Max(b+p.VolumeZ*Noise(b)+1, p.Floor))
+	return w
+}
+
 // FlagFor is how long in event time a held-out window flags its post as
 // under a campaign.
 const FlagFor = time.Hour
 
 // stableAt is when the post's score and flags stop changing without new
-// votes: when its newest held-out window stops flagging it.
+// votes: when its newest window closes, or later when its newest
+// held-out window stops flagging it.
 func stableAt(in Input) time.Time {
-	stable := in.Latest
+	stable := in.Latest.Add(in.Params.Window)
 	for _, w := range in.Recent {
 		if Judge(w, in.Params).HeldOut() {
 			if end := w.Start.Add(FlagFor); end.After(stable) {

@@ -101,10 +101,16 @@ type Params struct {
 	NewPost float64
 }
 
+// baselineWindows is the default time constant of a post's typical
+// activity, in windows: the method's other spans (bootstrap, review) are
+// counted in windows too, so that a stack run with short windows (a demo,
+// a test) behaves as the same stack with one-minute windows, faster.
+const baselineWindows = 35
+
 // DefaultParams are the documented defaults (docs/scoring.md) for a window
 // length.
 func DefaultParams(window time.Duration) Params {
-	return Params{Window: window, BaselineTau: 35 * time.Minute, VolumeZ: 3, OpinionZ: 4, Floor: 2, NewPost: 10}
+	return Params{Window: window, BaselineTau: baselineWindows * window, VolumeZ: 3, OpinionZ: 4, Floor: 2, NewPost: 10}
 }
 
 // Fixed parts of the method (docs/scoring.md says why each is what it is).

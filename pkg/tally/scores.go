@@ -89,12 +89,15 @@ type ScoringPost struct {
 	Partition int
 	Stats     scoring.Stats
 	Now       time.Time
+	Reached   time.Time // the partition's newest event time (zero: none stored)
 	Windows   []scoring.Window
 }
 
 // Input is what the strategy sees of the post.
 func (s *ScoringPost) Input(p scoring.Params) scoring.Input {
-	return scoring.NewInput(s.Stats, s.Windows, s.Now, p)
+	in := scoring.NewInput(s.Stats, s.Windows, s.Now, p)
+	in.Reached = s.Reached
+	return in
 }
 
 // LoadForScoring reads what scoring the posts ids needs, by post id:
@@ -102,7 +105,7 @@ func (s *ScoringPost) Input(p scoring.Params) scoring.Input {
 // history), otherwise those scoring.Reads names.
 func LoadForScoring(ctx context.Context, db DB, k Key, ids []int64, p scoring.Params, history bool) ([]*ScoringPost, error) {
 	rows, err := db.Query(ctx, `
-		SELECT s.post_id, `+prefixed("s.", postColumns)+`, co.watermark
+		SELECT s.post_id, `+prefixed("s.", postColumns)+`, co.watermark, co.max_event_time
 		FROM post_stats s
 		LEFT JOIN consumer_offsets co
 		  ON co.partition = s.partition AND co.consumer = $2 AND co.topic = $3
@@ -111,14 +114,17 @@ func LoadForScoring(ctx context.Context, db DB, k Key, ids []int64, p scoring.Pa
 	if err != nil {
 		return nil, fmt.Errorf("load post stats: %w", err)
 	}
-	var wm *time.Time
-	sc := newPostScan(&wm)
+	var wm, reached *time.Time
+	sc := newPostScan(&wm, &reached)
 	var posts []*ScoringPost
 	if _, err := pgx.ForEachRow(rows, sc.dest, func() error {
 		x := sc.post()
 		sp := &ScoringPost{ID: sc.id, Partition: x.Partition, Stats: x.Stats, Now: x.Tracker.Current}
 		if wm != nil {
 			sp.Now = wm.UTC()
+		}
+		if reached != nil {
+			sp.Reached = reached.UTC()
 		}
 		posts = append(posts, sp)
 		return nil
