@@ -54,7 +54,8 @@ lint: $(LINT) ## golangci-lint over every module, with the rules in .golangci.ym
 test: build lint ## install what is missing, start PostgreSQL, lint and run every test
 	@export RATESTREAM_TEST_DATABASE_URL="$$(scripts/postgres.sh start)" && \
 	 export RATESTREAM_BIN=$(BIN) && \
-	 scripts/need.sh node=nodejs kcat=kcat chromium=chromium /usr/share/fonts/truetype/dejavu=fonts-dejavu-core promtool=prometheus && \
+	 scripts/need.sh node=nodejs npm=npm kcat=kcat chromium=chromium /usr/share/fonts/truetype/dejavu=fonts-dejavu-core promtool=prometheus && \
+	 scripts/k6-types.sh && \
 	 $(GO) vet $(PKGS) && \
 	 { $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS); rc=$$?; \
 	   echo "postgres: the private cluster is still running ($$RATESTREAM_TEST_DATABASE_URL); scripts/postgres.sh stop stops it"; \
@@ -106,9 +107,9 @@ N ?= 1000
 posts: build ## create N posts (default 1000) in the running stack's database
 	@export DATABASE_URL="$${DATABASE_URL:-$$(scripts/postgres.sh start)}" && $(BIN)/mkposts -n $(N)
 
-demo-campaign: build ## live campaign against a running stack (make run-bg WINDOW=2s first)
+demo-campaign: build ## a campaign on post 1 of a running stack, its score watched (make run-bg WINDOW=2s GRACE=1s first)
 	@export DATABASE_URL="$${DATABASE_URL:-$$(scripts/postgres.sh start)}" && $(BIN)/mkposts -n 100
-	$(BIN)/loadgen campaign -posts 100 -out simulation/out
+	$(BIN)/loadgen campaign -posts 100 -warmup 60s -campaign 20s -after 30s -out simulation/out
 
 scoring-docs: build ## rerun every scenario; refresh the plots in docs/scoring/
 	@for f in simulation/scenarios/*.json; do \

@@ -1,26 +1,22 @@
-// A read/write mix: listing pages, reading single posts as a user, and
-// rating. 70% reads, 30% writes.
-//   k6 run -e VUS=200 -e DURATION=2m simulation/k6/readwrite.js
+// A read/write mix at a fixed arrival rate: 35% keyset pages, 35% single
+// posts read with X-User-ID, 30% ratings.
+//   k6 run -e PROFILE=smoke simulation/k6/readwrite.js
+//   k6 run -e RATE=2000 -e DURATION=2m simulation/k6/readwrite.js
+//   k6 run -e PROFILE=spike -e RATE=500 simulation/k6/readwrite.js
 import http from 'k6/http';
-import { check, sleep } from 'k6';
-import { QUERY, rate, device, randInt, POSTS } from './lib.js';
+import { check } from 'k6';
+import { QUERY, rate, readPost, device, randInt, POSTS, arrival, thresholds, summary } from './lib.js';
+
+const RATE = parseFloat(__ENV.RATE || '500');
 
 export const options = {
   scenarios: {
-    read_write: {
-      executor: 'constant-vus',
-      vus: parseInt(__ENV.VUS || '200', 10),
-      duration: __ENV.DURATION || '2m',
-    },
+    read_write: arrival('readWrite', RATE),
   },
-  thresholds: {
-    'checks': ['rate>0.99'],
-    'http_req_duration{name:page}': ['p(99)<50'],
-    'http_req_duration{name:post}': ['p(99)<50'],
-  },
+  thresholds: thresholds(['page', 'post'], 50, { 'http_req_duration{name:rate}': ['p(99)<100'] }),
 };
 
-export default function () {
+export function readWrite() {
   const user = device();
   const x = Math.random();
   if (x < 0.35) {
@@ -30,12 +26,12 @@ export default function () {
     });
     check(res, { 'page: status is 200': (r) => r.status === 200 });
   } else if (x < 0.7) {
-    const res = http.get(`${QUERY}/v1/posts/${randInt(1, POSTS)}`, {
-      headers: { 'X-User-ID': user }, tags: { name: 'post' },
-    });
-    check(res, { 'post: status is 200': (r) => r.status === 200 });
+    readPost(randInt(1, POSTS), user, 'post');
   } else {
     rate(randInt(1, POSTS), user, randInt(0, 5));
   }
-  sleep(Math.random() * 0.5);
+}
+
+export function handleSummary(data) {
+  return summary(data, 'readwrite');
 }

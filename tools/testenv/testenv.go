@@ -319,7 +319,8 @@ func Binaries(t testing.TB) string {
 	cmd := exec.Command("go", "build", "-o", dir+"/",
 		"github.com/ratestream/ratestream/services/ingest", "github.com/ratestream/ratestream/services/windower",
 		"github.com/ratestream/ratestream/services/scorer", "github.com/ratestream/ratestream/services/query",
-		"github.com/ratestream/ratestream/tools/cmd/...", "github.com/ratestream/ratestream/cmd/ratestream")
+		"github.com/ratestream/ratestream/tools/cmd/...", "github.com/ratestream/ratestream/cmd/ratestream",
+		"github.com/ratestream/ratestream/simulation/cmd/...")
 	cmd.Dir = Root()
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build commands: %v\n%s", err, b)

@@ -4,7 +4,7 @@
 //
 //	loadgen seed      [flags]   random_rating, then mixed_rating (k6/seed.js)
 //	loadgen readwrite [flags]   pages, posts and ratings (k6/readwrite.js)
-//	loadgen campaign  [flags]   the live campaign demo (see simulation/README.md)
+//	loadgen campaign  [flags]   a campaign on one post, its score watched (k6/campaign.js)
 package main
 
 import (
@@ -43,6 +43,10 @@ func main() {
 	fs.DurationVar(&o.duration, "duration", 5*time.Minute, "duration (mixed_rating runs a tenth of it)")
 	fs.DurationVar(&o.sleep, "sleep", 500*time.Millisecond, "longest pause between a virtual user's requests (k6 scripts: 0.5s)")
 	fs.StringVar(&o.out, "out", "", "write a JSON summary here (campaign: an output directory)")
+	var c campaignOptions
+	if cmd == "campaign" {
+		c.flags(fs)
+	}
 	_ = fs.Parse(os.Args[2:])
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -58,7 +62,7 @@ func main() {
 		if dir == "" {
 			dir = filepath.Join("simulation", "out")
 		}
-		err = campaign(ctx, o, dir)
+		err = runCampaign(ctx, o, c, dir)
 	default:
 		usage()
 	}
@@ -69,7 +73,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: loadgen seed|readwrite|campaign [-vus N] [-duration D] [-sleep D] [-ingest URL] [-query URL] [-posts N] [-out FILE]")
+	fmt.Fprintln(os.Stderr, "usage: loadgen seed|readwrite|campaign [-vus N] [-duration D] [-sleep D] [-ingest URL] [-query URL] [-posts N] [-out FILE]\n       (loadgen campaign -h lists the campaign's own settings)")
 	os.Exit(2)
 }
 
