@@ -1,7 +1,7 @@
 ALTER TABLE post_stats
     DROP COLUMN sustain, DROP COLUMN episode_count, DROP COLUMN episode_sum,
     DROP COLUMN new_count, DROP COLUMN new_sum, DROP COLUMN new_sustain,
-    DROP COLUMN first_window, DROP COLUMN pending, DROP COLUMN dist,
+    DROP COLUMN first_window, DROP COLUMN pending, DROP COLUMN held_since, DROP COLUMN held_last, DROP COLUMN dist,
     ADD COLUMN current_count bigint NOT NULL DEFAULT 0,
     ADD COLUMN current_threshold double precision NOT NULL DEFAULT 'Infinity';
 ALTER TABLE rating_averages

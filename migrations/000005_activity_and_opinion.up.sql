@@ -28,7 +28,8 @@ WHERE a.post_id = x.post_id AND a.window_start = x.window_start;
 -- cumulative tests of sustained excess of all votes and of first-time
 -- raters, the opinion of the votes cast in such an episode, the recent
 -- opinion of first-time raters, its first window, and the windows held
--- out with changed votes that await their review. dist counts the
+-- out with changed votes that await their review, the first and last of
+-- its latest run of held-out windows (its campaign flag). dist counts the
 -- post's current votes by score, 0 to 5.
 ALTER TABLE post_stats
     ADD COLUMN sustain       double precision NOT NULL DEFAULT 0,
@@ -39,6 +40,8 @@ ALTER TABLE post_stats
     ADD COLUMN new_sustain   double precision NOT NULL DEFAULT 0,
     ADD COLUMN first_window  timestamptz,
     ADD COLUMN pending       timestamptz[]    NOT NULL DEFAULT '{}',
+    ADD COLUMN held_since    timestamptz,
+    ADD COLUMN held_last     timestamptz,
     ADD COLUMN dist          bigint[]         NOT NULL DEFAULT '{0,0,0,0,0,0}' CHECK (cardinality(dist) = 6),
     DROP COLUMN current_count,
     DROP COLUMN current_threshold;

@@ -268,8 +268,8 @@ func (bt *backtest) post(p *tally.BacktestPost) (backtestRow, plot.Chart) {
 	}
 	// The same windows, the same evaluation points (each window's end and
 	// the watermark), through the same code the web page draws with.
-	live := scoring.History(bt.live, bt.liveP, liveS, liveW, p.Now, maxEvaluations)
-	test := scoring.History(bt.test, bt.testP, testS, testW, p.Now, maxEvaluations)
+	live := scoring.History(bt.live, bt.liveP, liveS, liveW, p.Now, p.Reached, maxEvaluations)
+	test := scoring.History(bt.test, bt.testP, testS, testW, p.Now, p.Reached, maxEvaluations)
 	mean := plot.Line{Name: "plain mean", Color: "#000", Dash: "6 4", Width: 2}
 	liveL := plot.Line{Name: bt.liveName, Color: plot.Palette[0]}
 	testL := plot.Line{Name: bt.testID, Color: plot.Palette[1]}

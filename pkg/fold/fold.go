@@ -163,16 +163,15 @@ func (s *State) Needs(e rating.Event) (VoteKey, WindowKey) {
 }
 
 // Tracked lists the windows of post id (whose stats are p) that applying
-// an event can touch besides the event's own and its stored vote's: the
-// current window, which a newer window finishes, and the windows
-// awaiting review.
-func Tracked(id int64, p *Post) []WindowKey {
+// events up to window upTo can touch besides the events' own and their
+// stored votes': the current window, which a newer window finishes, and
+// the windows awaiting review that become due by then.
+func Tracked(id int64, p *Post, upTo time.Time, params scoring.Params) []WindowKey {
 	if p.Tracker.Current.IsZero() {
 		return nil
 	}
-	out := make([]WindowKey, 0, 1+len(p.Tracker.Pending))
-	out = append(out, WindowKey{id, p.Tracker.Current})
-	for _, t := range p.Tracker.Pending {
+	out := []WindowKey{{id, p.Tracker.Current}}
+	for _, t := range p.Tracker.Due(upTo, params) {
 		out = append(out, WindowKey{id, t})
 	}
 	return out

@@ -24,7 +24,7 @@ func windows(pairs ...[2]int64) scoring.Input {
 		ws = append(ws, st.Change(scoring.Window{}, false, s, scoring.Delta{Count: cs[0], Sum: cs[1]}, p))
 	}
 	now := start.Add(time.Duration(len(pairs)) * time.Minute)
-	return scoring.Input{Now: now, Params: p, Totals: st.Totals, Latest: st.Tracker.Current, All: ws, Recent: ws}
+	return scoring.NewInput(st, ws, now, p)
 }
 
 func ExampleMean() {

@@ -18,10 +18,12 @@ type HistoryPoint struct {
 // the windows that came after it. It scores the windows as they are now
 // (a rating later moved by a re-rating counts where it is now), through
 // NewInput as the scorer does. At most maxPoints points are scored, evenly
-// spread, always including now. A strategy that needs the whole history
-// (NeedsHistory), and the bootstrap windows the default strategy reads,
-// see only what ws holds.
-func History(s Strategy, p Params, st Stats, ws []Window, now time.Time, maxPoints int) []HistoryPoint {
+// spread, always including now, which is scored exactly as the scorer
+// scores the post at now with its partition's newest event at reached
+// (the post's tracker as it is; the earlier points without the windows
+// awaiting review, and with open windows judged whole). A strategy that
+// needs the whole history (NeedsHistory) sees only what ws holds.
+func History(s Strategy, p Params, st Stats, ws []Window, now, reached time.Time, maxPoints int) []HistoryPoint {
 	if len(ws) == 0 {
 		return nil
 	}
@@ -36,9 +38,15 @@ func History(s Strategy, p Params, st Stats, ws []Window, now time.Time, maxPoin
 	var out []HistoryPoint
 	at := func(n int, now time.Time) {
 		tot := prefix[n-1]
-		at := st
-		at.Totals, at.Tracker.Current = tot, ws[n-1].Start
-		r := s.Score(NewInput(at, ws[:n], now, p))
+		in := NewInput(st, ws, now, p)
+		if n < len(ws) {
+			at := st
+			at.Totals, at.Tracker.Current, at.Tracker.Pending = tot, ws[n-1].Start, nil
+			in = NewInput(at, ws[:n], now, p)
+		} else {
+			in.Reached = reached
+		}
+		r := s.Score(in)
 		pt := HistoryPoint{At: now, Score: math.NaN(), Mean: math.NaN()}
 		if r.OK {
 			pt.Score = r.Score

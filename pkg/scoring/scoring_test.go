@@ -58,7 +58,7 @@ func (x *post) window(i, n int, mean float64) {
 }
 
 func (x *post) input(now time.Time) Input {
-	return Input{Now: now, Params: x.p, Totals: x.st.Totals, Latest: x.st.Tracker.Current, All: x.ws, Recent: x.ws}
+	return NewInput(x.st, x.ws, now, x.p)
 }
 
 func (x *post) score(t *testing.T, s Strategy) float64 {

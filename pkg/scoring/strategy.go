@@ -3,6 +3,7 @@ package scoring
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -17,39 +18,47 @@ type Input struct {
 	Reached time.Time
 	Params  Params
 	Totals  Totals
-	// Latest is the start of the post's newest window.
-	Latest time.Time
-	// Recent holds at least every window younger than FlagFor, oldest
-	// first, and Early the windows of the post's bootstrap (from its
-	// first window to Params.BootstrapEnd) when it is not over. Strategies that need more say so with NeedsHistory.
-	Recent []Window
-	Early  []Window
-	// All is every window, oldest first, for strategies that need it.
-	All []Window
+	// Tracker is the post's tracker: its newest window (Current), its
+	// run of held-out windows, the windows awaiting review.
+	Tracker Tracker
+	// Open holds the windows still open at Now or not yet finished by
+	// the tracker (its current window), and Pending the windows awaiting
+	// review, oldest first: what a strategy without history reads besides
+	// the totals (see Unfinished). All is every window, oldest first, for
+	// strategies that need it (NeedsHistory).
+	Open    []Window
+	Pending []Window
+	All     []Window
 }
 
 // NewInput is what a strategy sees of a post at event time now, from its
 // stats and windows ws, oldest first: every window for a strategy that
-// NeedsHistory, otherwise at least those that Reads names.
+// NeedsHistory, otherwise at least those from Unfinished on and those
+// awaiting review.
 func NewInput(st Stats, ws []Window, now time.Time, p Params) Input {
-	in := Input{Now: now, Params: p, Totals: st.Totals, Latest: st.Tracker.Current, All: ws}
-	after, before := Reads(st.Tracker, now, p)
-	for i, w := range ws {
-		if !w.Start.Before(before) {
-			in.Early = ws[:i:i]
-			break
+	in := Input{Now: now, Params: p, Totals: st.Totals, Tracker: st.Tracker, All: ws}
+	open := Unfinished(st.Tracker, now, p)
+	for _, w := range ws {
+		switch {
+		case !w.Start.Before(open):
+			in.Open = append(in.Open, w)
+		case slices.ContainsFunc(st.Tracker.Pending, w.Start.Equal):
+			in.Pending = append(in.Pending, w)
 		}
-		in.Early = ws
 	}
-	in.Recent = ws[sort.Search(len(ws), func(i int) bool { return ws[i].Start.After(after) }):]
 	return in
 }
 
-// Reads names the windows of a post (tracked by t) that a strategy
-// without history reads at event time now: those starting after after
-// (they may still flag the post) and before before (its bootstrap).
-func Reads(t Tracker, now time.Time, p Params) (after, before time.Time) {
-	return RecentCutoff(now, p).Add(-p.Window), p.BootstrapEnd(t.First)
+// Unfinished is the start of the oldest window of a post (tracked by t)
+// that is still open at event time now (the watermark: a window is open
+// until its end passes now) or that its tracker has not finished (its
+// current window, until a newer one opens).
+func Unfinished(t Tracker, now time.Time, p Params) time.Time {
+	open := p.WindowStart(now).Add(-p.Window).Add(time.Nanosecond)
+	if !t.Current.IsZero() && t.Current.Before(open) {
+		return t.Current
+	}
+	return open
 }
 
 // Result is a strategy's verdict. StableAt is the event time from which the
@@ -121,9 +130,9 @@ func (Mean) NeedsHistory() bool { return false }
 // Score implements Strategy.
 func (Mean) Score(in Input) Result {
 	if in.Totals.Count == 0 {
-		return Result{StableAt: in.Latest}
+		return Result{StableAt: in.Tracker.Current}
 	}
-	return Result{Score: float64(in.Totals.Sum) / float64(in.Totals.Count), OK: true, StableAt: in.Latest}
+	return Result{Score: float64(in.Totals.Sum) / float64(in.Totals.Count), OK: true, StableAt: in.Tracker.Current}
 }
 
 // SeedLinear is the replaced app's weighted moving average: window means,
@@ -152,9 +161,9 @@ func (SeedLinear) Score(in Input) Result {
 		den += w
 	}
 	if den == 0 {
-		return Result{StableAt: in.Latest}
+		return Result{StableAt: in.Tracker.Current}
 	}
-	return Result{Score: math.Round(num/den*100) / 100, OK: true, StableAt: in.Latest}
+	return Result{Score: math.Round(num/den*100) / 100, OK: true, StableAt: in.Tracker.Current}
 }
 
 // SurgeGuard counts every window by its votes, except the windows it
@@ -177,8 +186,9 @@ func (SurgeGuard) NeedsHistory() bool { return false }
 // Verdict implements Judging.
 func (SurgeGuard) Verdict(w Window, p Params) Verdict { return Judge(w, p) }
 
-// Score implements Strategy. It reads the running totals and the recent
-// windows only, so its cost does not grow with the post's history.
+// Score implements Strategy. It reads the running totals, the open
+// windows and the windows awaiting review only, so its cost does not grow
+// with the post's history.
 func (SurgeGuard) Score(in Input) Result {
 	p := in.Params
 	stable := stableAt(in)
@@ -186,10 +196,8 @@ func (SurgeGuard) Score(in Input) Result {
 		return Result{StableAt: stable}
 	}
 	tot := in.Totals
-	for _, w := range in.Recent {
-		if w.Start.Add(p.Window).After(in.Now) { // still open
-			tot.Replace(w, Provisional(w, in.Reached, p), p)
-		}
+	for _, w := range in.Open {
+		tot.Replace(w, Provisional(w, in.Reached, p), p)
 	}
 	if tot.Weight <= 0 {
 		// Nothing counts (a post whose every window so far was held out
@@ -197,13 +205,14 @@ func (SurgeGuard) Score(in Input) Result {
 		return Result{Score: float64(tot.Sum) / float64(tot.Count), OK: true, StableAt: stable}
 	}
 	// The windows held out while the post had no opinion count once its
-	// opinion, from what counted since, agrees with theirs. Until it has
-	// one, the few votes that counted make the score: a campaign in a
-	// post's first minutes must not be its opinion.
+	// opinion, from what counted since, agrees with theirs: for good once
+	// the windower reviewed them, until then here. Until it has one, the
+	// few votes that counted make the score: a campaign in a post's first
+	// minutes must not be its opinion.
 	num, den := float64(tot.WeightedSum), float64(tot.Weight)
 	mean, votes, ok := tot.Opinion()
-	for _, w := range in.Early {
-		if ok && Judge(w, p).Undecided() && Agrees(w, mean, votes, p) {
+	for _, w := range in.Pending {
+		if ok && !w.Ref.Reviewed && Judge(w, p).Undecided() && Agrees(w, mean, votes, p) {
 			num += float64(w.Sum) * micro
 			den += float64(w.Count) * micro
 		}
@@ -231,36 +240,36 @@ func Provisional(w Window, reached time.Time, p Params) Window {
 const FlagFor = time.Hour
 
 // stableAt is when the post's score and flags stop changing without new
-// votes: when its newest window closes, or later when its newest
-// held-out window stops flagging it.
+// votes: when its newest window closes, or later when its run of held-out
+// windows, or an unfinished window held out, stops flagging it.
 func stableAt(in Input) time.Time {
-	stable := in.Latest.Add(in.Params.Window)
-	for _, w := range in.Recent {
-		if Judge(w, in.Params).HeldOut() {
-			if end := w.Start.Add(FlagFor); end.After(stable) {
-				stable = end
-			}
+	stable := in.Tracker.Current.Add(in.Params.Window)
+	if end := in.Tracker.HeldLast.Add(FlagFor); !in.Tracker.HeldLast.IsZero() && end.After(stable) {
+		stable = end
+	}
+	for _, w := range in.Open {
+		if end := w.Start.Add(FlagFor); end.After(stable) && Judge(Provisional(w, in.Reached, in.Params), in.Params).HeldOut() {
+			stable = end
 		}
 	}
 	return stable
 }
 
-// CampaignSince is the start of the oldest window held out among those
-// that started less than FlagFor before now: the post is under a
-// campaign since then. ok is false when no such window is held out.
-func CampaignSince(windows []Window, now time.Time, p Params) (time.Time, bool) {
-	for _, w := range windows { // oldest first
-		if w.Start.Add(FlagFor).After(now) && Judge(w, p).HeldOut() {
+// CampaignSince says since when the post is under a campaign at event
+// time in.Now, if it is: since the first of its run of held-out windows
+// (each less than FlagFor after the one before) while the last of them is
+// less than FlagFor old, or since an unfinished window held out.
+func CampaignSince(in Input) (time.Time, bool) {
+	t := in.Tracker
+	if !t.HeldLast.IsZero() && t.HeldLast.Add(FlagFor).After(in.Now) {
+		return t.HeldSince, true
+	}
+	for _, w := range in.Open {
+		if Judge(Provisional(w, in.Reached, in.Params), in.Params).HeldOut() {
 			return w.Start, true
 		}
 	}
 	return time.Time{}, false
-}
-
-// RecentCutoff is the start after which windows may still flag a post at
-// now: what the scorer reads besides the totals.
-func RecentCutoff(now time.Time, p Params) time.Time {
-	return now.Add(-FlagFor)
 }
 
 // SortWindows orders windows oldest first.

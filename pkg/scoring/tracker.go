@@ -36,9 +36,16 @@ type Tracker struct {
 	// window seen.
 	First   time.Time
 	Current time.Time
-	// Pending are the starts of the windows held out with changed votes
-	// that await their review, oldest first.
+	// Pending are the starts of the windows held out with changed votes,
+	// or before the post had an opinion, that await their review, oldest
+	// first.
 	Pending []time.Time
+	// HeldSince and HeldLast are the first and the last of the post's
+	// latest run of windows held out when they finished, each less than
+	// FlagFor after the one before: what flags the post under a campaign
+	// (zero: none yet).
+	HeldSince time.Time
+	HeldLast  time.Time
 }
 
 // Expected is the typical activity a window opening now is judged
@@ -98,10 +105,7 @@ func (t *Tracker) advance(start time.Time, cur Window, p Params) []time.Time {
 		t.empty(gap, p)
 	}
 	t.Current = start
-	n := 0
-	for n < len(t.Pending) && !t.Pending[n].Add(reviewAfter*p.Window).After(start) {
-		n++
-	}
+	n := len(t.Due(start, p))
 	due := t.Pending[:n:n]
 	t.Pending = t.Pending[n:]
 	if len(t.Pending) == 0 {
@@ -110,14 +114,30 @@ func (t *Tracker) advance(start time.Time, cur Window, p Params) []time.Time {
 	return due
 }
 
+// Due are the pending windows whose review is due once the tracker
+// reaches window upTo.
+func (t *Tracker) Due(upTo time.Time, p Params) []time.Time {
+	n := 0
+	for n < len(t.Pending) && !t.Pending[n].Add(reviewAfter*p.Window).After(upTo) {
+		n++
+	}
+	return t.Pending[:n:n]
+}
+
 // finish folds one finished window into the tracker.
 func (t *Tracker) finish(w Window, p Params) {
 	v := Judge(w, p)
 	b := t.Expected(p)
 	a := float64(w.Count)
 	undecided := math.IsNaN(w.Ref.Mean)
-	if v.HeldOut() && !undecided && w.Rerates > 0 && !w.Ref.Reviewed {
+	if v.HeldOut() && !w.Ref.Reviewed && (undecided || w.Rerates > 0) {
 		t.Pending = append(t.Pending, w.Start)
+	}
+	if v.HeldOut() && !undecided {
+		if t.HeldLast.IsZero() || w.Start.Sub(t.HeldLast) > FlagFor {
+			t.HeldSince = w.Start
+		}
+		t.HeldLast = w.Start
 	}
 	excess := w.Ref.NewExcess
 	if !undecided {
@@ -207,13 +227,21 @@ func (s *Stats) Rated(start time.Time, cur Window, p Params) []time.Time {
 	return s.Tracker.advance(start, cur, p)
 }
 
-// Review judges a window held out with changed votes again, once: its
-// opinion fields are replaced by what the post says now, after its
-// first-time raters had reviewAfter windows to show whether the shift was
-// genuine. It returns the window reviewed.
+// Review judges a window held out with changed votes, or before the post
+// had an opinion, again, once: its opinion fields are replaced by what
+// the post says now, after its first-time raters had reviewAfter windows
+// to show whether a shift was genuine, and its counted votes to form an
+// opinion. It returns the window reviewed.
 func (s *Stats) Review(w Window, p Params) Window {
 	nw := w
 	r := s.Tracker.opinion(s.Tracker.Current, s.Totals, p)
+	if math.IsNaN(w.Ref.Mean) {
+		// Held out before the post had an opinion: judged against the
+		// opinion its counted votes make, never against the plain mean
+		// (the window's own votes may be most of it), or left undecided.
+		r.Mean, r.MeanWeight, _ = s.Totals.Opinion()
+		r.Episode = 0
+	}
 	nw.Ref.Mean, nw.Ref.MeanWeight, nw.Ref.Episode = r.Mean, r.MeanWeight, r.Episode
 	// First-time raters in excess when the window was cast stay untrusted.
 	nw.Ref.NewMean, nw.Ref.NewWeight, nw.Ref.NewExcess = r.NewMean, r.NewWeight, w.Ref.NewExcess || r.NewExcess

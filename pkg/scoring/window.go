@@ -68,7 +68,9 @@ type Ref struct {
 	// Reviewed says the opinion fields above were replaced once, reviewAfter
 	// windows after the window, by what the post showed then (see
 	// Stats.Review): a window held out for its changed votes gets a second
-	// look once the post's first-time raters had time to show a shift.
+	// look once the post's first-time raters had time to show a shift, and
+	// one held out for volume before the post had an opinion is judged
+	// against the opinion it has by then.
 	Reviewed bool
 }
 
@@ -130,12 +132,11 @@ const (
 	minVotes = 10
 	// bootstrap is how many windows from its first one a post may go
 	// without an opinion: windows opening later are judged against the
-	// plain mean of its votes when nothing counts yet. The scorer reads a
-	// post's bootstrap windows, so that the ones it held out for volume
-	// alone count once the post's opinion shows they agree with it.
+	// plain mean of its votes when nothing counts yet.
 	bootstrap = 30
 	// reviewAfter is how many windows after it a window held out with
-	// changed votes is judged again, against what the post's opinion and
+	// changed votes, or held out for its volume before the post had an
+	// opinion, is judged again, against what the post's opinion and
 	// first-time raters say then.
 	reviewAfter = 30
 	// cusumSlack, cusumAlarm and cusumMax drive the cumulative test of

@@ -31,7 +31,8 @@ var digestParts = []struct{ name, sql string }{
 		'weighted', weighted_sum, weight, 'dist', dist::text, 'tracker',
 		(baseline, baseline_seen, sustain, episode_count, episode_sum, new_count, new_sum, new_sustain,
 		 first_window AT TIME ZONE 'UTC', current_window AT TIME ZONE 'UTC')::text,
-		'pending', (SELECT string_agg((t AT TIME ZONE 'UTC')::text, ',') FROM unnest(pending) AS t))
+		'pending', (SELECT string_agg((t AT TIME ZONE 'UTC')::text, ',') FROM unnest(pending) AS t),
+		'held', (held_since AT TIME ZONE 'UTC')::text, (held_last AT TIME ZONE 'UTC')::text)
 		FROM post_stats`},
 	{"score", `SELECT post_id, concat_ws(' ', 'score', coalesce(score::text, 'null'), 'raters', user_count, 'mean', coalesce(mean::text, 'null'),
 		strategy, 'as of', as_of AT TIME ZONE 'UTC', 'stable at', stable_at AT TIME ZONE 'UTC',

@@ -15,13 +15,14 @@ import (
 // postScan reads them.
 const postColumns = `partition, rating_sum, rating_count, weighted_sum, weight, dist,
 	baseline, baseline_seen, sustain, episode_count, episode_sum, new_count, new_sum, new_sustain,
-	first_window, current_window, pending`
+	first_window, current_window, pending, held_since, held_last`
 
 type postScan struct {
-	id   int64
-	p    fold.Post
-	dist []int64
-	dest []any
+	id                  int64
+	p                   fold.Post
+	dist                []int64
+	heldSince, heldLast *time.Time
+	dest                []any
 }
 
 func newPostScan(extra ...any) *postScan {
@@ -29,7 +30,7 @@ func newPostScan(extra ...any) *postScan {
 	t, k := &s.p.Totals, &s.p.Tracker
 	s.dest = append([]any{&s.id, &s.p.Partition, &t.Sum, &t.Count, &t.WeightedSum, &t.Weight, &s.dist,
 		&k.Baseline, &k.Seen, &k.Sustain, &k.EpisodeCount, &k.EpisodeSum, &k.NewCount, &k.NewSum, &k.NewSustain,
-		&k.First, &k.Current, &k.Pending}, extra...)
+		&k.First, &k.Current, &k.Pending, &s.heldSince, &s.heldLast}, extra...)
 	return s
 }
 
@@ -38,6 +39,10 @@ func (s *postScan) post() *fold.Post {
 	p := s.p
 	copy(p.Totals.Dist[:], s.dist)
 	p.Tracker.First, p.Tracker.Current = p.Tracker.First.UTC(), p.Tracker.Current.UTC()
+	p.Tracker.HeldSince, p.Tracker.HeldLast = time.Time{}, time.Time{}
+	if s.heldSince != nil && s.heldLast != nil {
+		p.Tracker.HeldSince, p.Tracker.HeldLast = s.heldSince.UTC(), s.heldLast.UTC()
+	}
 	p.Tracker.Pending = nil
 	for _, t := range s.p.Tracker.Pending {
 		p.Tracker.Pending = append(p.Tracker.Pending, t.UTC())
@@ -80,6 +85,7 @@ type PostRows struct {
 	newCount, newSum, newSustain    []float64
 	first, current                  []time.Time
 	pending                         []string // text arrays: pgx cannot bind a ragged timestamptz[][]
+	heldSince, heldLast             []*time.Time
 }
 
 // Add appends one post.
@@ -93,6 +99,14 @@ func (r *PostRows) Add(id int64, p *fold.Post) {
 	r.newCount, r.newSum, r.newSustain = append(r.newCount, k.NewCount), append(r.newSum, k.NewSum), append(r.newSustain, k.NewSustain)
 	r.first, r.current = append(r.first, k.First), append(r.current, k.Current)
 	r.pending = append(r.pending, timestampArray(k.Pending))
+	r.heldSince, r.heldLast = append(r.heldSince, orNullTime(k.HeldSince)), append(r.heldLast, orNullTime(k.HeldLast))
+}
+
+func orNullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // Len is the number of posts.
@@ -127,23 +141,24 @@ func QueuePosts(b *pgx.Batch, r *PostRows, partition int) {
 	}
 	b.Queue(`
 		INSERT INTO post_stats (post_id, `+postColumns+`)
-		SELECT id, part, s, c, ws, w, ARRAY[d0, d1, d2, d3, d4, d5], bl, seen, sus, ec, es, nc, ns, nsus, first, cur, pend::timestamptz[]
+		SELECT id, part, s, c, ws, w, ARRAY[d0, d1, d2, d3, d4, d5], bl, seen, sus, ec, es, nc, ns, nsus, first, cur, pend::timestamptz[], hs, hl
 		FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
 		            $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[],
 		            $13::float8[], $14::float8[], $15::float8[], $16::float8[], $17::float8[], $18::float8[], $19::float8[], $20::float8[],
-		            $21::timestamptz[], $22::timestamptz[], $23::text[])
-		  AS t(id, part, s, c, ws, w, d0, d1, d2, d3, d4, d5, bl, seen, sus, ec, es, nc, ns, nsus, first, cur, pend)
+		            $21::timestamptz[], $22::timestamptz[], $23::text[], $24::timestamptz[], $25::timestamptz[])
+		  AS t(id, part, s, c, ws, w, d0, d1, d2, d3, d4, d5, bl, seen, sus, ec, es, nc, ns, nsus, first, cur, pend, hs, hl)
 		ON CONFLICT (post_id) DO UPDATE SET
 		  rating_sum = excluded.rating_sum, rating_count = excluded.rating_count,
 		  weighted_sum = excluded.weighted_sum, weight = excluded.weight, dist = excluded.dist,
 		  baseline = excluded.baseline, baseline_seen = excluded.baseline_seen, sustain = excluded.sustain,
 		  episode_count = excluded.episode_count, episode_sum = excluded.episode_sum,
 		  new_count = excluded.new_count, new_sum = excluded.new_sum, new_sustain = excluded.new_sustain,
-		  first_window = excluded.first_window, current_window = excluded.current_window, pending = excluded.pending`,
+		  first_window = excluded.first_window, current_window = excluded.current_window, pending = excluded.pending,
+		  held_since = excluded.held_since, held_last = excluded.held_last`,
 		r.post, r.partition, r.sum, r.count, r.weightedSum, r.weight,
 		column(dist, 0), column(dist, 1), column(dist, 2), column(dist, 3), column(dist, 4), column(dist, 5),
 		r.baseline, r.seen, r.sustain, r.episodeCount, r.episodeSum, r.newCount, r.newSum, r.newSustain,
-		r.first, r.current, r.pending)
+		r.first, r.current, r.pending, r.heldSince, r.heldLast)
 	b.Queue(`
 		INSERT INTO rescore_queue (post_id, partition)
 		SELECT * FROM unnest($1::bigint[], $2::int[])

@@ -102,7 +102,9 @@ func (s *ScoringPost) Input(p scoring.Params) scoring.Input {
 
 // LoadForScoring reads what scoring the posts ids needs, by post id:
 // every window when history is set (a strategy that reads the whole
-// history), otherwise those scoring.Reads names.
+// history), otherwise the windows still open at the partition's
+// watermark or not finished (scoring.Unfinished) and those awaiting
+// review.
 func LoadForScoring(ctx context.Context, db DB, k Key, ids []int64, p scoring.Params, history bool) ([]*ScoringPost, error) {
 	rows, err := db.Query(ctx, `
 		SELECT s.post_id, `+prefixed("s.", postColumns)+`, co.watermark, co.max_event_time
@@ -132,16 +134,29 @@ func LoadForScoring(ctx context.Context, db DB, k Key, ids []int64, p scoring.Pa
 		return nil, fmt.Errorf("load post stats: %w", err)
 	}
 	spans := make([]Span, len(posts))
+	var pending []fold.WindowKey
 	for i, sp := range posts {
-		after, before := scoring.Reads(sp.Stats.Tracker, sp.Now, p)
+		after := scoring.Unfinished(sp.Stats.Tracker, sp.Now, p).Add(-time.Nanosecond)
 		if history {
-			after, before = time.Unix(0, 0), time.Time{}
+			after = time.Unix(0, 0)
 		}
-		spans[i] = Span{Post: sp.ID, After: after, Before: before}
+		spans[i] = Span{Post: sp.ID, After: after}
+		for _, t := range sp.Stats.Tracker.Pending {
+			if !history && !t.After(after) {
+				pending = append(pending, fold.WindowKey{PostID: sp.ID, Start: t})
+			}
+		}
 	}
 	ws, err := WindowsIn(ctx, db, spans)
 	if err != nil {
 		return nil, err
+	}
+	if err := LoadWindows(ctx, db, pending, func(k fold.WindowKey, w scoring.Window) { ws[k.PostID] = append(ws[k.PostID], w) }); err != nil {
+		return nil, err
+	}
+	for id, w := range ws {
+		scoring.SortWindows(w)
+		ws[id] = w
 	}
 	for _, sp := range posts {
 		sp.Windows = ws[sp.ID]

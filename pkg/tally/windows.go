@@ -150,11 +150,10 @@ func WindowsSince(ctx context.Context, db DB, post int64, since time.Time) ([]sc
 	return out, nil
 }
 
-// Span names the windows of one post to read: those starting after After
-// or before Before (a zero Before: none of those).
+// Span names the windows of one post to read: those starting after After.
 type Span struct {
-	Post          int64
-	After, Before time.Time
+	Post  int64
+	After time.Time
 }
 
 // WindowsIn reads the windows of each span, oldest first, by post.
@@ -163,19 +162,16 @@ func WindowsIn(ctx context.Context, db DB, spans []Span) (map[int64][]scoring.Wi
 	if len(spans) == 0 {
 		return out, nil
 	}
-	posts, after, before := make([]int64, len(spans)), make([]time.Time, len(spans)), make([]time.Time, len(spans))
+	posts, after := make([]int64, len(spans)), make([]time.Time, len(spans))
 	for i, s := range spans {
-		posts[i], after[i], before[i] = s.Post, s.After, s.Before
-		if s.Before.IsZero() {
-			before[i] = time.Unix(0, 0)
-		}
+		posts[i], after[i] = s.Post, s.After
 	}
 	rows, err := db.Query(ctx, `
 		SELECT a.post_id, `+prefixed("a.", windowColumns)+`
-		FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[]) AS c(post_id, after, before)
+		FROM unnest($1::bigint[], $2::timestamptz[]) AS c(post_id, after)
 		CROSS JOIN LATERAL (
-		  SELECT * FROM rating_averages a WHERE a.post_id = c.post_id AND (a.window_start > c.after OR a.window_start < c.before)
-		  ORDER BY a.window_start) a`, posts, after, before)
+		  SELECT * FROM rating_averages a WHERE a.post_id = c.post_id AND a.window_start > c.after
+		  ORDER BY a.window_start) a`, posts, after)
 	if err != nil {
 		return nil, fmt.Errorf("read windows: %w", err)
 	}
@@ -238,6 +234,7 @@ type BacktestPost struct {
 	Stats   scoring.Stats
 	Live    *float64
 	Now     time.Time
+	Reached time.Time // the partition's newest event time (zero: none stored)
 	Windows []scoring.Window
 }
 
@@ -245,7 +242,7 @@ type BacktestPost struct {
 // most hi, by id, with every window of each.
 func ChunkForBacktest(ctx context.Context, db DB, k Key, after, hi int64, limit int) ([]*BacktestPost, error) {
 	rows, err := db.Query(ctx, `
-		SELECT s.post_id, `+prefixed("s.", postColumns)+`, ps.score, co.watermark
+		SELECT s.post_id, `+prefixed("s.", postColumns)+`, ps.score, co.watermark, co.max_event_time
 		FROM post_stats s
 		LEFT JOIN post_scores ps ON ps.post_id = s.post_id
 		LEFT JOIN consumer_offsets co ON co.consumer = $1 AND co.topic = $2 AND co.partition = s.partition
@@ -255,8 +252,8 @@ func ChunkForBacktest(ctx context.Context, db DB, k Key, after, hi int64, limit 
 		return nil, fmt.Errorf("read posts: %w", err)
 	}
 	var live *float64
-	var wm *time.Time
-	sc := newPostScan(&live, &wm)
+	var wm, reached *time.Time
+	sc := newPostScan(&live, &wm, &reached)
 	var posts []*BacktestPost
 	byID := map[int64]*BacktestPost{}
 	if _, err := pgx.ForEachRow(rows, sc.dest, func() error {
@@ -268,6 +265,9 @@ func ChunkForBacktest(ctx context.Context, db DB, k Key, after, hi int64, limit 
 		}
 		if wm != nil {
 			p.Now = wm.UTC()
+		}
+		if reached != nil {
+			p.Reached = reached.UTC()
 		}
 		posts = append(posts, p)
 		byID[p.ID] = p

@@ -118,7 +118,7 @@ func (h *handlers) sparklines(ctx context.Context, posts []*Post) (map[int64]tem
 		st[id].wins = ws
 	}
 	for id, x := range st {
-		hist := scoring.History(h.strategy, h.params, x.stats, x.wins, x.now, sparkMaxPoints)
+		hist := scoring.History(h.strategy, h.params, x.stats, x.wins, x.now, time.Time{}, sparkMaxPoints)
 		if len(hist) == 0 {
 			continue
 		}
@@ -197,7 +197,7 @@ func (h *handlers) postCharts(p *Post, x *explanation) (string, string) {
 			spans = append(spans, plot.Span{From: w.Start, To: w.Start.Add(h.params.Window)})
 		}
 	}
-	hist := scoring.History(h.strategy, h.params, x.stats, x.wins, x.now, 1500)
+	hist := scoring.History(h.strategy, h.params, x.stats, x.wins, x.now, time.Time{}, 1500)
 	score := plot.Line{Name: "score (" + h.strategy.Name() + ")", Color: plot.Palette[0], Width: 2}
 	mean := plot.Line{Name: "plain mean", Color: "#000", Dash: "6 4", Width: 1.5}
 	for _, pt := range hist {

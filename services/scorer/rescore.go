@@ -136,7 +136,8 @@ func (r *rescorer) score(posts []*tally.ScoringPost) []tally.Score {
 			m := float64(t.Sum) / float64(t.Count)
 			s.Mean = &m
 		}
-		if since, ok := scoring.CampaignSince(in.Recent, s.AsOf, r.params); ok {
+		in.Now = s.AsOf
+		if since, ok := scoring.CampaignSince(in); ok {
 			s.CampaignSince = &since
 		}
 		out[i] = s

@@ -180,19 +180,36 @@ func TestScoresReplayBitForBit(t *testing.T) {
 func TestPostsWithAFlagFollowTheWatermark(t *testing.T) {
 	b := testenv.NewBroker(t, 1)
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	produce(t, b, ratings(3, 50, 1, t0)) // post 1 only
+	// Post 1: 40 one-second windows of five ratings of 4, then 200 zeros
+	// in one second: held out, which flags the post.
+	var evs []rating.Event
+	for i := range 200 {
+		e, _ := rating.New(1, fmt.Sprintf("u%d", i), 4, t0.Add(time.Duration(i)*200*time.Millisecond))
+		evs = append(evs, e)
+	}
+	for i := range 200 {
+		e, _ := rating.New(1, fmt.Sprintf("c%d", i), 0, t0.Add(40*time.Second+time.Duration(i)*5*time.Millisecond))
+		evs = append(evs, e)
+	}
+	// Post 2 lives on the same (only) partition: its ratings close the
+	// burst's window.
+	for i := range 5 {
+		e, _ := rating.New(2, fmt.Sprintf("v%d", i), 3, t0.Add(42*time.Second+time.Duration(i)*time.Second))
+		evs = append(evs, e)
+	}
+	produce(t, b, evs)
 	p := newPipeline(t, b, "surge-guard", "100")
-	p.settled(t, 50)
-	before := p.score(t, 1).AsOf
-	// Post 2 lives on the same (only) partition: its rating moves the
-	// watermark 30 s on.
-	later := ratings(4, 1, 1, t0.Add(30*time.Second))
-	later[0].PostID = 2
-	produce(t, b, later)
-	p.settled(t, 51)
-	after := p.score(t, 1).AsOf
-	if !after.After(before.Add(20 * time.Second)) {
-		t.Fatalf("post 1 scored as of %s, then %s: it did not follow the watermark", before, after)
+	p.settled(t, int64(len(evs)))
+	first := p.score(t, 1)
+	if first.CampaignSince == nil || math.Abs(*first.Score-4) > 1e-9 {
+		t.Fatalf("after the burst: %+v", first)
+	}
+	// Post 2's rating moves the watermark 30 s on.
+	later, _ := rating.New(2, "w", 3, t0.Add(80*time.Second))
+	produce(t, b, []rating.Event{later})
+	p.settled(t, int64(len(evs))+1)
+	if after := p.score(t, 1).AsOf; !after.After(first.AsOf.Add(20 * time.Second)) {
+		t.Fatalf("post 1 scored as of %s, then %s: it did not follow the watermark", first.AsOf, after)
 	}
 }
 

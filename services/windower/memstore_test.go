@@ -75,6 +75,12 @@ func (t *memTxn) lockPosition(_ context.Context, partition int) (position, error
 }
 
 func (t *memTxn) load(_ context.Context, st *fold.State, events []rating.Event) error {
+	upTo := map[int64]time.Time{}
+	for _, e := range events {
+		if _, wk := st.Needs(e); wk.Start.After(upTo[e.PostID]) {
+			upTo[e.PostID] = wk.Start
+		}
+	}
 	for _, e := range events {
 		vk, wk := st.Needs(e)
 		keys := []fold.WindowKey{wk}
@@ -87,7 +93,7 @@ func (t *memTxn) load(_ context.Context, st *fold.State, events []rating.Event) 
 			st.Posts[e.PostID] = &p
 		}
 		if p := st.Posts[e.PostID]; p != nil {
-			keys = append(keys, fold.Tracked(e.PostID, p)...)
+			keys = append(keys, fold.Tracked(e.PostID, p, upTo[e.PostID], t.m.params)...)
 		}
 		for _, k := range keys {
 			if w, ok := t.m.windows[k]; ok {

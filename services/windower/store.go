@@ -91,14 +91,16 @@ func (t *pgTxn) load(ctx context.Context, st *fold.State, events []rating.Event)
 	}
 	newest := make(map[fold.VoteKey]rating.Event, len(events))
 	winKeys := map[fold.WindowKey]struct{}{}
-	postIDs := map[int64]struct{}{}
+	upTo := map[int64]time.Time{} // the newest window each post's events reach
 	for _, e := range events {
 		vk, wk := st.Needs(e)
 		if cur, ok := newest[vk]; !ok || rating.Newer(fold.Truncate(e.RatedAt), e.EventID, fold.Truncate(cur.RatedAt), cur.EventID) {
 			newest[vk] = e
 		}
 		winKeys[wk] = struct{}{}
-		postIDs[e.PostID] = struct{}{}
+		if wk.Start.After(upTo[e.PostID]) {
+			upTo[e.PostID] = wk.Start
+		}
 	}
 	if err := t.insertNew(ctx, newest); err != nil {
 		return err
@@ -106,11 +108,11 @@ func (t *pgTxn) load(ctx context.Context, st *fold.State, events []rating.Event)
 	if err := t.loadVotes(ctx, st, newest, winKeys); err != nil {
 		return err
 	}
-	if err := t.loadPosts(ctx, st, postIDs); err != nil {
+	if err := t.loadPosts(ctx, st, upTo); err != nil {
 		return err
 	}
 	for id, p := range st.Posts {
-		for _, k := range fold.Tracked(id, p) {
+		for _, k := range fold.Tracked(id, p, upTo[id], t.s.params) {
 			winKeys[k] = struct{}{}
 		}
 	}
@@ -172,7 +174,7 @@ func (t *pgTxn) loadWindows(ctx context.Context, st *fold.State, winKeys map[fol
 }
 
 // loadPosts takes the posts it holds from the cache and reads the others.
-func (t *pgTxn) loadPosts(ctx context.Context, st *fold.State, postIDs map[int64]struct{}) error {
+func (t *pgTxn) loadPosts(ctx context.Context, st *fold.State, postIDs map[int64]time.Time) error {
 	ids := make([]int64, 0, len(postIDs))
 	for id := range postIDs {
 		if x, ok := t.rows.posts[id]; ok {

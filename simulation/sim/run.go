@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -164,9 +165,9 @@ func input(st *fold.State, starts []time.Time, now time.Time, p scoring.Params, 
 	}
 	win := func(s time.Time) scoring.Window { return st.Windows[fold.WindowKey{PostID: postID, Start: s}] }
 	var ws []scoring.Window
-	after, before := scoring.Reads(post.Tracker, now, p)
+	open := scoring.Unfinished(post.Tracker, now, p)
 	for _, s := range starts {
-		if history || s.Before(before) || s.After(after) {
+		if history || !s.Before(open) || slices.ContainsFunc(post.Tracker.Pending, s.Equal) {
 			ws = append(ws, win(s))
 		}
 	}
