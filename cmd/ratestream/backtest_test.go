@@ -36,7 +36,7 @@ func campaigned(t *testing.T, db *testenv.Database) {
 	testenv.Store(t, db, testenv.Fold(scoring.DefaultParams(time.Minute), 0, evs...), 0, int64(len(evs)))
 	score, mean := 4.0, 160.0/140
 	if err := tally.WriteScores(context.Background(), db.Pool, []tally.Score{{PostID: 7, Score: &score, UserCount: 140, Mean: &mean,
-		Strategy: "surge-guard", AsOf: t0.Add(21 * time.Minute), StableAt: t0.Add(20*time.Minute + scoring.FlagFor)}}); err != nil {
+		Strategy: "surge-guard", AsOf: t0.Add(21 * time.Minute), StableAt: t0.Add(80 * time.Minute)}}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -235,20 +235,16 @@ func Provisional(w Window, reached time.Time, p Params) Window {
 	return w
 }
 
-// FlagFor is how long in event time a held-out window flags its post as
-// under a campaign.
-const FlagFor = time.Hour
-
 // stableAt is when the post's score and flags stop changing without new
 // votes: when its newest window closes, or later when its run of held-out
 // windows, or an unfinished window held out, stops flagging it.
 func stableAt(in Input) time.Time {
 	stable := in.Tracker.Current.Add(in.Params.Window)
-	if end := in.Tracker.HeldLast.Add(FlagFor); !in.Tracker.HeldLast.IsZero() && end.After(stable) {
+	if end := in.Tracker.HeldLast.Add(in.Params.FlagFor()); !in.Tracker.HeldLast.IsZero() && end.After(stable) {
 		stable = end
 	}
 	for _, w := range in.Open {
-		if end := w.Start.Add(FlagFor); end.After(stable) && Judge(Provisional(w, in.Reached, in.Params), in.Params).HeldOut() {
+		if end := w.Start.Add(in.Params.FlagFor()); end.After(stable) && Judge(Provisional(w, in.Reached, in.Params), in.Params).HeldOut() {
 			stable = end
 		}
 	}
@@ -257,11 +253,11 @@ func stableAt(in Input) time.Time {
 
 // CampaignSince says since when the post is under a campaign at event
 // time in.Now, if it is: since the first of its run of held-out windows
-// (each less than FlagFor after the one before) while the last of them is
-// less than FlagFor old, or since an unfinished window held out.
+// (each less than Params.FlagFor after the one before) while the last of
+// them is less than Params.FlagFor old, or since an unfinished window held out.
 func CampaignSince(in Input) (time.Time, bool) {
 	t := in.Tracker
-	if !t.HeldLast.IsZero() && t.HeldLast.Add(FlagFor).After(in.Now) {
+	if !t.HeldLast.IsZero() && t.HeldLast.Add(in.Params.FlagFor()).After(in.Now) {
 		return t.HeldSince, true
 	}
 	for _, w := range in.Open {

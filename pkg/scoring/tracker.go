@@ -22,11 +22,11 @@ type Tracker struct {
 	// test that sees a long small excess that no window shows alone.
 	Sustain float64
 	// EpisodeCount and EpisodeSum are the votes cast (decayed over
-	// episodeTau) while Sustain was above zero, and their sum.
+	// episodeWindows) while Sustain was above zero, and their sum.
 	EpisodeCount float64
 	EpisodeSum   float64
 	// NewCount and NewSum are the first-time raters of windows at typical
-	// volume (decayed over newTau), and their sum; NewSustain is the
+	// volume (decayed over newWindows), and their sum; NewSustain is the
 	// cumulative test of first-time raters' excess over the typical
 	// activity, as Sustain is of all votes.
 	NewCount   float64
@@ -42,7 +42,7 @@ type Tracker struct {
 	Pending []time.Time
 	// HeldSince and HeldLast are the first and the last of the post's
 	// latest run of windows held out when they finished, each less than
-	// FlagFor after the one before: what flags the post under a campaign
+	// Params.FlagFor after the one before: what flags the post under a campaign
 	// (zero: none yet).
 	HeldSince time.Time
 	HeldLast  time.Time
@@ -134,7 +134,7 @@ func (t *Tracker) finish(w Window, p Params) {
 		t.Pending = append(t.Pending, w.Start)
 	}
 	if v.HeldOut() && !undecided {
-		if t.HeldLast.IsZero() || w.Start.Sub(t.HeldLast) > FlagFor {
+		if t.HeldLast.IsZero() || w.Start.Sub(t.HeldLast) > p.FlagFor() {
 			t.HeldSince = w.Start
 		}
 		t.HeldLast = w.Start
@@ -146,7 +146,7 @@ func (t *Tracker) finish(w Window, p Params) {
 		t.NewSustain = cusum(t.NewSustain, (float64(w.New())-b)/math.Max(Noise(b), 1))
 		excess = excess || t.NewSustain >= cusumAlarm
 	}
-	dn := p.decay(newTau)
+	dn := decay(newWindows)
 	t.NewCount *= dn
 	t.NewSum *= dn
 	// First-time raters say the post's opinion only from windows that
@@ -177,7 +177,7 @@ func (t *Tracker) sustain(z, count, sum float64, p Params) {
 		t.EpisodeCount, t.EpisodeSum = 0, 0
 		return
 	}
-	d := p.decay(episodeTau)
+	d := decay(episodeWindows)
 	t.EpisodeCount = t.EpisodeCount*d + count
 	t.EpisodeSum = t.EpisodeSum*d + sum
 }
@@ -200,7 +200,7 @@ func (t *Tracker) empty(n int64, p Params) {
 		t.EpisodeCount, t.EpisodeSum = 0, 0
 	}
 	k := float64(n)
-	dn := math.Pow(p.decay(newTau), k)
+	dn := math.Pow(decay(newWindows), k)
 	t.NewCount *= dn
 	t.NewSum *= dn
 	keep := math.Pow(1-p.alpha(), k)

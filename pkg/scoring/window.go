@@ -57,7 +57,7 @@ type Ref struct {
 	// (signed: negative below Mean); 0 outside such a period.
 	Episode float64
 	// NewMean and NewWeight are the recent opinion of first-time raters
-	// at typical volume (a moving average over newTau) and how many votes
+	// at typical volume (a moving average over newWindows) and how many votes
 	// it stands for: what confirms changed votes as a genuine shift.
 	// NewExcess says first-time raters have been above the typical
 	// activity for a while (the cumulative test, on them alone): they may
@@ -147,19 +147,26 @@ const (
 	cusumSlack = 0.5
 	cusumAlarm = 5
 	cusumMax   = 10
-	// episodeTau and newTau are the time constants of the opinion of
-	// votes cast in sustained excess, and of first-time raters' recent
-	// opinion.
-	episodeTau = 30 * time.Minute
-	newTau     = 5 * time.Minute
+	// episodeWindows and newWindows are the time constants, in windows, of
+	// the opinion of votes cast in sustained excess, and of first-time
+	// raters' recent opinion.
+	episodeWindows = 30
+	newWindows     = 5
+	// flagWindows is how long, in windows, a held-out window flags its
+	// post as under a campaign.
+	flagWindows = 60
 	// learnCap bounds what one window teaches the typical activity, in
 	// multiples of it (plus Floor).
 	learnCap = 4
 )
 
-func (p Params) decay(tau time.Duration) float64 {
-	return math.Exp(-float64(p.Window) / float64(tau))
-}
+// decay is what a moving average with a time constant of windows keeps
+// of itself from one window to the next.
+func decay(windows float64) float64 { return math.Exp(-1 / windows) }
+
+// FlagFor is how long in event time a held-out window flags its post as
+// under a campaign: an hour at WINDOW=1m.
+func (p Params) FlagFor() time.Duration { return flagWindows * p.Window }
 
 func (p Params) alpha() float64 {
 	a := float64(p.Window) / float64(p.BaselineTau)

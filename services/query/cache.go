@@ -21,7 +21,7 @@ type Post struct {
 	Score     *float64
 	UserCount int64
 	// CampaignSince is set while a window of the post held out started
-	// less than scoring.FlagFor ago: the start of the oldest such window.
+	// less than Params.FlagFor ago: the start of the oldest such window.
 	CampaignSince *time.Time
 }
 

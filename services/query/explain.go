@@ -207,7 +207,7 @@ func (h *handlers) explainV1(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	history, err := h.historyParam(c, scoring.FlagFor+h.params.Window)
+	history, err := h.historyParam(c, h.params.FlagFor()+h.params.Window)
 	if err != nil {
 		return err
 	}

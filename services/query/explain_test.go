@@ -56,7 +56,7 @@ func campaigned(t *testing.T, h *harness) time.Time {
 	asOf := burst.Add(time.Minute)
 	score, mean := 4.0, float64(post.Totals.Sum)/float64(post.Totals.Count)
 	if err := tally.WriteScores(ctx, h.db.Pool, []tally.Score{{PostID: 1, Score: &score, UserCount: post.Totals.Count, Mean: &mean,
-		Strategy: "surge-guard", AsOf: asOf, StableAt: burst.Add(scoring.FlagFor), CampaignSince: &burst}}); err != nil {
+		Strategy: "surge-guard", AsOf: asOf, StableAt: burst.Add(time.Hour), CampaignSince: &burst}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.db.Pool.Exec(ctx, `SELECT pg_notify($1, '1')`, contract.ChannelPosts); err != nil {

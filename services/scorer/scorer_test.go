@@ -175,7 +175,7 @@ func TestScoresReplayBitForBit(t *testing.T) {
 }
 
 // A post whose score may still change (a window held out flags it under a
-// campaign for scoring.FlagFor) is rescored when event time moves on,
+// campaign for Params.FlagFor) is rescored when event time moves on,
 // though nothing marks it.
 func TestPostsWithAFlagFollowTheWatermark(t *testing.T) {
 	b := testenv.NewBroker(t, 1)
