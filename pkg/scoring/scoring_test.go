@@ -3,6 +3,8 @@ package scoring
 import (
 	"math"
 	"math/rand/v2"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -300,5 +302,40 @@ func TestAnOpenWindowIsJudgedForWhatOfItHasPassed(t *testing.T) {
 	}
 	if !early.StableAt.After(start) {
 		t.Fatalf("an open window's post is stable at %s, before the window closes", early.StableAt)
+	}
+}
+
+// TestTrackerSame changes each field of a tracker in turn: Same must see
+// every one, or the windower would write a changed tracker as unchanged.
+func TestTrackerSame(t *testing.T) {
+	base := Tracker{Baseline: 1, Seen: 0.5, Sustain: 0.25, EpisodeCount: 2, EpisodeSum: 3, NewCount: 4, NewSum: 5, NewSustain: 6,
+		First: t0, Current: t0.Add(time.Hour), Pending: []time.Time{t0}, HeldSince: t0, HeldLast: t0}
+	clone := func() Tracker { c := base; c.Pending = slices.Clone(base.Pending); return c }
+	same := clone()
+	if !base.Same(&same) {
+		t.Fatal("a copy is not the same")
+	}
+	inZone := clone()
+	inZone.First = t0.In(time.FixedZone("x", 3600))
+	if !base.Same(&inZone) {
+		t.Error("the same instant in another zone is not the same")
+	}
+	typ := reflect.TypeOf(base)
+	for i := range typ.NumField() {
+		c := clone()
+		f := reflect.ValueOf(&c).Elem().Field(i)
+		switch v := f.Addr().Interface().(type) {
+		case *float64:
+			*v = math.Nextafter(*v, math.Inf(1))
+		case *time.Time:
+			*v = v.Add(time.Microsecond)
+		case *[]time.Time:
+			*v = append(*v, t0)
+		default:
+			t.Fatalf("field %s of type %s: teach this test to change it", typ.Field(i).Name, f.Type())
+		}
+		if base.Same(&c) {
+			t.Errorf("a tracker with another %s is the same", typ.Field(i).Name)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package scoring
 
 import (
 	"math"
+	"slices"
 	"time"
 )
 
@@ -46,6 +47,16 @@ type Tracker struct {
 	// (zero: none yet).
 	HeldSince time.Time
 	HeldLast  time.Time
+}
+
+// Same reports whether two trackers hold the same values, to the bit.
+func (t *Tracker) Same(o *Tracker) bool {
+	same := func(a, b float64) bool { return math.Float64bits(a) == math.Float64bits(b) }
+	return same(t.Baseline, o.Baseline) && same(t.Seen, o.Seen) && same(t.Sustain, o.Sustain) &&
+		same(t.EpisodeCount, o.EpisodeCount) && same(t.EpisodeSum, o.EpisodeSum) &&
+		same(t.NewCount, o.NewCount) && same(t.NewSum, o.NewSum) && same(t.NewSustain, o.NewSustain) &&
+		t.First.Equal(o.First) && t.Current.Equal(o.Current) && t.HeldSince.Equal(o.HeldSince) && t.HeldLast.Equal(o.HeldLast) &&
+		slices.EqualFunc(t.Pending, o.Pending, time.Time.Equal)
 }
 
 // Expected is the typical activity a window opening now is judged

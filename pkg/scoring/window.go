@@ -195,18 +195,23 @@ const micro = 1e6
 // WeightMicro is how many votes' worth the window counts for (its votes
 // times its verdict's factor), in millionths.
 func WeightMicro(w Window, p Params) int64 {
-	if w.Count <= 0 {
-		return 0
-	}
-	return int64(math.Round(Judge(w, p).Factor * float64(w.Count) * micro))
+	_, weight := Micros(w, p)
+	return weight
 }
 
 // ContribMicro is the window's weight times its mean, in millionths.
 func ContribMicro(w Window, p Params) int64 {
+	contrib, _ := Micros(w, p)
+	return contrib
+}
+
+// Micros are ContribMicro and WeightMicro of the window, from one verdict.
+func Micros(w Window, p Params) (contrib, weight int64) {
 	if w.Count <= 0 {
-		return 0
+		return 0, 0
 	}
-	return int64(math.Round(Judge(w, p).Factor * float64(w.Sum) * micro))
+	f := Judge(w, p).Factor
+	return int64(math.Round(f * float64(w.Sum) * micro)), int64(math.Round(f * float64(w.Count) * micro))
 }
 
 // Totals are a post's running sums over all its windows.
@@ -232,8 +237,10 @@ func (t *Totals) Voted(old int, had bool, new int) {
 func (t *Totals) Replace(old, new Window, p Params) {
 	t.Sum += new.Sum - old.Sum
 	t.Count += new.Count - old.Count
-	t.WeightedSum += ContribMicro(new, p) - ContribMicro(old, p)
-	t.Weight += WeightMicro(new, p) - WeightMicro(old, p)
+	nc, nw := Micros(new, p)
+	oc, ow := Micros(old, p)
+	t.WeightedSum += nc - oc
+	t.Weight += nw - ow
 }
 
 // Opinion is the mean of the counted votes and how many votes count:

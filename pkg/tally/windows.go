@@ -95,6 +95,14 @@ type WindowRows struct {
 	refMean, newMean                           []*float64
 	newWeight                                  []float64
 	sustained, newExcess, reviewed             []bool
+	counts                                     countRows // stored windows whose Ref is as stored
+}
+
+// countRows are stored windows of which only the counts changed: a
+// window's Ref changes once, on its review.
+type countRows struct {
+	post, sum, count, rerates, rerateSum, late []int64
+	start                                      []time.Time
 }
 
 // Add appends one window.
@@ -109,17 +117,24 @@ func (r *WindowRows) Add(k fold.WindowKey, w scoring.Window) {
 	r.reviewed = append(r.reviewed, f.Reviewed)
 }
 
+// AddCounts appends a stored window whose Ref is as stored: only its
+// counts are written.
+func (r *WindowRows) AddCounts(k fold.WindowKey, w scoring.Window) {
+	x := &r.counts
+	x.post, x.start = append(x.post, k.PostID), append(x.start, k.Start)
+	x.sum, x.count, x.rerates, x.rerateSum, x.late = append(x.sum, w.Sum), append(x.count, w.Count), append(x.rerates, w.Rerates),
+		append(x.rerateSum, w.RerateSum), append(x.late, w.Late)
+}
+
 // Len is the number of windows.
-func (r *WindowRows) Len() int { return len(r.post) }
+func (r *WindowRows) Len() int { return len(r.post) + len(r.counts.post) }
 
 // QueueWindows stores the windows, replacing stored ones. What a window is
 // judged against changes only on its review: a stored window keeps the
 // rest of its Ref.
 func QueueWindows(b *pgx.Batch, r *WindowRows) {
-	if r.Len() == 0 {
-		return
-	}
-	b.Queue(`
+	if len(r.post) > 0 {
+		b.Queue(`
 		INSERT INTO rating_averages (post_id, `+windowColumns+`)
 		SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
 		                     $8::float8[], $9::float8[], $10::bool[], $11::float8[], $12::float8[], $13::float8[], $14::float8[], $15::float8[],
@@ -130,8 +145,17 @@ func QueueWindows(b *pgx.Batch, r *WindowRows) {
 		  ref_mean = excluded.ref_mean, ref_weight = excluded.ref_weight, episode_z = excluded.episode_z,
 		  new_mean = excluded.new_mean, new_weight = excluded.new_weight, new_excess = excluded.new_excess,
 		  reviewed = excluded.reviewed`,
-		r.post, r.start, r.sum, r.count, r.rerates, r.rerateSum, r.late,
-		r.expected, r.threshold, r.sustained, r.refMean, r.refWeight, r.episode, r.newMean, r.newWeight, r.newExcess, r.reviewed)
+			r.post, r.start, r.sum, r.count, r.rerates, r.rerateSum, r.late,
+			r.expected, r.threshold, r.sustained, r.refMean, r.refWeight, r.episode, r.newMean, r.newWeight, r.newExcess, r.reviewed)
+	}
+	if x := &r.counts; len(x.post) > 0 {
+		b.Queue(`
+		UPDATE rating_averages a SET rating_sum = t.s, rating_count = t.c, rerate_count = t.rc, rerate_sum = t.rs, late_count = t.l
+		FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
+		  AS t(id, start, s, c, rc, rs, l)
+		WHERE a.post_id = t.id AND a.window_start = t.start`,
+			x.post, x.start, x.sum, x.count, x.rerates, x.rerateSum, x.late)
+	}
 }
 
 // WindowsSince reads a post's windows that start at or after since,

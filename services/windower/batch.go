@@ -18,6 +18,7 @@ type batch struct {
 	partition int
 	expected  position // what we believe is stored before this batch
 	next      int64    // offset after the last message
+	last      []byte   // broker.Fingerprint of the message at next-1; nil: not known
 	events    []rating.Event
 	msgs      []kafka.Message // where each event was read, for dead letters
 }
@@ -39,6 +40,12 @@ type result struct {
 // its offset: our batch is stale and must not be written.
 var errFenced = errors.New("partition offset moved under us")
 
+// errPostRaced means another partition's batch stored a post that this
+// batch found new (a producer put the post's events on two partitions):
+// the batch runs again, and then reads it. Not a PostgreSQL error, so
+// that it is retried as an outage, never isolated as bad data.
+var errPostRaced = errors.New("a post this batch created was stored meanwhile by another partition's batch")
+
 // store is where the windower keeps its state: PostgreSQL (pgStore) in
 // production, memory in the processor's unit tests.
 type store interface {
@@ -48,6 +55,10 @@ type store interface {
 	apply(ctx context.Context, b batch) (result, error)
 	// offsets reads the stored next offset of every partition.
 	offsets(ctx context.Context) (map[int]int64, error)
+	// register stores first as the partition's position unless it has
+	// one, once every other group's batch in flight has ended
+	// (tally.Register): other writers know ours before it writes.
+	register(ctx context.Context, partition int, first int64) error
 	// forget drops what the store keeps in memory for a partition that
 	// this instance stops working on.
 	forget(partition int)
@@ -113,6 +124,6 @@ func foldBatch(st *fold.State, b batch, cur position, p scoring.Params, grace ti
 		}
 	}
 	res.posts = len(st.DirtyPosts)
-	res.position = position{Exists: true, Next: b.next, MaxEventTime: maxEvent, Foreign: cur.Foreign}
+	res.position = position{Exists: true, Next: b.next, MaxEventTime: maxEvent, Foreign: cur.Foreign, Last: b.last, Others: cur.Others}
 	return res
 }

@@ -49,6 +49,11 @@ func (s *pgStore) apply(ctx context.Context, b batch) (result, error) {
 	})
 	if err != nil {
 		s.cache.drop(rows)
+		if tally.PostRaced(err) {
+			// Another partition's batch stored a post this one found
+			// new: run it again, to read that post and add to it.
+			return res, fmt.Errorf("%w: %v", errPostRaced, err)
+		}
 		return res, err
 	}
 	s.cache.keep(rows, t.st, b.partition, res.position, s.params, s.grace)
@@ -56,6 +61,10 @@ func (s *pgStore) apply(ctx context.Context, b batch) (result, error) {
 }
 
 func (s *pgStore) forget(partition int) { s.cache.forget(partition) }
+
+func (s *pgStore) register(ctx context.Context, partition int, first int64) error {
+	return tally.Register(ctx, s.pool, s.key, map[int]int64{partition: first})
+}
 
 // offsets reads the stored next offset of every partition.
 func (s *pgStore) offsets(ctx context.Context) (map[int]int64, error) {
@@ -69,9 +78,14 @@ type pgTxn struct {
 	// fresh holds the (post, user) pairs that load inserted, with the
 	// event each holds: write need not write them again.
 	fresh map[fold.VoteKey]uuid.UUID
-	rows  *partRows   // the partition's cached rows, valid when they hold cur
-	cur   position    // the stored position, locked
-	st    *fold.State // what write wrote, to keep once committed
+	rows  *partRows // the partition's cached rows, valid when they hold cur
+	// trackers and reviewed are the stored trackers of the posts and the
+	// stored review flags of the windows that load read: a row that
+	// changed nothing else is written as its totals or counts alone.
+	trackers map[int64]scoring.Tracker
+	reviewed map[fold.WindowKey]bool
+	cur      position    // the stored position, locked
+	st       *fold.State // what write wrote, to keep once committed
 }
 
 func (t *pgTxn) lockPosition(ctx context.Context, partition int) (position, error) {
@@ -162,22 +176,27 @@ func (t *pgTxn) loadVotes(ctx context.Context, st *fold.State, newest map[fold.V
 // others.
 func (t *pgTxn) loadWindows(ctx context.Context, st *fold.State, winKeys map[fold.WindowKey]struct{}) error {
 	var keys []fold.WindowKey
+	t.reviewed = make(map[fold.WindowKey]bool, len(winKeys))
 	for k := range winKeys {
 		if w, ok := t.rows.windows[k]; ok {
-			st.Windows[k] = w
+			st.Windows[k], t.reviewed[k] = w, w.Ref.Reviewed
 			continue
 		}
 		keys = append(keys, k)
 	}
 	t.s.cache.count(len(winKeys)-len(keys), len(keys))
-	return tally.LoadWindows(ctx, t.tx, keys, func(k fold.WindowKey, w scoring.Window) { st.Windows[k] = w })
+	return tally.LoadWindows(ctx, t.tx, keys, func(k fold.WindowKey, w scoring.Window) {
+		st.Windows[k], t.reviewed[k] = w, w.Ref.Reviewed
+	})
 }
 
 // loadPosts takes the posts it holds from the cache and reads the others.
 func (t *pgTxn) loadPosts(ctx context.Context, st *fold.State, postIDs map[int64]time.Time) error {
 	ids := make([]int64, 0, len(postIDs))
+	t.trackers = make(map[int64]scoring.Tracker, len(postIDs))
 	for id := range postIDs {
 		if x, ok := t.rows.posts[id]; ok {
+			t.trackers[id] = x.Tracker
 			x.Tracker.Pending = slices.Clone(x.Tracker.Pending) // the fold changes its own copy
 			st.Posts[id] = &x
 			continue
@@ -185,7 +204,13 @@ func (t *pgTxn) loadPosts(ctx context.Context, st *fold.State, postIDs map[int64
 		ids = append(ids, id)
 	}
 	t.s.cache.count(len(postIDs)-len(ids), len(ids))
-	return tally.LoadPosts(ctx, t.tx, ids, func(id int64, p *fold.Post) { st.Posts[id] = p })
+	// Locked: a batch of another partition writing one of these posts
+	// (events a producer put on the wrong partition) waits for ours.
+	return tally.LockPosts(ctx, t.tx, ids, func(id int64, p *fold.Post) {
+		k := p.Tracker
+		k.Pending = slices.Clone(k.Pending)
+		st.Posts[id], t.trackers[id] = p, k
+	})
 }
 
 // write sends every changed row and the new position in one round trip.
@@ -203,14 +228,26 @@ func (t *pgTxn) write(ctx context.Context, st *fold.State, partition int, to pos
 	tally.QueueVotes(b, &votes)
 	var windows tally.WindowRows
 	for k := range st.DirtyWindows {
-		windows.Add(k, st.Windows[k])
+		w := st.Windows[k]
+		if reviewed, ok := t.reviewed[k]; ok && reviewed == w.Ref.Reviewed {
+			windows.AddCounts(k, w)
+		} else {
+			windows.Add(k, w)
+		}
 	}
 	tally.QueueWindows(b, &windows)
 	var posts tally.PostRows
 	var homes []int32
 	for id := range st.DirtyPosts {
 		x := st.Posts[id]
-		posts.Add(id, x)
+		switch k, stored := t.trackers[id]; {
+		case !stored:
+			posts.AddNew(id, x)
+		case k.Same(&x.Tracker):
+			posts.AddTotals(id, x)
+		default:
+			posts.Add(id, x)
+		}
 		if x.Partition != partition && !slices.Contains(homes, int32(x.Partition)) {
 			homes = append(homes, int32(x.Partition))
 		}
