@@ -22,7 +22,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(tokenCmd(), lagCmd(), dlqCmd(), tailCmd(), verifyCmd(), replayCmd(), exportCmd(), backtestCmd())
+	root.AddCommand(tokenCmd(), lagCmd(), resetOffsetsCmd(), dlqCmd(), tailCmd(), verifyCmd(), replayCmd(), exportCmd(), backtestCmd())
 	if err := root.Execute(); err != nil {
 		if errors.Is(err, errDiffer) {
 			os.Exit(1) // the report said what differs

@@ -28,6 +28,7 @@ import (
 
 func replayCmd() *cobra.Command {
 	var url, until, offsetsFile, key string
+	var force bool
 	c := &cobra.Command{
 		Use:   "replay --database URL [--until TIME | --offsets FILE] [--key NAME]",
 		Short: "Rebuild the derived state (ratings, windows, totals, scores) from the topic into another database",
@@ -39,7 +40,12 @@ offset: the log end now, the first offsets at --until TIME, or those in
 --offsets FILE ({"PARTITION": OFFSET, ...}). Ctrl-C and a rerun resume.
 The same topic prefix gives the same rows whatever the batch sizes and
 restarts; WINDOW, GRACE and the SCORING_* settings must be the live ones.
-Dead letters of the replay go to <topic>.dlq.<key>.`,
+Dead letters of the replay go to <topic>.dlq.<key>.
+
+The database must be the replay's own: one that holds another
+consumer's positions (the live windower's, or another replay's) or
+ratings with no positions at all is refused, because two writers of the
+same tables lose counts. --force writes into it anyway.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if url == "" {
@@ -54,7 +60,7 @@ Dead letters of the replay go to <topic>.dlq.<key>.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return replay(ctx, cmd.ErrOrStderr(), cfg, url, key, until, offsetsFile)
+			return replay(ctx, cmd.ErrOrStderr(), cfg, url, key, until, offsetsFile, force)
 		},
 	}
 	f := c.Flags()
@@ -62,10 +68,11 @@ Dead letters of the replay go to <topic>.dlq.<key>.`,
 	f.StringVar(&until, "until", "", "stop at the first event of each partition at or after this RFC 3339 time")
 	f.StringVar(&offsetsFile, "offsets", "", "stop at these offsets: a JSON file {\"PARTITION\": OFFSET, ...}")
 	f.StringVar(&key, "key", "ratestream-replay", "the consumer key of the replay's stored offsets (and its Kafka group)")
+	f.BoolVar(&force, "force", false, "write into a database that holds another consumer's state")
 	return c
 }
 
-func replay(ctx context.Context, progress io.Writer, cfg broker.Config, url, key, until, offsetsFile string) error {
+func replay(ctx context.Context, progress io.Writer, cfg broker.Config, url, key, until, offsetsFile string, force bool) error {
 	if _, err := migrate.Up(url); err != nil {
 		return err
 	}
@@ -78,6 +85,11 @@ func replay(ctx context.Context, progress io.Writer, cfg broker.Config, url, key
 		return err
 	}
 	defer pool.Close()
+	if !force {
+		if err := ownDatabase(ctx, pool, key); err != nil {
+			return err
+		}
+	}
 
 	env := []string{"DATABASE_URL=" + url, "WINDOWER_GROUP=" + key, "KAFKA_DLQ_TOPIC=" + cfg.Topic + ".dlq." + key,
 		"LOG_LEVEL=" + cmpOr(os.Getenv("LOG_LEVEL"), "warn")}
@@ -131,6 +143,31 @@ func replay(ctx context.Context, progress io.Writer, cfg broker.Config, url, key
 			}
 		}
 	}
+}
+
+// ownDatabase refuses a database that holds the state of another writer:
+// another consumer key's positions, or ratings without any positions.
+// The replay's own key (a rerun that resumes) is fine.
+func ownDatabase(ctx context.Context, pool *pgxpool.Pool, key string) error {
+	keys, err := tally.Consumers(ctx, pool)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if k.Consumer != key {
+			return fmt.Errorf("the database holds the state of consumer %q (topic %s): a replay writing into it would lose counts of both; replay into a database of its own, or say --force", k.Consumer, k.Topic)
+		}
+	}
+	if len(keys) == 0 {
+		some, err := tally.HasRatings(ctx, pool)
+		if err != nil {
+			return err
+		}
+		if some {
+			return errors.New("the database holds ratings but no consumer's positions: replay into an empty database, or say --force")
+		}
+	}
+	return nil
 }
 
 // replayTargets are the offsets each partition is replayed to, and where

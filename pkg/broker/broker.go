@@ -5,6 +5,8 @@ package broker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -200,6 +202,10 @@ func NewWriter(cfg Config, topic string, t WriterTuning) (*kafka.Writer, error) 
 type Fetch struct {
 	MinBytes int
 	MaxWait  time.Duration
+	// Skipped, when set, hears the reader's own reports of an offset
+	// outside the log: it skips to the first offset, or waits past the
+	// end, and says so only there.
+	Skipped func(report string)
 }
 
 // NewPartitionReader returns a reader of one partition positioned at
@@ -221,12 +227,47 @@ func NewPartitionReader(cfg Config, topic string, partition int, offset int64, f
 		QueueCapacity:  1000,
 		ReadBackoffMin: 50 * time.Millisecond,
 		ReadBackoffMax: time.Second,
+		ErrorLogger: kafka.LoggerFunc(func(format string, args ...any) {
+			// kafka-go's two reports of an offset outside the log (it then
+			// skips to the first offset, or waits past the end).
+			if f.Skipped != nil && (strings.Contains(format, "before the first offset") || strings.Contains(format, "passed the last offset")) {
+				f.Skipped(fmt.Sprintf(format, args...))
+			}
+		}),
 	})
 	if err := r.SetOffset(offset); err != nil {
 		r.Close()
 		return nil, fmt.Errorf("seek partition %d to %d: %w", partition, offset, err)
 	}
 	return r, nil
+}
+
+// Fingerprint identifies a message by its key and value: what a
+// partition's stored position remembers of the message it follows.
+func Fingerprint(m kafka.Message) []byte {
+	h := sha256.New()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(m.Key)))
+	h.Write(n[:])
+	h.Write(m.Key)
+	h.Write(m.Value)
+	return h.Sum(nil)[:16]
+}
+
+// ReadAt reads the one message at offset of a partition.
+func ReadAt(ctx context.Context, cfg Config, topic string, partition int, offset int64) (kafka.Message, error) {
+	r, err := NewPartitionReader(cfg, topic, partition, offset, Fetch{MaxWait: 50 * time.Millisecond})
+	if err != nil {
+		return kafka.Message{}, err
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	m, err := r.FetchMessage(ctx)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("read %s/%d@%d: %w", topic, partition, offset, err)
+	}
+	return m, nil
 }
 
 // ReadPartition reads one partition from its first offset to the last one

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,19 +20,33 @@ type Position struct {
 	Next         int64
 	MaxEventTime time.Time
 	Foreign      int64
+	// Last fingerprints the message at Next-1 (broker.Fingerprint); nil
+	// when not known.
+	Last []byte
+	// Others is when another consumer key last stored a position in the
+	// same database (a replay or a second windower group pointed at it):
+	// another writer of the derived tables. Zero: there is none.
+	Others time.Time
 }
 
-// ReadPosition reads where a partition stands; lock holds the row until
-// the transaction db ends, so that two instances cannot both apply.
+// ReadPosition reads where a partition stands. With lock it holds the
+// row until the transaction db ends, so that two instances cannot both
+// apply, and it takes the table's ROW EXCLUSIVE lock (it is an UPDATE
+// that changes nothing), so that Register waits for every batch in
+// flight: a batch either ends before another writer registers or sees it
+// in Others.
 func ReadPosition(ctx context.Context, db DB, k Key, partition int, lock bool) (Position, error) {
-	q := `SELECT next_offset, max_event_time, foreign_writes FROM consumer_offsets
-		WHERE consumer = $1 AND topic = $2 AND partition = $3`
+	const others = `(SELECT max(o.updated_at) FROM consumer_offsets o WHERE o.consumer <> $1 OR o.topic <> $2)`
+	q := `SELECT next_offset, max_event_time, foreign_writes, last_message, ` + others + `
+		FROM consumer_offsets WHERE consumer = $1 AND topic = $2 AND partition = $3`
 	if lock {
-		q += ` FOR UPDATE`
+		q = `UPDATE consumer_offsets SET next_offset = next_offset
+		WHERE consumer = $1 AND topic = $2 AND partition = $3
+		RETURNING next_offset, max_event_time, foreign_writes, last_message, ` + others
 	}
 	var p Position
-	var met *time.Time
-	err := db.QueryRow(ctx, q, k.Consumer, k.Topic, partition).Scan(&p.Next, &met, &p.Foreign)
+	var met, oth *time.Time
+	err := db.QueryRow(ctx, q, k.Consumer, k.Topic, partition).Scan(&p.Next, &met, &p.Foreign, &p.Last, &oth)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Position{}, nil
 	}
@@ -41,7 +57,36 @@ func ReadPosition(ctx context.Context, db DB, k Key, partition int, lock bool) (
 	if met != nil {
 		p.MaxEventTime = met.UTC()
 	}
+	if oth != nil {
+		p.Others = oth.UTC()
+	}
 	return p, nil
+}
+
+// Register makes a windower group's key known to every other writer of
+// the database before it writes anything: each partition without a
+// position gets one at first (the log start: where it would begin
+// anyway). It waits for the batches in flight of every group (SHARE
+// against their ROW EXCLUSIVE), so that none of them began before the key
+// existed and ends after it writes: every later batch of another group
+// sees the key (Position.Others) and reads its rows afresh.
+func Register(ctx context.Context, db interface {
+	Begin(context.Context) (pgx.Tx, error)
+}, k Key, first map[int]int64) error {
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE consumer_offsets IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+			return fmt.Errorf("register %s: %w", k.Consumer, err)
+		}
+		for _, part := range slices.Sorted(maps.Keys(first)) {
+			if _, err := tx.Exec(ctx, `
+				INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, updated_at)
+				VALUES ($1, $2, $3, $4, now()) ON CONFLICT (consumer, topic, partition) DO NOTHING`,
+				k.Consumer, k.Topic, part, first[part]); err != nil {
+				return fmt.Errorf("register %s: %w", k.Consumer, err)
+			}
+		}
+		return nil
+	})
 }
 
 // QueuePosition stores where a partition stands after a batch, with its
@@ -52,12 +97,12 @@ func QueuePosition(b *pgx.Batch, k Key, partition int, to Position, grace time.D
 		met, wm = to.MaxEventTime, to.MaxEventTime.Add(-grace)
 	}
 	b.Queue(`
-		INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, max_event_time, watermark, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, now())
+		INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, max_event_time, watermark, last_message, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, now())
 		ON CONFLICT (consumer, topic, partition) DO UPDATE SET
 		  next_offset = excluded.next_offset, max_event_time = excluded.max_event_time,
-		  watermark = excluded.watermark, updated_at = now()`,
-		k.Consumer, k.Topic, partition, to.Next, met, wm)
+		  watermark = excluded.watermark, last_message = excluded.last_message, updated_at = now()`,
+		k.Consumer, k.Topic, partition, to.Next, met, wm, to.Last)
 }
 
 // QueueForeignWrites records that a batch wrote posts of the given
@@ -131,5 +176,31 @@ func Consumers(ctx context.Context, db DB) ([]Key, error) {
 		var k Key
 		err := r.Scan(&k.Consumer, &k.Topic)
 		return k, err
+	})
+}
+
+// SetOffsets moves stored positions: the next offset of each partition
+// given, as an operator's reset does. Each row is locked first, so a
+// windower's batch in flight commits before (and then finds its position
+// moved, and reads again from the new one) or after (and starts there).
+// A partition without a row gets one, with no event time yet.
+func SetOffsets(ctx context.Context, db interface {
+	Begin(context.Context) (pgx.Tx, error)
+}, k Key, next map[int]int64) error {
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		for _, part := range slices.Sorted(maps.Keys(next)) {
+			off := next[part]
+			if _, err := ReadPosition(ctx, tx, k, part, true); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `
+				INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, updated_at)
+				VALUES ($1, $2, $3, $4, now())
+				ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = excluded.next_offset, last_message = NULL, updated_at = now()`,
+				k.Consumer, k.Topic, part, off); err != nil {
+				return fmt.Errorf("set offset of partition %d: %w", part, err)
+			}
+		}
+		return nil
 	})
 }

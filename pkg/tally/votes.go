@@ -153,3 +153,10 @@ func EachVote(ctx context.Context, db DB, r Range, fn func(Vote) error) error {
 	})
 	return err
 }
+
+// HasRatings reports whether any rating is stored.
+func HasRatings(ctx context.Context, db DB) (bool, error) {
+	var any bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ratings)`).Scan(&any)
+	return any, err
+}

@@ -111,10 +111,13 @@ func (c *rowCache) forget(p int) {
 }
 
 // holds reports whether the cached rows are the stored rows of a
-// partition that stands at cur.
+// partition that stands at cur. Nothing is held while another consumer
+// key stores positions in the database (cur.Others): that is another
+// writer of the same rows (a replay or a second windower group pointed at
+// this database), and the cache cannot know what it wrote.
 func (r *partRows) holds(cur position) bool {
 	return r.at.Exists && cur.Exists && r.at.Next == cur.Next && r.at.MaxEventTime.Equal(cur.MaxEventTime) &&
-		r.at.Foreign == cur.Foreign
+		r.at.Foreign == cur.Foreign && cur.Others.IsZero()
 }
 
 // drop empties the partition's rows.
@@ -134,7 +137,7 @@ func (c *rowCache) drop(r *partRows) {
 // still open: what late events and re-ratings touch there is read again
 // from PostgreSQL.
 func (c *rowCache) keep(r *partRows, st *fold.State, partition int, pos position, p scoring.Params, grace time.Duration) {
-	if c == nil || st == nil || r.gone {
+	if c == nil || st == nil || r.gone || !pos.Others.IsZero() {
 		return
 	}
 	if r.windows == nil {

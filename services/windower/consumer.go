@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -29,7 +31,9 @@ type processor struct {
 	group    string
 	store    store
 	dlq      deadLetters
-	open     func(partition int, offset int64) (source, error)
+	open     func(partition int, offset int64, skipped func(report string)) (source, error)
+	bounds   func(ctx context.Context, partition int) (broker.Bounds, error) // nil: not checked (tests without a broker)
+	readAt   func(ctx context.Context, partition int, offset int64) (kafka.Message, error)
 	until    map[int]int64 // replay: stop each partition before this offset
 	m        *metrics
 	maxBatch int
@@ -37,9 +41,15 @@ type processor struct {
 	session  time.Duration
 
 	mu       sync.Mutex
-	memberID string             // ours in the current generation
-	owned    map[int]bool       // partitions with a running worker
-	rejoin   context.CancelFunc // ends the current membership
+	memberID string                     // ours in the current generation
+	owned    map[int]bool               // partitions with a running worker
+	rejoin   context.CancelFunc         // ends the current membership
+	restart  map[int]context.CancelFunc // ends a partition's current worker
+	// outsideLog are the partitions stopped because their stored offset
+	// is outside their log, with why (outoflog.go).
+	outsideLog map[int]string
+	// othersSaid is when the last line about another writer was logged.
+	othersSaid time.Time
 }
 
 // run joins the group and processes generation after generation until ctx
@@ -169,7 +179,11 @@ func (p *processor) partition(ctx context.Context, id int, committed func(next i
 	defer p.store.forget(id)
 	log := p.log.With(zap.Int("partition", id))
 	for ctx.Err() == nil {
-		err := p.consume(ctx, id, log, committed)
+		cctx, cancel := context.WithCancel(ctx)
+		p.setRestart(id, cancel)
+		err := p.consume(cctx, id, log, committed)
+		cancel()
+		p.setRestart(id, nil)
 		if ctx.Err() != nil {
 			return
 		}
@@ -182,8 +196,21 @@ func (p *processor) partition(ctx context.Context, id int, committed func(next i
 	}
 }
 
+func (p *processor) setRestart(id int, cancel context.CancelFunc) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.restart == nil {
+		p.restart = map[int]context.CancelFunc{}
+	}
+	if cancel == nil {
+		delete(p.restart, id)
+	} else {
+		p.restart[id] = cancel
+	}
+}
+
 func (p *processor) consume(ctx context.Context, id int, log *zap.Logger, committed func(next int64)) error {
-	pos, err := p.store.position(ctx, id)
+	pos, err := p.waitInsideLog(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -191,7 +218,11 @@ func (p *processor) consume(ctx context.Context, id int, log *zap.Logger, commit
 	if pos.Exists {
 		start = pos.Next
 	}
-	r, err := p.open(id, start)
+	var skipped atomic.Bool
+	r, err := p.open(id, start, func(report string) {
+		skipped.Store(true)
+		log.Warn("the reader reports an offset outside the log", zap.String("report", report))
+	})
 	if err != nil {
 		return err
 	}
@@ -209,6 +240,17 @@ func (p *processor) consume(ctx context.Context, id int, log *zap.Logger, commit
 		if err != nil {
 			return err
 		}
+		if pos.Exists && (msgs[0].Offset != pos.Next || skipped.Load()) {
+			// Not where the stored offset said (a gap a transactional
+			// producer's markers leave, or a reader that jumped over
+			// events retention removed), or the reader reported an
+			// offset outside the log: check before applying.
+			if why, err := p.checkLog(ctx, id, pos); err != nil || why != "" {
+				p.markOutside(id, why)
+				return cmp.Or(err, errOutsideLog)
+			}
+			skipped.Store(false)
+		}
 		if bounded {
 			msgs = slices.DeleteFunc(msgs, func(m kafka.Message) bool { return m.Offset >= stop })
 			if len(msgs) == 0 { // nothing before the end offset is left
@@ -217,7 +259,7 @@ func (p *processor) consume(ctx context.Context, id int, log *zap.Logger, commit
 				return ctx.Err()
 			}
 		}
-		b := batch{partition: id, expected: pos, next: msgs[len(msgs)-1].Offset + 1}
+		b := batch{partition: id, expected: pos, next: msgs[len(msgs)-1].Offset + 1, last: broker.Fingerprint(msgs[len(msgs)-1])}
 		var poison []kafka.Message
 		for _, m := range msgs {
 			e, derr := rating.Unmarshal(m.Value)
@@ -243,6 +285,28 @@ func (p *processor) consume(ctx context.Context, id int, log *zap.Logger, commit
 		if committed != nil {
 			committed(pos.Next)
 		}
+		p.noticeOthers(pos.Others)
+	}
+}
+
+// noticeOthers says, once a minute at most, that another consumer key
+// stores positions in this database (when, from the last batch): another
+// writer of the same tables, against which the row cache is off.
+func (p *processor) noticeOthers(at time.Time) {
+	p.mu.Lock()
+	say := !at.IsZero() && time.Since(p.othersSaid) >= time.Minute
+	if say {
+		p.othersSaid = time.Now()
+	}
+	p.mu.Unlock()
+	if at.IsZero() {
+		p.m.otherWriters.Set(0)
+		return
+	}
+	p.m.otherWriters.Set(1)
+	if say {
+		p.log.Warn("another consumer stores positions in this database (a replay or a second windower group pointed at it): the row cache is off and every batch reads its rows",
+			zap.Time("last_stored", at))
 	}
 }
 

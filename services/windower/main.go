@@ -21,6 +21,7 @@ import (
 	"github.com/ratestream/ratestream/pkg/scoring"
 	"github.com/ratestream/ratestream/pkg/service"
 	"github.com/ratestream/ratestream/pkg/tally"
+	"github.com/segmentio/kafka-go"
 )
 
 // Config is every setting of the windower.
@@ -96,8 +97,23 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		group: cfg.Group.Name,
 		store: &pgStore{pool: pool, key: tally.Key{Consumer: cfg.Group.Name, Topic: cfg.Kafka.Topic}, params: params, grace: cfg.Grace, cache: cache},
 		dlq:   dlq,
-		open: func(partition int, offset int64) (source, error) {
-			return broker.NewPartitionReader(cfg.Kafka, cfg.Kafka.Topic, partition, offset, broker.Fetch{MinBytes: cfg.FetchMin, MaxWait: cfg.MaxWait / 2})
+		open: func(partition int, offset int64, skipped func(string)) (source, error) {
+			return broker.NewPartitionReader(cfg.Kafka, cfg.Kafka.Topic, partition, offset,
+				broker.Fetch{MinBytes: cfg.FetchMin, MaxWait: cfg.MaxWait / 2, Skipped: skipped})
+		},
+		readAt: func(ctx context.Context, partition int, offset int64) (kafka.Message, error) {
+			return broker.ReadAt(ctx, cfg.Kafka, cfg.Kafka.Topic, partition, offset)
+		},
+		bounds: func(ctx context.Context, partition int) (broker.Bounds, error) {
+			all, err := broker.LogBounds(ctx, cfg.Kafka, cfg.Kafka.Topic)
+			if err != nil {
+				return broker.Bounds{}, err
+			}
+			b, ok := all[partition]
+			if !ok {
+				return b, fmt.Errorf("partition %d is not in topic %s", partition, cfg.Kafka.Topic)
+			}
+			return b, nil
 		},
 		maxBatch: cfg.MaxBatch, maxWait: cfg.MaxWait, session: cfg.Session,
 	}
@@ -108,6 +124,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		httpserver.Check{Name: "kafka", Fn: func(ctx context.Context) error { return broker.Ping(ctx, cfg.Kafka) }},
 		httpserver.Check{Name: "postgres", Fn: func(ctx context.Context) error { return pool.Ping(ctx) }},
 		httpserver.Check{Name: "partitions", Fn: mon.ready},
+		httpserver.Check{Name: "offsets", Fn: p.outsideReady},
 	)
 	p.m = newMetrics(srv.Registry)
 	if cache != nil {

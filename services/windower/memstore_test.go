@@ -225,3 +225,5 @@ func checkDefinition(m *memStore, evs []rating.Event) error {
 }
 
 func (m *memStore) forget(int) {}
+
+func (m *memStore) register(context.Context, int, int64) error { return nil }

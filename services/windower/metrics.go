@@ -7,15 +7,17 @@ import (
 )
 
 type metrics struct {
-	events     *prometheus.CounterVec
-	batchSize  prometheus.Histogram
-	txLatency  prometheus.Histogram
-	lag        *prometheus.GaugeVec
-	stalled    *prometheus.GaugeVec
-	late       prometheus.Counter
-	dlq        *prometheus.CounterVec
-	assigned   prometheus.Gauge
-	postsTouch prometheus.Counter
+	events       *prometheus.CounterVec
+	batchSize    prometheus.Histogram
+	txLatency    prometheus.Histogram
+	lag          *prometheus.GaugeVec
+	stalled      *prometheus.GaugeVec
+	late         prometheus.Counter
+	dlq          *prometheus.CounterVec
+	assigned     prometheus.Gauge
+	postsTouch   prometheus.Counter
+	outsideLog   *prometheus.GaugeVec
+	otherWriters prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -49,8 +51,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		postsTouch: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "windower_posts_marked_total", Help: "Posts marked for rescoring (once per batch).",
 		}),
+		outsideLog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "windower_offset_outside_log", Help: "1 while a partition is stopped because its stored offset is outside its log (the topic was created again, or retention removed events not yet applied): ratestream reset-offsets.",
+		}, []string{"partition"}),
+		otherWriters: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "windower_other_writers", Help: "1 while another consumer key stores positions in the same database (a replay or a second windower group pointed at it): the row cache is off.",
+		}),
 	}
-	reg.MustRegister(m.events, m.batchSize, m.txLatency, m.lag, m.stalled, m.late, m.dlq, m.assigned, m.postsTouch)
+	reg.MustRegister(m.events, m.batchSize, m.txLatency, m.lag, m.stalled, m.late, m.dlq, m.assigned, m.postsTouch, m.outsideLog, m.otherWriters)
 	return m
 }
 

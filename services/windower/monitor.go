@@ -66,11 +66,13 @@ func (m *monitor) run(ctx context.Context) error {
 
 // check reads log ends and stored offsets once and acts on what it sees.
 func (m *monitor) check(ctx context.Context, now time.Time) error {
-	ends, err := broker.LogBounds(ctx, m.p.kafka, m.p.kafka.Topic)
+	// Stored offsets first: an offset stored after the log ends were read
+	// could pass them, and look outside the log.
+	stored, err := m.p.store.offsets(ctx)
 	if err != nil {
 		return err
 	}
-	stored, err := m.p.store.offsets(ctx)
+	ends, err := broker.LogBounds(ctx, m.p.kafka, m.p.kafka.Topic)
 	if err != nil {
 		return err
 	}
@@ -87,6 +89,9 @@ func (m *monitor) check(ctx context.Context, now time.Time) error {
 		end := b.End
 		if stop, bounded := m.p.until[part]; bounded {
 			end = min(end, stop) // a replay stops there
+		}
+		if ok {
+			m.p.restartIfOutside(part, next, b)
 		}
 		lag := max(0, end-next)
 		label := strconv.Itoa(part)

@@ -31,7 +31,7 @@ func memProcessor(s store, logs map[int][]kafka.Message, dlq deadLetters, maxBat
 	return &processor{
 		log: zap.NewNop(), store: s, dlq: dlq, m: newMetrics(prometheus.NewRegistry()),
 		maxBatch: maxBatch, maxWait: time.Millisecond,
-		open: func(partition int, offset int64) (source, error) {
+		open: func(partition int, offset int64, _ func(string)) (source, error) {
 			if offset < 0 { // kafka.FirstOffset
 				offset = 0
 			}
@@ -177,7 +177,7 @@ func TestProcessorStopsWhenAnotherInstanceMovedOn(t *testing.T) {
 	// A worker resumes from what is stored, not from where it was.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	r, _ := p.open(0, 120)
+	r, _ := p.open(0, 120, nil)
 	msgs, err := fetch(ctx, r, 1000, time.Millisecond)
 	if err != nil || msgs[0].Offset != 120 {
 		t.Fatalf("resumed at %v (%v), want 120", msgs[0].Offset, err)

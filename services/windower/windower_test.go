@@ -82,6 +82,7 @@ func testConfig(t testing.TB, db *testenv.Database, b *testenv.Broker) Config {
 	cfg.Kafka, cfg.DB.URL = b.Config, db.URL
 	cfg.Scoring.Window, cfg.Grace = time.Second, time.Second
 	cfg.Session = 6 * time.Second
+	cfg.HTTP.ReadyInterval = 200 * time.Millisecond // readiness follows what the tests do at once
 	return cfg
 }
 

@@ -47,6 +47,11 @@ func TestReplayThenVerifyIdentical(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
+	// Pointed at the live database by mistake, a replay is refused before
+	// it writes anything: two writers of the same tables lose counts.
+	if out, err := ratestream("replay", "--database", live); err == nil || !strings.Contains(out, `consumer "ratestream-windower"`) {
+		t.Fatalf("replay into the live database: %v\n%s", err, out)
+	}
 	began = time.Now()
 	if out, err := ratestream("replay", "--database", fresh.URL); err != nil {
 		t.Fatalf("replay: %v\n%s", err, out)
