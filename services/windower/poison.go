@@ -11,50 +11,47 @@ import (
 
 	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/contract"
-	"github.com/ratestream/ratestream/pkg/database"
 )
 
 // What the windower does when PostgreSQL refuses a batch: one event must
-// never stop a partition, and a passing outage must never lose one.
+// never stop a partition, and no outage may send a good event to the
+// dead-letter topic.
 //
-//   - transient (connection lost, serialization failure, deadlock, server
-//     shutting down or out of resources): retry the same batch, with capped
-//     and jittered backoff, for as long as it takes;
-//   - in the data (SQLSTATE classes 22 and 23, e.g. a NUL in a user id):
+//   - PostgreSQL refuses an event's content (SQLSTATE classes 22 and 23,
+//     data exception and integrity constraint, e.g. a NUL in a user id):
 //     find the events that fail on their own by applying the batch in
 //     halves, park each on the dead-letter topic with the error, apply the
 //     rest, move on;
-//   - anything else: retry like a transient error, and treat it as in the
-//     data once the same batch has failed with the same error
-//     isolateAfter times in a row.
+//   - anything else is an outage, whatever its code (connection lost,
+//     serialization failure, a missing table or privilege, a read-only
+//     server after a failover, a full NOTIFY queue, an internal error):
+//     retry the same batch, with capped and jittered backoff, for as long
+//     as it lasts.
 //
 // Either way the partition's stall is visible: an error log line at most
-// every logEvery, and the monitor's lag and stalled gauges.
+// every logEvery, the monitor's lag and stalled gauges, readiness failing
+// once the stall passes its bound, and the RatestreamPartitionStalled
+// alert.
 type failure int
 
 const (
-	transient failure = iota
+	outage failure = iota
 	inData
-	unknown
 )
 
 const (
-	isolateAfter = 5
-	backoffMin   = 100 * time.Millisecond
-	backoffMax   = 10 * time.Second
-	logEvery     = 10 * time.Second
+	backoffMin = 100 * time.Millisecond
+	backoffMax = 10 * time.Second
+	logEvery   = 10 * time.Second
 )
 
 // classify sorts an error of store.apply.
 func classify(err error) failure {
 	var pg *pgconn.PgError
-	switch {
-	case errors.As(err, &pg) && (pg.Code[:2] == "22" || pg.Code[:2] == "23"):
+	if errors.As(err, &pg) && len(pg.Code) == 5 && (pg.Code[:2] == "22" || pg.Code[:2] == "23") {
 		return inData
-	case database.Transient(err):
-		return transient
 	}
-	return unknown
+	return outage
 }
 
 // sqlState is the PostgreSQL error code of err, if it has one.
@@ -131,18 +128,14 @@ func (p *processor) commit(ctx context.Context, b batch, r *retrier) (position, 
 		if errors.Is(err, errFenced) || ctx.Err() != nil {
 			return position{}, err
 		}
-		c := classify(err)
-		same := 0
-		if c != inData { // a data error is isolated at once: no stall to report
-			same = r.failed(err)
-		}
-		if c == inData || (c == unknown && same >= isolateAfter) {
+		if classify(err) == inData {
 			pos, err := p.isolate(ctx, b, r)
 			if err == nil {
 				r.succeeded()
 			}
 			return pos, err
 		}
+		r.failed(err)
 		if err := r.wait(ctx); err != nil {
 			return position{}, err
 		}
@@ -179,8 +172,10 @@ func (p *processor) isolate(ctx context.Context, b batch, r *retrier) (position,
 		}
 		if len(part.events) > 1 {
 			mid := len(part.events) / 2
+			// The first half ends before msgs[mid]; what lies just before
+			// it may be a message that did not decode: no fingerprint.
 			first := batch{partition: part.partition, events: part.events[:mid], msgs: part.msgs[:mid], next: part.msgs[mid].Offset}
-			second := batch{partition: part.partition, events: part.events[mid:], msgs: part.msgs[mid:], next: part.next}
+			second := batch{partition: part.partition, events: part.events[mid:], msgs: part.msgs[mid:], next: part.next, last: part.last}
 			if err := walk(first); err != nil {
 				return err
 			}
@@ -203,7 +198,7 @@ func (p *processor) park(ctx context.Context, part batch, cause error, pos *posi
 	p.log.Warn("parked an event the store refused",
 		zap.Int("partition", part.partition), zap.Int64("offset", m.Offset),
 		zap.String("sqlstate", sqlState(cause)), zap.Error(cause))
-	skip := batch{partition: part.partition, expected: *pos, next: part.next}
+	skip := batch{partition: part.partition, expected: *pos, next: part.next, last: part.last}
 	res, err := p.applyThroughOutages(ctx, skip, r)
 	if err != nil {
 		return err
@@ -212,12 +207,12 @@ func (p *processor) park(ctx context.Context, part batch, cause error, pos *posi
 	return nil
 }
 
-// applyThroughOutages applies b, retrying while the failure is transient;
-// any other error is returned for the caller to isolate.
+// applyThroughOutages applies b, retrying through outages; an error in
+// the data is returned for the caller to isolate.
 func (p *processor) applyThroughOutages(ctx context.Context, b batch, r *retrier) (result, error) {
 	for {
 		res, err := p.apply(ctx, b)
-		if err == nil || errors.Is(err, errFenced) || ctx.Err() != nil || classify(err) != transient {
+		if err == nil || errors.Is(err, errFenced) || ctx.Err() != nil || classify(err) == inData {
 			return res, err
 		}
 		r.failed(err)

@@ -43,6 +43,9 @@ func metric(t testing.TB, addr, name, partition string) float64 {
 	}
 	defer resp.Body.Close()
 	prefix := fmt.Sprintf(`%s{partition="%s"} `, name, partition)
+	if partition == "" { // a metric without labels
+		prefix = name + " "
+	}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), prefix); ok {
@@ -126,16 +129,16 @@ func TestStoreRefusedEventIsParkedAndThePartitionMovesOn(t *testing.T) {
 	}
 }
 
-// An error outside the data classes that repeats for one event (here a
-// trigger that raises P0001 for one user) is isolated after a few tries.
-func TestRepeatingErrorOfOneEventIsIsolated(t *testing.T) {
+// A content rule of the operator's own (a trigger refusing one user with
+// a data-class code, check_violation) parks that one rating at once.
+func TestRefusedContentOfOneEventIsIsolated(t *testing.T) {
 	b := testenv.NewBroker(t, 3)
 	db := testenv.NewDatabase(t)
 	ctx := context.Background()
 	if _, err := db.Pool.Exec(ctx, `
 		CREATE FUNCTION refuse_mallory() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
-		  IF NEW.user_id = 'mallory' THEN RAISE EXCEPTION 'mallory may not rate'; END IF;
+		  IF NEW.user_id = 'mallory' THEN RAISE EXCEPTION 'mallory may not rate' USING ERRCODE = 'check_violation'; END IF;
 		  RETURN NEW;
 		END $$;
 		CREATE TRIGGER refuse_mallory BEFORE INSERT OR UPDATE ON ratings FOR EACH ROW EXECUTE FUNCTION refuse_mallory();`); err != nil {
@@ -151,8 +154,55 @@ func TestRepeatingErrorOfOneEventIsIsolated(t *testing.T) {
 	waitConsumed(t, db, int64(len(all)), 60*time.Second)
 	checkAgainstDefinition(t, db, evs, time.Second)
 	dead := dlqMessages(t, b)
-	if len(dead) != 1 || dead[0][contract.HeaderDLQSQLState] != "P0001" {
-		t.Fatalf("dead letters %v, want mallory's rating with P0001", dead)
+	if len(dead) != 1 || dead[0][contract.HeaderDLQSQLState] != "23514" {
+		t.Fatalf("dead letters %v, want mallory's rating with 23514", dead)
+	}
+}
+
+// Errors that are not about an event's content are outages, whatever
+// their code and whichever table they hit: a table renamed away under
+// load (42P01 on rescore_queue, after ratings and windows were written in
+// the same transaction), a trigger raising P0001 for every row, then the
+// same undone. Nothing goes to the dead-letter topic, and every rating
+// counts.
+func TestOutagesDeadLetterNothing(t *testing.T) {
+	b := testenv.NewBroker(t, 3)
+	db := testenv.NewDatabase(t)
+	ctx := context.Background()
+	cfg := testConfig(t, db, b)
+	start(t, cfg)
+	testenv.WaitHTTP(t, "http://"+cfg.Addr+"/readyz", 30*time.Second)
+	evs := events(17, 3000, 40, 300)
+	produce(t, b, evs[:500])
+	waitConsumed(t, db, 500, 30*time.Second)
+	faults := []struct{ name, on, off string }{
+		{"rescore_queue renamed (42P01)", `ALTER TABLE rescore_queue RENAME TO rescore_queue_away`, `ALTER TABLE rescore_queue_away RENAME TO rescore_queue`},
+		{"a trigger raising P0001 on every window", `
+			CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'broken'; END $$;
+			CREATE TRIGGER broken BEFORE INSERT OR UPDATE ON rating_averages FOR EACH ROW EXECUTE FUNCTION broken();`,
+			`DROP TRIGGER broken ON rating_averages; DROP FUNCTION broken()`},
+	}
+	sent := 500
+	for _, f := range faults {
+		if _, err := db.Pool.Exec(ctx, f.on); err != nil {
+			t.Fatalf("%s: %v", f.name, err)
+		}
+		produce(t, b, evs[sent:sent+1000])
+		sent += 1000
+		time.Sleep(4 * time.Second) // the windower retries through the fault
+		if n := len(dlqMessages(t, b)); n != 0 {
+			t.Fatalf("%s: %d dead letters during the outage", f.name, n)
+		}
+		if _, err := db.Pool.Exec(ctx, f.off); err != nil {
+			t.Fatalf("%s: %v", f.name, err)
+		}
+		waitConsumed(t, db, int64(sent), 60*time.Second)
+	}
+	produce(t, b, evs[sent:])
+	waitConsumed(t, db, int64(len(evs)), 60*time.Second)
+	checkAgainstDefinition(t, db, evs, time.Second)
+	if n := len(dlqMessages(t, b)); n != 0 {
+		t.Errorf("%d dead letters from outages", n)
 	}
 }
 
@@ -304,15 +354,20 @@ func TestClassify(t *testing.T) {
 		{&pgconn.PgError{Code: "22021"}, inData},
 		{&pgconn.PgError{Code: "23514"}, inData},
 		{fmt.Errorf("write: %w", &pgconn.PgError{Code: "22P02"}), inData},
-		{&pgconn.PgError{Code: "40001"}, transient},
-		{&pgconn.PgError{Code: "40P01"}, transient},
-		{&pgconn.PgError{Code: "57P01"}, transient},
-		{&pgconn.PgError{Code: "53300"}, transient},
-		{&pgconn.PgError{Code: "08006"}, transient},
-		{&pgconn.PgError{Code: "P0001"}, unknown},
-		{&pgconn.PgError{Code: "42501"}, unknown},
-		{io.ErrUnexpectedEOF, transient},
-		{errors.New("something else"), unknown},
+		{&pgconn.PgError{Code: "40001"}, outage},
+		{&pgconn.PgError{Code: "40P01"}, outage},
+		{&pgconn.PgError{Code: "57P01"}, outage},
+		{&pgconn.PgError{Code: "53300"}, outage},
+		{&pgconn.PgError{Code: "08006"}, outage},
+		{&pgconn.PgError{Code: "P0001"}, outage},
+		{&pgconn.PgError{Code: "42501"}, outage},
+		{&pgconn.PgError{Code: "42P01"}, outage},
+		{&pgconn.PgError{Code: "25006"}, outage},
+		{&pgconn.PgError{Code: "54000"}, outage},
+		{&pgconn.PgError{Code: "XX000"}, outage},
+		{&pgconn.PgError{Code: "2"}, outage},
+		{io.ErrUnexpectedEOF, outage},
+		{errors.New("something else"), outage},
 	}
 	for _, c := range cases {
 		if got := classify(c.err); got != c.want {
