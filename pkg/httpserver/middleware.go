@@ -59,15 +59,24 @@ func accessLog(log *zap.Logger) gin.HandlerFunc {
 		if ce := log.Check(lvl, "request"); ce != nil {
 			ce.Write(
 				zap.String("request_id", c.GetString(RequestIDHeader)),
-				zap.String("method", c.Request.Method),
+				zap.String("method", clip(c.Request.Method)),
 				zap.String("route", c.FullPath()),
-				zap.String("path", c.Request.URL.Path),
+				zap.String("path", clip(c.Request.URL.Path)),
 				zap.Int("status", status),
 				zap.Duration("latency", time.Since(start)),
 				zap.String("client_ip", c.ClientIP()),
 			)
 		}
 	}
+}
+
+// clip bounds what a client controls in a log line.
+func clip(s string) string {
+	const max = 256
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "…"
 }
 
 func (s *Server) recovery() gin.HandlerFunc {
@@ -125,7 +134,21 @@ func (m *httpMetrics) middleware() gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		m.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
-		m.latency.WithLabelValues(route, c.Request.Method).Observe(time.Since(start).Seconds())
+		method := methodLabel(c.Request.Method)
+		m.requests.WithLabelValues(route, method, strconv.Itoa(c.Writer.Status())).Inc()
+		m.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 	}
+}
+
+// methodLabel is the method as a metric label, from a closed set: Go
+// accepts any token of many kilobytes as a method, and a label taken from
+// the request would add series, for good, for every new one a client
+// sends.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }

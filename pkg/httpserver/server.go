@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -28,6 +29,7 @@ type Config struct {
 	IdleTimeout     time.Duration `env:"HTTP_IDLE_TIMEOUT" default:"60s" help:"keep-alive idle time"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"15s" help:"grace period for requests in flight on SIGTERM"`
 	Pprof           bool          `env:"HTTP_PPROF" default:"false" help:"serve Go profiles under /debug/pprof"`
+	ReadyInterval   time.Duration `env:"READY_INTERVAL" default:"2s" help:"how often the readiness checks run; /readyz serves the last outcome"`
 	TrustedProxies  []string      `env:"TRUSTED_PROXIES" help:"comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client (default: none; the client is the peer)"`
 }
 
@@ -46,6 +48,7 @@ type Server struct {
 	addr     string
 	checks   []Check
 	readyG   prometheus.Gauge
+	last     atomic.Pointer[readyState] // nil until the first checks end
 	srv      *http.Server
 	err      error // a setting that New could not apply; Run returns it
 }
@@ -62,7 +65,7 @@ func New(log *zap.Logger, cfg Config, addr string, checks ...Check) *Server {
 	s := &Server{Engine: e, Registry: reg, log: log, cfg: cfg, addr: addr, checks: checks,
 		readyG: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ratestream_ready",
-			Help: "1 while every readiness check passes (what /readyz answers), 0 otherwise; evaluated on every /readyz and every 10 s.",
+			Help: "1 while every readiness check passes (what /readyz answers), 0 otherwise; evaluated every READY_INTERVAL.",
 		})}
 	reg.MustRegister(s.readyG)
 	// The client address (rate limits, logs) comes from X-Forwarded-For
@@ -132,10 +135,23 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// readiness runs every check and records the outcome in ratestream_ready;
-// it returns the failed checks with their errors.
-func (s *Server) readiness(ctx context.Context) gin.H {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+// readyState is the outcome of one run of the readiness checks.
+type readyState struct {
+	failed gin.H // check name: error
+	at     time.Time
+}
+
+func (s *Server) interval() time.Duration {
+	if s.cfg.ReadyInterval > 0 {
+		return s.cfg.ReadyInterval
+	}
+	return 2 * time.Second
+}
+
+// readiness runs every check, records the outcome in ratestream_ready and
+// keeps it for /readyz.
+func (s *Server) readiness(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, max(s.interval(), 2*time.Second))
 	defer cancel()
 	failed := gin.H{}
 	for _, ch := range s.checks {
@@ -148,12 +164,14 @@ func (s *Server) readiness(ctx context.Context) gin.H {
 	} else {
 		s.readyG.Set(1)
 	}
-	return failed
+	s.last.Store(&readyState{failed: failed, at: time.Now()})
 }
 
-// watchReadiness keeps ratestream_ready current when nothing probes.
+// watchReadiness runs the checks every interval, from the start: /readyz
+// only reads their last outcome, so that however often it is asked, a
+// dependency is dialled once an interval.
 func (s *Server) watchReadiness(ctx context.Context) {
-	t := time.NewTicker(10 * time.Second)
+	t := time.NewTicker(s.interval())
 	defer t.Stop()
 	for {
 		s.readiness(ctx)
@@ -165,11 +183,24 @@ func (s *Server) watchReadiness(ctx context.Context) {
 	}
 }
 
+// ready serves the last outcome of the checks with its age. None yet, or
+// one older than a few intervals (the checks hang), is not ready.
 func (s *Server) ready(c *gin.Context) {
-	failed := s.readiness(c.Request.Context())
-	if len(failed) > 0 {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "failed": failed})
+	st := s.last.Load()
+	if st == nil {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "failed": gin.H{"readiness": "the first checks have not finished"}})
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	age := time.Since(st.at)
+	body := gin.H{"status": "ok", "checked_at": st.at.UTC().Format(time.RFC3339Nano), "age_seconds": age.Seconds()}
+	failed := st.failed
+	if limit := 3*s.interval() + 2*time.Second; age > limit {
+		failed = gin.H{"readiness": fmt.Sprintf("the last checks ended %s ago (more than %s)", age.Round(time.Millisecond), limit)}
+	}
+	if len(failed) > 0 {
+		body["status"], body["failed"] = "unavailable", failed
+		c.JSON(http.StatusServiceUnavailable, body)
+		return
+	}
+	c.JSON(http.StatusOK, body)
 }

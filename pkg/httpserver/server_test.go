@@ -1,11 +1,21 @@
 package httpserver
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 )
 
@@ -27,5 +37,124 @@ func TestInvalidTrustedProxiesFailRun(t *testing.T) {
 	s := New(zap.NewNop(), Config{TrustedProxies: []string{"not-an-address"}}, "127.0.0.1:0")
 	if err := s.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "TRUSTED_PROXIES") {
 		t.Fatalf("Run = %v, want a TRUSTED_PROXIES error", err)
+	}
+}
+
+// A client choosing its method cannot add metric series: every method
+// outside the standard ones is one label value, on matched and unmatched
+// routes alike.
+func TestMetricLabelsAreAClosedSet(t *testing.T) {
+	t.Parallel()
+	s := New(zap.NewNop(), Config{}, "127.0.0.1:0")
+	s.Engine.GET("/v1/thing", func(c *gin.Context) { c.Status(204) })
+	scrape := func() string {
+		rec := httptest.NewRecorder()
+		s.Engine.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.String()
+	}
+	series := func(body string) int { return strings.Count(body, "\nhttp_requests_total{") }
+	for _, path := range []string{"/v1/thing", "/nowhere"} {
+		s.Engine.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", path, nil))
+		s.Engine.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("BREW", path, nil))
+	}
+	scrape() // its own series, counted after it answers
+	before := scrape()
+	long := strings.Repeat("M", 16<<10)
+	for i := range 500 {
+		for _, path := range []string{"/v1/thing", "/nowhere"} {
+			s.Engine.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(fmt.Sprintf("%s%d", long, i), path, nil))
+		}
+	}
+	after := scrape()
+	if series(after) != series(before) {
+		t.Errorf("1,000 requests with new methods took http_requests_total from %d series to %d", series(before), series(after))
+	}
+	if strings.Contains(after, "MMMM") || strings.Contains(after, "BREW") {
+		t.Errorf("a client's method is a label value:\n%.3000s", after)
+	}
+	if len(after) > len(before)+4096 {
+		t.Errorf("/metrics grew from %d to %d bytes", len(before), len(after))
+	}
+	if !strings.Contains(after, `method="other"`) {
+		t.Errorf("no method=\"other\" series:\n%.3000s", after)
+	}
+}
+
+// However often /readyz is asked, each dependency is checked once an
+// interval, and /readyz serves that outcome with its age.
+func TestReadinessChecksRunOnTheirOwnClock(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	var down atomic.Bool
+	s := New(zap.NewNop(), Config{ReadyInterval: 200 * time.Millisecond}, "127.0.0.1:0",
+		Check{Name: "broker", Fn: func(context.Context) error {
+			calls.Add(1)
+			if down.Load() {
+				return errors.New("connection refused")
+			}
+			return nil
+		}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	url := "http://" + ln.Addr().String() + "/readyz"
+	get := func() (int, map[string]any) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for code, _ := get(); code != http.StatusOK; code, _ = get() {
+		if time.Now().After(deadline) {
+			t.Fatal("never ready")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	start, before := time.Now(), calls.Load()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			for range 100 {
+				if code, body := get(); code != http.StatusOK || body["age_seconds"] == nil {
+					t.Errorf("/readyz = %d %v", code, body)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	n, allowed := calls.Load()-before, int64(time.Since(start)/(200*time.Millisecond))+2
+	if n > allowed {
+		t.Errorf("2,000 readiness requests in %s ran the check %d times, want at most %d", time.Since(start).Round(time.Millisecond), n, allowed)
+	}
+	down.Store(true)
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		code, body := get()
+		if code == http.StatusServiceUnavailable {
+			if f, _ := body["failed"].(map[string]any); f["broker"] != "connection refused" {
+				t.Errorf("failed = %v, want the broker's error", body["failed"])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a failing check never made /readyz unavailable")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
