@@ -49,13 +49,20 @@ func Strict(b []byte) error {
 }
 
 // frame is an open object or array; an object's keys so far are
-// keys[start:] of the scan.
+// keys[start:] of the scan, and also in set once there are more than
+// fewKeys of them.
 type frame struct {
 	object    bool
 	expectKey bool
 	start     int
 	lastKey   []byte
+	set       map[string]struct{}
 }
+
+// fewKeys is how many keys an object may have before its keys are looked
+// up in a map instead of compared one by one: the check stays linear in
+// the document, and an event's few keys cost no allocation.
+const fewKeys = 8
 
 // scan walks the document once. Keys are compared as raw bytes,
 // unescaped first when they hold an escape. With badUTF8 it looks for the
@@ -106,12 +113,28 @@ func scan(b []byte, badUTF8 bool) error {
 					}
 					k = []byte(s)
 				}
-				for _, prev := range keys[stack[top].start:] {
-					if bytes.Equal(prev, k) {
+				f := &stack[top]
+				switch {
+				case f.set != nil:
+					if _, dup := f.set[string(k)]; dup {
 						return &Error{Err: ErrDuplicateKey, Key: string(k)}
 					}
+					f.set[string(k)] = struct{}{}
+				default:
+					for _, prev := range keys[f.start:] {
+						if bytes.Equal(prev, k) {
+							return &Error{Err: ErrDuplicateKey, Key: string(k)}
+						}
+					}
+					keys = append(keys, k)
+					if len(keys)-f.start > fewKeys {
+						f.set = make(map[string]struct{}, 2*fewKeys)
+						for _, prev := range keys[f.start:] {
+							f.set[string(prev)] = struct{}{}
+						}
+						keys = keys[:f.start]
+					}
 				}
-				keys = append(keys, k)
 				stack[top].expectKey, stack[top].lastKey = false, k
 			}
 			i = end

@@ -2,7 +2,10 @@ package jsoncheck
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestStrict(t *testing.T) {
@@ -28,6 +31,10 @@ func TestStrict(t *testing.T) {
 		{"duplicate key", `{"score":1,"score":5}`, ErrDuplicateKey, "score"},
 		{"duplicate after unescaping", `{"score":1,"\u0073core":5}`, ErrDuplicateKey, "score"},
 		{"duplicate nested", `{"a":{"b":1,"b":2}}`, ErrDuplicateKey, ""},
+		{"duplicate among many keys", `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k3":3}`, ErrDuplicateKey, "k3"},
+		{"duplicate among many keys, escaped", `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"\u006b0":0}`, ErrDuplicateKey, "k0"},
+		{"many keys, a nested object reusing them", `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"o":{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9},"k10":10}`, nil, ""},
+		{"many keys, a nested object ends, then a duplicate", `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"o":{"x":1},"k9":9}`, ErrDuplicateKey, "k9"},
 		{"duplicate after nested object", `{"a":{"b":1},"a":2}`, ErrDuplicateKey, ""},
 		{"unterminated string", `{"a":"x`, ErrSyntax, ""},
 		{"unbalanced", `]`, ErrSyntax, ""},
@@ -58,4 +65,28 @@ func FuzzStrict(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_ = Strict(b) // must not panic
 	})
+}
+
+// The check is linear in the document: a megabyte object of short
+// distinct keys (pairwise comparison: 10^10 of them) takes milliseconds,
+// checked here with a bound generous enough for any machine.
+func TestStrictIsLinear(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range 150_000 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"%x":0`, i)
+	}
+	b.WriteString("}")
+	doc := []byte(b.String())
+	start := time.Now()
+	if err := Strict(doc); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("a %d KB object of %d keys took %s", len(doc)>>10, 150_000, took)
+	}
 }
