@@ -135,6 +135,26 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	return v, nil
 }
 
+// Ready fails while the identity provider's keys are not loaded: a JWKS
+// that could not be fetched at start would otherwise leave a ready
+// service refusing every token until its next refresh. Each failing call
+// asks for the set again (at most once per 10 s, the unknown-kid
+// limiter). Mode none, or an HS256 secret alone, is always ready.
+func (v *Verifier) Ready(ctx context.Context) error {
+	if v == nil || v.jwks == nil {
+		return nil
+	}
+	st := v.jwks.Storage()
+	if keys, err := st.KeyReadAll(ctx); err == nil && len(keys) > 0 {
+		return nil
+	}
+	_, _ = st.KeyRead(ctx, "") // an unknown kid: fetches the set again
+	if keys, err := st.KeyReadAll(ctx); err == nil && len(keys) > 0 {
+		return nil
+	}
+	return fmt.Errorf("no keys from AUTH_JWKS_URL %s yet: every token would be refused", v.cfg.JWKSURL)
+}
+
 // Verify checks a token and returns who it says the caller is.
 func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, error) {
 	if len(raw) > MaxTokenBytes {

@@ -105,3 +105,62 @@ func TestUnknownKidsAreRefusedWithoutWaiting(t *testing.T) {
 		t.Fatalf("five unknown kids took %s", d)
 	}
 }
+
+// A JWKS that cannot be fetched at start leaves the verifier not ready
+// (every RS256 token would be refused); once the identity provider
+// answers, readiness asks for the keys again and recovers without a
+// token arriving or a restart.
+func TestReadyWaitsForTheJWKS(t *testing.T) {
+	k := authtest.NewKeys(t)
+	k.JWKS.Down(true)
+	ctx := context.Background()
+	v, err := auth.New(ctx, k.Config())
+	if err != nil {
+		t.Fatalf("an unreachable JWKS must not stop the service at start: %v", err)
+	}
+	if err := v.Ready(ctx); err == nil {
+		t.Fatal("ready without keys")
+	}
+	tok := authtest.Sign(t, jwt.SigningMethodRS256, "r1", k.RSA, authtest.Claims("u-1"))
+	if _, err := v.Verify(ctx, tok); err == nil {
+		t.Fatal("a token verified without keys")
+	}
+	k.JWKS.Down(false)
+	deadline := time.Now().Add(30 * time.Second)
+	for v.Ready(ctx) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("still not ready 30 s after the JWKS came back")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if id, err := v.Verify(ctx, tok); err != nil || id.Subject != "u-1" {
+		t.Fatalf("after the keys loaded: %+v, %v", id, err)
+	}
+	var none *auth.Verifier
+	if err := none.Ready(ctx); err != nil {
+		t.Errorf("mode none: %v", err)
+	}
+}
+
+// FuzzVerify: whatever a client puts in a bearer token (headers of any
+// algorithm, kid or size, broken base64, JSON that is not claims) is
+// refused with ErrInvalidToken, never a panic or another error.
+func FuzzVerify(f *testing.F) {
+	k := authtest.NewKeys(f)
+	v, err := auth.New(context.Background(), k.Config())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("")
+	f.Add("a.b.c")
+	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
+	f.Add("eyJhbGciOiJSUzI1NiIsImtpZCI6Ii4uLy4uL2V0Yy9wYXNzd2QifQ.e30.AAAA")
+	for _, tok := range authtest.BadTokens(f, k) {
+		f.Add(tok)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if _, err := v.Verify(context.Background(), raw); !errors.Is(err, auth.ErrInvalidToken) {
+			t.Fatalf("token %q: %v, want ErrInvalidToken", raw, err)
+		}
+	})
+}

@@ -76,6 +76,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		httpserver.Check{Name: "kafka", Fn: func(ctx context.Context) error { return broker.Ping(ctx, cfg.Kafka) }},
 		httpserver.Check{Name: "postgres", Fn: func(ctx context.Context) error { return pool.Ping(ctx) }},
 		httpserver.Check{Name: "post_cache", Fn: posts.Ready},
+		httpserver.Check{Name: "jwks", Fn: verifier.Ready},
 	)
 	m := newMetrics(srv.Registry)
 	pub := newPublisher(writer, cfg.ProduceTimeout, cfg.MaxInFlight, m)

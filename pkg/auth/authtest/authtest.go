@@ -32,6 +32,7 @@ import (
 type KeySet struct {
 	mu   sync.Mutex
 	keys []map[string]string
+	down bool // answer 503, as an unreachable identity provider
 	srv  *httptest.Server
 }
 
@@ -42,11 +43,22 @@ func newKeySet(t testing.TB) *KeySet {
 	ks.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ks.mu.Lock()
 		defer ks.mu.Unlock()
+		if ks.down {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"keys": ks.keys})
 	}))
 	t.Cleanup(ks.srv.Close)
 	return ks
+}
+
+// Down makes the endpoint fail (true) or serve its keys again (false).
+func (ks *KeySet) Down(down bool) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	ks.down = down
 }
 
 // Add publishes a public key under kid.
