@@ -42,6 +42,7 @@ type handlers struct {
 	hits     *prometheus.CounterVec
 	strategy scoring.Strategy // the scorer's, for explaining scores
 	params   scoring.Params
+	public   string // PUBLIC_URL without a trailing slash; empty: links are paths
 }
 
 func (h *handlers) routes(e *gin.Engine) {
@@ -257,7 +258,7 @@ func (h *handlers) listSeed(c *gin.Context) error {
 	}
 	offset := 0
 	if n, err := strconv.Atoi(c.Query("offset")); err == nil && n >= 0 {
-		offset = n
+		offset = min(n, maxSeedOffset)
 	}
 	user, err := h.caller(c)
 	if err != nil {
@@ -277,28 +278,44 @@ func (h *handlers) listSeed(c *gin.Context) error {
 	}
 	var next, prev *string
 	if offset+limit < count {
-		s := pageURL(c, limit, offset+limit)
+		s := h.pageURL(c, limit, offset+limit)
 		next = &s
 	}
 	if offset > 0 {
-		s := pageURL(c, limit, max(offset-limit, 0))
+		s := h.pageURL(c, limit, min(max(offset-limit, 0), max(count-limit, 0)))
 		prev = &s
 	}
 	c.JSON(http.StatusOK, gin.H{"limit": limit, "offset": offset, "count": count, "next": next, "previous": prev, "results": results})
 	return nil
 }
 
-func pageURL(c *gin.Context, limit, offset int) string {
-	scheme := "http"
-	if c.Request.TLS != nil || c.GetHeader("X-Forwarded-Proto") == "https" {
-		scheme = "https"
-	}
+// maxSeedOffset bounds the offset a client asks for, far above any count
+// of posts, so that offset+limit cannot overflow.
+const maxSeedOffset = 1 << 40
+
+// pageURL is the link to another page of the same list: PUBLIC_URL and
+// the route's path, or the path alone. Nothing of it comes from the
+// request's Host or X-Forwarded-* headers, which any client sets.
+func (h *handlers) pageURL(c *gin.Context, limit, offset int) string {
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
 	if offset > 0 {
 		q.Set("offset", strconv.Itoa(offset))
 	}
-	u := url.URL{Scheme: scheme, Host: c.Request.Host, Path: c.Request.URL.Path, RawQuery: q.Encode()}
-	return u.String()
+	return h.public + c.FullPath() + "?" + q.Encode()
+}
+
+// publicURL checks PUBLIC_URL: an absolute http or https URL with a host
+// and nothing after its path.
+func publicURL(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return "", fmt.Errorf("PUBLIC_URL %q: want an absolute http or https URL such as https://ratings.example.com", s)
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
 // title reads and checks the title of a new post.

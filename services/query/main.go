@@ -24,6 +24,10 @@ type Config struct {
 	Addr   string        `env:"QUERY_ADDR" default:":8081" help:"HTTP listen address"`
 	Resync time.Duration `env:"QUERY_RESYNC" default:"60s" help:"full reload interval of the in-memory view"`
 	MyWait time.Duration `env:"MY_SCORE_BATCH_WAIT" default:"500us" help:"how long a my_score lookup waits to share a query"`
+	// PublicURL is where clients reach the service, for the links of the
+	// replaced app's pages; never the request's Host, which the client
+	// chooses.
+	PublicURL string `env:"PUBLIC_URL" help:"scheme and host clients reach the API at (e.g. https://ratings.example.com), for /api/post's next and previous links; empty: the links are paths"`
 	// The scoring settings, the scorer's own, to explain its scores.
 	Scoring scoring.Config
 	Auth    auth.Config
@@ -66,14 +70,19 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	srv := httpserver.New(log, cfg.HTTP, cfg.Addr,
 		httpserver.Check{Name: "postgres", Fn: func(ctx context.Context) error { return pool.Ping(ctx) }},
 		httpserver.Check{Name: "view", Fn: v.Ready},
+		httpserver.Check{Name: "jwks", Fn: verifier.Ready},
 	)
 	hits := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "query_cache_lookups_total", Help: "Single-post lookups by result (hit: served from memory).",
 	}, []string{"result"})
 	srv.Registry.MustRegister(hits)
 	mine := newMyScoreLoader(pool, cfg.MyWait, 1000, max(cfg.DB.MaxConns/2, 1))
+	public, err := publicURL(cfg.PublicURL)
+	if err != nil {
+		return err
+	}
 	h := &handlers{auth: verifier, pool: pool, view: v, mine: mine, hits: hits,
-		strategy: strategy, params: params}
+		strategy: strategy, params: params, public: public}
 	h.routes(srv.Engine)
 
 	// Run until SIGTERM or until one part fails. The view and the

@@ -408,3 +408,45 @@ func TestColdStartAnswers200Or503(t *testing.T) {
 	}
 	t.Logf("answers during cold start: %v", seen)
 }
+
+// The seed pages' links never come from what the client sends (Host,
+// X-Forwarded-Proto, X-Forwarded-Host): they are PUBLIC_URL and the
+// route, or the route alone; and an offset near 2^63 cannot overflow into
+// a link back to the first page.
+func TestSeedLinksFromTheConfiguredURL(t *testing.T) {
+	hostile := []string{"X-Forwarded-Proto", "https", "X-Forwarded-Host", "evil.example"}
+	check := func(h *harness, prefix string) {
+		t.Helper()
+		for i := 0; i < 12; i++ {
+			h.do(t, "POST", "/api/post", fmt.Sprintf(`{"title":"p%d"}`, i))
+		}
+		req, _ := http.NewRequest("GET", h.base+"/api/post?limit=5&offset=5", nil)
+		req.Host = "evil.example"
+		for i := 0; i+1 < len(hostile); i += 2 {
+			req.Header.Set(hostile[i], hostile[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&p)
+		resp.Body.Close()
+		if p["next"] != prefix+"/api/post?limit=5&offset=10" || p["previous"] != prefix+"/api/post?limit=5" {
+			t.Errorf("links: next %v previous %v, want them under %q", p["next"], p["previous"], prefix)
+		}
+		for _, off := range []string{"9223372036854775807", "9223372036854775800", "1099511627776"} {
+			_, _, p := h.do(t, "GET", "/api/post?limit=5&offset="+off, "")
+			if p["next"] != nil || p["previous"] != prefix+"/api/post?limit=5&offset=7" {
+				t.Errorf("offset %s: next %v previous %v, want no next and the last page", off, p["next"], p["previous"])
+			}
+		}
+	}
+	check(start(t), "")
+	check(start(t, func(c *Config) { c.PublicURL = "https://ratings.example.com/" }), "https://ratings.example.com")
+	for _, bad := range []string{"ratings.example.com", "ftp://x", "https://", "https://x/?a=b", "https://u:p@x"} {
+		if _, err := publicURL(bad); err == nil {
+			t.Errorf("PUBLIC_URL %q accepted", bad)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -146,6 +147,12 @@ func TestKubernetesOverlaysPassPolicy(t *testing.T) {
 			}
 			if overlay == "prod" && (cfg.Data["KAFKA_REPLICATION"] != "3" || cfg.Data["KAFKA_MIN_INSYNC_REPLICAS"] != "2") {
 				t.Errorf("prod: replication %q, min ISR %q; want 3 and 2", cfg.Data["KAFKA_REPLICATION"], cfg.Data["KAFKA_MIN_INSYNC_REPLICAS"])
+			}
+			if overlay == "prod" {
+				checkTrustedProxies(t, cfg.Data["TRUSTED_PROXIES"])
+				if u := cfg.Data["PUBLIC_URL"]; !strings.HasPrefix(u, "https://") {
+					t.Errorf("prod: PUBLIC_URL %q, want the https URL clients reach", u)
+				}
 			}
 			for name, d := range r.deployments {
 				checkDeployment(t, name, d)
@@ -376,6 +383,34 @@ func TestAlertRules(t *testing.T) {
 			if !strings.Contains(strings.ToLower(strings.ReplaceAll(string(doc), " ", "-")), "###-"+anchor) {
 				t.Errorf("alert %s: docs/operations.md has no heading for #%s", rule.Alert, anchor)
 			}
+		}
+	}
+}
+
+// checkTrustedProxies: behind an ingress, an empty TRUSTED_PROXIES puts
+// every client in the ingress's one rate-limit bucket, and a range that
+// covers everything lets any client name its own address. Each entry must
+// parse as the service parses it (an address or a CIDR) and be a
+// private range.
+func checkTrustedProxies(t *testing.T, v string) {
+	t.Helper()
+	if strings.TrimSpace(v) == "" {
+		t.Error("prod: TRUSTED_PROXIES is empty: behind the ingress every client shares one address")
+		return
+	}
+	for _, e := range strings.Split(v, ",") {
+		e = strings.TrimSpace(e)
+		p, err := netip.ParsePrefix(e)
+		if err != nil {
+			a, aerr := netip.ParseAddr(e)
+			if aerr != nil {
+				t.Errorf("prod: TRUSTED_PROXIES entry %q is neither an address nor a CIDR", e)
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if !p.Addr().IsPrivate() || p.Bits() < 8 {
+			t.Errorf("prod: TRUSTED_PROXIES entry %q is not a private range an ingress controller runs in", e)
 		}
 	}
 }
