@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
@@ -28,6 +30,7 @@ type deadLetter struct {
 	Origin    string `json:"origin"` // topic/partition@offset it was read at
 	Key       string `json:"key"`
 	Value     string `json:"value"`
+	Redriven  string `json:"redriven,omitempty"` // when it was last sent back, RFC 3339; empty: never
 
 	msg kafka.Message
 }
@@ -55,16 +58,18 @@ func dlqCmd() *cobra.Command {
 		},
 	}
 	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
-	var all bool
+	var all, again bool
 	var stage string
 	var picks []string
 	redrive := &cobra.Command{
 		Use:   "redrive (--all [--stage decode|store] | --pick PARTITION@OFFSET ...)",
 		Short: "Produce chosen dead letters to the rating topic again (after the fix that lets them become state)",
 		Long: `Produce the chosen dead letters' keys and values to the rating topic
-again, keyed as before, without the dlq.* headers. At-least-once: a
-redriven event that was already counted is ignored by the fold (same
-event id), so running it twice is harmless.`,
+again, keyed as before, without the dlq.* headers. Each letter is sent
+once: what was sent is recorded on the topic <dead-letter topic>.redriven,
+and later runs skip it (--again sends it once more). A run that dies
+between producing and recording sends those letters again next time; the
+fold then ignores an event it already counted (same event id).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if all == (len(picks) > 0) {
@@ -74,15 +79,19 @@ event id), so running it twice is harmless.`,
 			if err != nil {
 				return err
 			}
-			n, err := redriveDeadLetters(cmd.Context(), cfg, all, stage, picks)
+			n, skipped, err := redriveDeadLetters(cmd.Context(), cfg, all, again, stage, picks)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "redrove %d dead letters to %s\n", n, cfg.Topic)
+			if skipped > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "skipped %d redriven before (--again sends them once more)\n", skipped)
+			}
 			return nil
 		},
 	}
 	redrive.Flags().BoolVar(&all, "all", false, "every dead letter")
+	redrive.Flags().BoolVar(&again, "again", false, "also the letters redriven before")
 	redrive.Flags().StringVar(&stage, "stage", "", "with --all: only those parked at this stage (decode or store)")
 	redrive.Flags().StringSliceVar(&picks, "pick", nil, "a dead letter by its PARTITION@OFFSET in the dead-letter topic (repeatable)")
 	c.AddCommand(list, redrive)
@@ -124,7 +133,43 @@ func readDeadLetters(ctx context.Context, cfg broker.Config) ([]deadLetter, erro
 			return nil, err
 		}
 	}
+	done, err := redriven(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Redriven = done[out[i].pick()]
+	}
 	return out, nil
+}
+
+// pick is how a letter is named: PARTITION@OFFSET in the dead-letter topic.
+func (d deadLetter) pick() string { return fmt.Sprintf("%d@%d", d.Partition, d.Offset) }
+
+// redrivenTopic records the letters sent back, one message each: key
+// PARTITION@OFFSET, value the time.
+func redrivenTopic(cfg broker.Config) string { return cfg.DLQTopic() + ".redriven" }
+
+// redriven reads when each letter was last sent back.
+func redriven(ctx context.Context, cfg broker.Config) (map[string]string, error) {
+	topic := redrivenTopic(cfg)
+	done := map[string]string{}
+	parts, err := broker.Partitions(ctx, cfg, topic)
+	if errors.Is(err, kafka.UnknownTopicOrPartition) {
+		return done, nil // nothing was redriven yet
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range parts {
+		if err := broker.ReadPartition(ctx, cfg, topic, p, func(m kafka.Message) error {
+			done[string(m.Key)] = string(m.Value)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return done, nil
 }
 
 func printDeadLetters(w io.Writer, format string, dls []deadLetter) error {
@@ -136,43 +181,55 @@ func printDeadLetters(w io.Writer, format string, dls []deadLetter) error {
 		return printJSON(w, dls)
 	case "table":
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PICK\tSTAGE\tSQLSTATE\tORIGIN\tERROR\tVALUE")
+		fmt.Fprintln(tw, "PICK\tSTAGE\tSQLSTATE\tORIGIN\tREDRIVEN\tERROR\tVALUE")
 		for _, d := range dls {
-			fmt.Fprintf(tw, "%d@%d\t%s\t%s\t%s\t%s\t%s\n", d.Partition, d.Offset, d.Stage, d.SQLState, d.Origin, clip(d.Error, 60), clip(d.Value, 80))
+			fmt.Fprintf(tw, "%d@%d\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Partition, d.Offset, clip(d.Stage, 20), clip(d.SQLState, 10),
+				clip(d.Origin, 60), clip(d.Redriven, 40), clip(d.Error, 60), clip(d.Value, 80))
 		}
 		return tw.Flush()
 	}
 	return fmt.Errorf("-o %q: want table or json", format)
 }
 
+// clip writes bytes that anyone could have produced for a terminal: every
+// control character (escape sequences, carriage returns, C1 controls),
+// invalid UTF-8, quote and backslash escaped as in a Go string literal,
+// then cut to n runes.
 func clip(s string, n int) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > n {
-		return s[:n-1] + "…"
+	q := strconv.Quote(s)
+	q = q[1 : len(q)-1]
+	if utf8.RuneCountInString(q) <= n {
+		return q
 	}
-	return s
+	return string([]rune(q)[:n-1]) + "…"
 }
 
-func redriveDeadLetters(ctx context.Context, cfg broker.Config, all bool, stage string, picks []string) (int, error) {
+func redriveDeadLetters(ctx context.Context, cfg broker.Config, all, again bool, stage string, picks []string) (sent, skipped int, err error) {
 	want := map[string]bool{}
 	for _, p := range picks {
 		part, off, ok := strings.Cut(p, "@")
 		if _, err1 := strconv.Atoi(part); !ok || err1 != nil {
-			return 0, fmt.Errorf("--pick %q: want PARTITION@OFFSET", p)
+			return 0, 0, fmt.Errorf("--pick %q: want PARTITION@OFFSET", p)
 		}
 		if _, err2 := strconv.ParseInt(off, 10, 64); err2 != nil {
-			return 0, fmt.Errorf("--pick %q: want PARTITION@OFFSET", p)
+			return 0, 0, fmt.Errorf("--pick %q: want PARTITION@OFFSET", p)
 		}
 		want[p] = true
 	}
 	dls, err := readDeadLetters(ctx, cfg)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	var msgs []kafka.Message
+	var msgs, marks []kafka.Message
+	now := time.Now().UTC().Format(time.RFC3339Nano)
 	for _, d := range dls {
-		key := fmt.Sprintf("%d@%d", d.Partition, d.Offset)
+		key := d.pick()
 		if (all && (stage == "" || d.Stage == stage)) || want[key] {
+			delete(want, key)
+			if d.Redriven != "" && !again {
+				skipped++
+				continue
+			}
 			var headers []kafka.Header
 			for _, h := range d.msg.Headers {
 				if !strings.HasPrefix(h.Key, "dlq.") {
@@ -180,7 +237,7 @@ func redriveDeadLetters(ctx context.Context, cfg broker.Config, all bool, stage 
 				}
 			}
 			msgs = append(msgs, kafka.Message{Key: d.msg.Key, Value: d.msg.Value, Headers: headers})
-			delete(want, key)
+			marks = append(marks, kafka.Message{Key: []byte(key), Value: []byte(now)})
 		}
 	}
 	if len(want) > 0 {
@@ -189,18 +246,31 @@ func redriveDeadLetters(ctx context.Context, cfg broker.Config, all bool, stage 
 			missing = append(missing, p)
 		}
 		slices.Sort(missing)
-		return 0, fmt.Errorf("--pick %s: no such dead letter", strings.Join(missing, ", "))
+		return 0, 0, fmt.Errorf("--pick %s: no such dead letter", strings.Join(missing, ", "))
 	}
 	if len(msgs) == 0 {
-		return 0, nil
+		return 0, skipped, nil
 	}
-	w, err := broker.NewWriter(cfg, cfg.Topic, broker.WriterTuning{BatchSize: 500, BatchBytes: 1 << 20, BatchTimeout: 5 * time.Millisecond, WriteTimeout: 10 * time.Second})
-	if err != nil {
-		return 0, err
+	if err := broker.EnsureTopic(ctx, cfg, redrivenTopic(cfg), 1); err != nil {
+		return 0, skipped, err
 	}
-	defer w.Close()
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		return 0, fmt.Errorf("produce to %s: %w", cfg.Topic, err)
+	tuning := broker.WriterTuning{BatchSize: 500, BatchBytes: 1 << 20, BatchTimeout: 5 * time.Millisecond, WriteTimeout: 10 * time.Second}
+	for _, out := range []struct {
+		topic string
+		msgs  []kafka.Message
+	}{{cfg.Topic, msgs}, {redrivenTopic(cfg), marks}} {
+		w, err := broker.NewWriter(cfg, out.topic, tuning)
+		if err != nil {
+			return 0, skipped, err
+		}
+		err = w.WriteMessages(ctx, out.msgs...)
+		w.Close()
+		if err != nil && out.topic != cfg.Topic {
+			return len(msgs), skipped, fmt.Errorf("redrove %d dead letters but could not record it on %s (the next run sends them again): %w", len(msgs), out.topic, err)
+		}
+		if err != nil {
+			return 0, skipped, fmt.Errorf("produce to %s: %w", out.topic, err)
+		}
 	}
-	return len(msgs), nil
+	return len(msgs), skipped, nil
 }

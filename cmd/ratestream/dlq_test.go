@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
@@ -90,11 +91,66 @@ func TestDeadLettersListAndRedrive(t *testing.T) {
 			t.Errorf("redriven message lost its own headers: %v", m.Headers)
 		}
 	}
+	// Each letter goes back once: a second run sends nothing, says why,
+	// and the list shows when each was sent; --again sends once more.
+	if out := runCLI(t, dlqCmd(), "redrive", "--all"); !strings.Contains(out, "redrove 0") || !strings.Contains(out, "skipped 2") {
+		t.Fatalf("second redrive --all: %s", out)
+	}
+	if out := runCLI(t, dlqCmd(), "redrive", "--pick", pick); !strings.Contains(out, "redrove 0") || !strings.Contains(out, "skipped 1") {
+		t.Fatalf("second redrive --pick: %s", out)
+	}
+	if back := b.Messages(t, b.Config.Topic); len(back) != 2 {
+		t.Fatalf("%d messages on the rating topic after redriving twice, want 2", len(back))
+	}
+	listed = nil
+	if err := json.Unmarshal([]byte(runCLI(t, dlqCmd(), "list", "-o", "json")), &listed); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range listed {
+		if _, err := time.Parse(time.RFC3339Nano, d.Redriven); err != nil {
+			t.Errorf("letter %s: redriven %q", d.pick(), d.Redriven)
+		}
+	}
+	if out := runCLI(t, dlqCmd(), "redrive", "--pick", pick, "--again"); !strings.Contains(out, "redrove 1") {
+		t.Fatalf("redrive --again: %s", out)
+	}
+	if back := b.Messages(t, b.Config.Topic); len(back) != 3 {
+		t.Fatalf("%d messages on the rating topic after --again, want 3", len(back))
+	}
 	cmd := dlqCmd()
 	cmd.SetArgs([]string{"redrive", "--pick", "9@99"})
 	cmd.SetOut(&bytes.Buffer{})
 	cmd.SetErr(&bytes.Buffer{})
 	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "no such dead letter") {
 		t.Fatalf("redrive of a missing pick: %v", err)
+	}
+}
+
+// A dead letter holds bytes anyone could have produced: the table shows
+// them escaped, so that no escape sequence, carriage return or C1 control
+// reaches the operator's terminal.
+func TestDeadLetterTableEscapesControls(t *testing.T) {
+	t.Parallel()
+	hostile := "\x1b]0;owned\x07\x1b[2J\rfake OK\u009b31m\xff\x00end"
+	var b strings.Builder
+	err := printDeadLetters(&b, "table", []deadLetter{{Partition: 0, Offset: 1, Stage: "decode\x1b[1m", Error: "bad\r\nerror " + hostile,
+		Origin: "ratings.v1/0@5\x1b", Key: "k", Value: hostile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for i, r := range out {
+		if r == '\n' {
+			continue
+		}
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == utf8.RuneError {
+			t.Fatalf("raw %U at byte %d of the table:\n%q", r, i, out)
+		}
+	}
+	if strings.Count(out, "\n") != 2 {
+		t.Errorf("want a header and one row:\n%s", out)
+	}
+	if !strings.Contains(out, `\x1b]0;owned\a\x1b[2J\rfake OK\u009b31m\xff\x00end`) {
+		t.Errorf("the value is not shown escaped:\n%s", out)
 	}
 }

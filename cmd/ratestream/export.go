@@ -181,7 +181,7 @@ func export(ctx context.Context, what, format string, w io.Writer, f exportFilte
 		defer bar.finish()
 		return sink(format, w, bar, []string{"partition", "offset", "event_id", "post_id", "user_id", "score", "rated_at"},
 			func(r eventRow) []string {
-				return []string{itoa(int64(r.Partition)), itoa(r.Offset), r.EventID, itoa(r.PostID), r.UserID, itoa(int64(r.Score)), us(r.RatedAt)}
+				return []string{itoa(int64(r.Partition)), itoa(r.Offset), r.EventID, itoa(r.PostID), asText(r.UserID), itoa(int64(r.Score)), us(r.RatedAt)}
 			}, func(emit func(eventRow) error) error { return topicEvents(ctx, cfg, f, emit) })
 	case "ratings", "windows", "scores":
 	default:
@@ -208,7 +208,7 @@ func export(ctx context.Context, what, format string, w io.Writer, f exportFilte
 	case "ratings":
 		return sink(format, w, bar, []string{"post_id", "user_id", "score", "rated_at", "event_id", "window_start", "rerate"},
 			func(r ratingRow) []string {
-				return []string{itoa(r.PostID), r.UserID, itoa(int64(r.Score)), us(r.RatedAt), r.EventID, us(r.WindowStart), strconv.FormatBool(r.Rerate)}
+				return []string{itoa(r.PostID), asText(r.UserID), itoa(int64(r.Score)), us(r.RatedAt), r.EventID, us(r.WindowStart), strconv.FormatBool(r.Rerate)}
 			}, func(emit func(ratingRow) error) error {
 				return tally.EachVote(ctx, pool, r, func(v tally.Vote) error {
 					return emit(ratingRow{PostID: v.PostID, UserID: v.UserID, Score: int32(v.Score), RatedAt: v.RatedAt.UnixMicro(),
@@ -262,6 +262,19 @@ func topicEvents(ctx context.Context, cfg broker.Config, f exportFilter, emit fu
 		}
 	}
 	return nil
+}
+
+// asText writes a client's text for a CSV cell that a spreadsheet shows as
+// text, never runs: a value starting with = + - @, a tab or a carriage
+// return (a formula to Excel, LibreOffice and Google Sheets) gets a
+// leading apostrophe, and so does one already starting with an
+// apostrophe, so that removing one leading apostrophe from such a cell
+// always gives the value back (docs/data.md).
+func asText(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r'", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }
 
 // rowGroupRows is how many rows a Parquet row group holds.

