@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 25m
 # as well as WINDOW=2s make run).
 export WINDOW GRACE SCORING_STRATEGY AUTH_MODE REPLICAS
 
-.PHONY: build run run-bg stop status migrate lint test test-short soak-crash bench bench-ingest bench-auth bench-windower bench-export bench-e2e bench-scorer bench-query \
+.PHONY: build run run-bg stop status migrate lint test test-short fuzz soak-crash bench bench-ingest bench-auth bench-windower bench-export bench-e2e bench-scorer bench-query \
 	posts demo-campaign scoring-docs clean
 
 build: ## build every command into bin/
@@ -50,6 +50,18 @@ $(LINT):
 
 lint: $(LINT) ## golangci-lint over every module, with the rules in .golangci.yml
 	@for m in $(MODULES); do (cd $$m && $(LINT) run ./...) || exit 1; done
+
+# Every decoder of outside bytes, as PACKAGE:FUZZ_TARGET (make test runs
+# their seed corpora; make fuzz searches each for FUZZTIME).
+FUZZ_TARGETS := pkg/jsoncheck:FuzzStrict pkg/rating:FuzzUnmarshal pkg/rating:FuzzValidateUserID \
+	pkg/httpserver:FuzzObject pkg/httpserver:FuzzFlatObject pkg/auth:FuzzVerify services/query:FuzzParams
+FUZZTIME ?= 30s
+
+fuzz: ## run Go's fuzzer on every decoder of outside bytes, FUZZTIME each (default 30s)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== $${t%%:*} $${t##*:} for $(FUZZTIME)"; \
+	  (cd $${t%%:*} && $(GO) test -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) .); \
+	done
 
 test: build lint ## install what is missing, start PostgreSQL, lint and run every test
 	@export RATESTREAM_TEST_DATABASE_URL="$$(scripts/postgres.sh start)" && \

@@ -188,3 +188,28 @@ func TestMarshalMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// FuzzValidateUserID: an id the door accepts survives an event's
+// round trip byte for byte; none panics.
+func FuzzValidateUserID(f *testing.F) {
+	for _, s := range []string{"u-1", "é", "e\u0301", "\u200b", " x", "a\x00b", "\xff", strings.Repeat("x", 200), "😀"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		if ValidateUserID(id) != nil {
+			return
+		}
+		e, err := New(1, id, 3, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := e.Marshal()
+		if err != nil {
+			t.Fatalf("accepted id %q does not marshal: %v", id, err)
+		}
+		back, err := Unmarshal(b)
+		if err != nil || back.UserID != id {
+			t.Fatalf("accepted id %q came back as %q, %v", id, back.UserID, err)
+		}
+	})
+}
