@@ -29,6 +29,7 @@ type Config struct {
 	IdleTimeout     time.Duration `env:"HTTP_IDLE_TIMEOUT" default:"60s" help:"keep-alive idle time"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"15s" help:"grace period for requests in flight on SIGTERM"`
 	Pprof           bool          `env:"HTTP_PPROF" default:"false" help:"serve Go profiles under /debug/pprof"`
+	AdminAddr       string        `env:"ADMIN_ADDR" help:"serve /metrics, /readyz and profiles on this address only (e.g. :9090, a port only the cluster reaches), not on the API's; empty: on the API's address"`
 	ReadyInterval   time.Duration `env:"READY_INTERVAL" default:"2s" help:"how often the readiness checks run; /readyz serves the last outcome"`
 	TrustedProxies  []string      `env:"TRUSTED_PROXIES" help:"comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client (default: none; the client is the peer)"`
 }
@@ -42,6 +43,7 @@ type Check struct {
 // Server is a gin engine with the shared middleware and endpoints mounted.
 type Server struct {
 	Engine   *gin.Engine
+	admin    *gin.Engine // nil: the operational routes are on Engine
 	Registry *prometheus.Registry
 	log      *zap.Logger
 	cfg      Config
@@ -50,6 +52,7 @@ type Server struct {
 	readyG   prometheus.Gauge
 	last     atomic.Pointer[readyState] // nil until the first checks end
 	srv      *http.Server
+	adminSrv *http.Server
 	err      error // a setting that New could not apply; Run returns it
 }
 
@@ -76,11 +79,24 @@ func New(log *zap.Logger, cfg Config, addr string, checks ...Check) *Server {
 	e.Use(requestID(), s.recovery(), accessLog(log), newHTTPMetrics(reg).middleware())
 	e.NoRoute(notFound)
 	e.NoMethod(methodNotAllowed)
-	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	e.GET("/readyz", s.ready)
-	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	healthz := func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
+	e.GET("/healthz", healthz)
+	ops := e
+	if cfg.AdminAddr != "" {
+		// Metrics, readiness (its failures name hosts and errors) and
+		// profiles on a port of their own, which only the cluster
+		// reaches: the API's port, behind a Service and an ingress,
+		// serves the API and /healthz alone.
+		s.admin = gin.New()
+		s.admin.Use(requestID(), s.recovery())
+		s.admin.NoRoute(notFound)
+		s.admin.GET("/healthz", healthz)
+		ops = s.admin
+	}
+	ops.GET("/readyz", s.ready)
+	ops.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 	if cfg.Pprof {
-		e.GET("/debug/pprof/*name", func(c *gin.Context) {
+		ops.GET("/debug/pprof/*name", func(c *gin.Context) {
 			if c.Param("name") == "/profile" {
 				pprof.Profile(c.Writer, c.Request)
 				return
@@ -114,23 +130,42 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    32 << 10, // room for a refused 16 KB token to get a 401, not a 431
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- s.srv.Serve(ln) }()
+	servers := []*http.Server{s.srv}
+	if s.admin != nil {
+		aln, err := net.Listen("tcp", s.cfg.AdminAddr)
+		if err != nil {
+			s.srv.Close()
+			return fmt.Errorf("ADMIN_ADDR: %w", err)
+		}
+		s.adminSrv = &http.Server{Handler: s.admin, ReadHeaderTimeout: s.cfg.ReadTimeout, WriteTimeout: max(s.cfg.WriteTimeout, 35*time.Second)}
+		go func() { errc <- s.adminSrv.Serve(aln) }()
+		servers = append(servers, s.adminSrv)
+		s.log.Info("http operations listening", zap.String("addr", aln.Addr().String()))
+	}
 	go s.watchReadiness(ctx)
 	s.log.Info("http listening", zap.String("addr", ln.Addr().String()))
 	select {
 	case err := <-errc:
+		for _, srv := range servers {
+			srv.Close()
+		}
 		return err
 	case <-ctx.Done():
 	}
 	s.log.Info("http shutting down", zap.Duration("grace", s.cfg.ShutdownTimeout))
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := s.srv.Shutdown(sctx); err != nil {
-		return err
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil {
+			return err
+		}
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for range servers {
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 	}
 	return nil
 }

@@ -158,3 +158,60 @@ func TestReadinessChecksRunOnTheirOwnClock(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// With ADMIN_ADDR, metrics, readiness and profiles are served there and
+// nowhere on the API's port, which a Service and an ingress expose.
+func TestOperationsOnTheirOwnPort(t *testing.T) {
+	t.Parallel()
+	free := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	admin := free()
+	s := New(zap.NewNop(), Config{AdminAddr: admin, Pprof: true, ReadyInterval: 100 * time.Millisecond}, "127.0.0.1:0")
+	s.Engine.GET("/v1/thing", func(c *gin.Context) { c.Status(http.StatusNoContent) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	code := func(addr, path string) int {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for code(admin, "/readyz") != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the operations port never answered ready")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	api := ln.Addr().String()
+	for _, c := range []struct {
+		addr, path string
+		want       int
+	}{
+		{api, "/v1/thing", 204}, {api, "/healthz", 200}, {api, "/metrics", 404}, {api, "/readyz", 404}, {api, "/debug/pprof/", 404},
+		{admin, "/metrics", 200}, {admin, "/readyz", 200}, {admin, "/healthz", 200}, {admin, "/debug/pprof/", 200}, {admin, "/v1/thing", 404},
+	} {
+		if got := code(c.addr, c.path); got != c.want {
+			t.Errorf("%s%s: %d, want %d", c.addr, c.path, got, c.want)
+		}
+	}
+}

@@ -75,11 +75,19 @@ func TestComposePromises(t *testing.T) {
 			t.Errorf("%s has no healthcheck", name)
 		}
 		published := false
+		public := name == "ingest" || name == "query" // an API for clients
 		for _, pc := range s.Ports {
 			published = published || (pc.Published == port && pc.Target == mustAtoi(t, port))
+			api := public && pc.Target == mustAtoi(t, port)
+			if !api && pc.HostIP != "127.0.0.1" {
+				t.Errorf("%s publishes its port %d (metrics, readiness) on every interface; bind it to 127.0.0.1", name, pc.Target)
+			}
 		}
 		if !published {
 			t.Errorf("%s does not publish %s", name, port)
+		}
+		if a := s.Environment["ADMIN_ADDR"]; public && (a == nil || *a == "") {
+			t.Errorf("%s: its API port is public: ADMIN_ADDR must serve metrics and readiness elsewhere", name)
 		}
 		for dep, cond := range map[string]string{"kafka": "service_healthy", "postgres": "service_healthy", "migrate": "service_completed_successfully"} {
 			if d, ok := s.DependsOn[dep]; !ok || d.Condition != cond {

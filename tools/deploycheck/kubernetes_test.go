@@ -127,11 +127,12 @@ var services = map[string]struct {
 	port   int32
 	public bool    // reached by clients
 	egress []int32 // beyond DNS
+	ops    int32   // metrics, readiness, probes: the API's own port unless public
 }{
-	"ingest":   {8080, true, []int32{443, 5432, 9092}},
-	"windower": {8082, false, []int32{5432, 9092}},
-	"scorer":   {8083, false, []int32{5432}},
-	"query":    {8081, true, []int32{443, 5432}},
+	"ingest":   {8080, true, []int32{443, 5432, 9092}, 9090},
+	"windower": {8082, false, []int32{5432, 9092}, 8082},
+	"scorer":   {8083, false, []int32{5432}, 8083},
+	"query":    {8081, true, []int32{443, 5432}, 9090},
 }
 
 func TestKubernetesOverlaysPassPolicy(t *testing.T) {
@@ -250,26 +251,39 @@ func checkDeployment(t *testing.T, name string, d *appsv1.Deployment) {
 	if c.Image != "" && !strings.HasPrefix(c.Image, "ratestream/"+name+":") {
 		t.Errorf("%s: image %s", name, c.Image)
 	}
-	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != want.port {
-		t.Errorf("%s: container port %v, want %d", name, c.Ports, want.port)
+	var ports []int32
+	for _, p := range c.Ports {
+		ports = append(ports, p.ContainerPort)
+	}
+	if wantPorts := slices.Compact([]int32{want.port, want.ops}); !slices.Equal(ports, wantPorts) {
+		t.Errorf("%s: container ports %v, want %v", name, ports, wantPorts)
 	}
 	addr := strings.ToUpper(name) + "_ADDR"
-	memFromLimit := false
+	memFromLimit, adminSet := false, false
 	for _, e := range c.Env {
 		if e.Name == addr && e.Value != fmt.Sprintf(":%d", want.port) {
-			t.Errorf("%s: %s=%s, but the probes and the port say %d", name, addr, e.Value, want.port)
+			t.Errorf("%s: %s=%s, but the port says %d", name, addr, e.Value, want.port)
+		}
+		if e.Name == "ADMIN_ADDR" {
+			adminSet = true
+			if e.Value != fmt.Sprintf(":%d", want.ops) || want.ops == want.port {
+				t.Errorf("%s: ADMIN_ADDR=%s, want :%d on a service clients reach, unset otherwise", name, e.Value, want.ops)
+			}
 		}
 		if e.Name == "MEMORY_LIMIT_BYTES" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil &&
 			e.ValueFrom.ResourceFieldRef.Resource == "limits.memory" && e.ValueFrom.ResourceFieldRef.ContainerName == c.Name {
 			memFromLimit = true
 		}
 	}
+	if want.public && !adminSet {
+		t.Errorf("%s: clients reach its port: ADMIN_ADDR must move metrics and readiness to port %d", name, want.ops)
+	}
 	if !memFromLimit {
 		t.Errorf("%s: MEMORY_LIMIT_BYTES must come from the container's memory limit (downward API): the Go memory limit is set from it", name)
 	}
 	probe := func(kind string, p *corev1.Probe, path string) {
-		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != path || p.HTTPGet.Port.IntValue() != int(want.port) {
-			t.Errorf("%s: %s probe must GET %s on port %d", name, kind, path, want.port)
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != path || p.HTTPGet.Port.IntValue() != int(want.ops) {
+			t.Errorf("%s: %s probe must GET %s on port %d", name, kind, path, want.ops)
 		}
 	}
 	probe("startup", c.StartupProbe, "/healthz")
@@ -285,8 +299,8 @@ func checkDeployment(t *testing.T, name string, d *appsv1.Deployment) {
 		c.Lifecycle.PreStop.Sleep.Seconds+15 >= grace {
 		t.Errorf("%s: want a preStop sleep that, with the 15 s drain, is shorter than terminationGracePeriodSeconds (%d)", name, grace)
 	}
-	if d.Spec.Template.Annotations["prometheus.io/scrape"] != "true" || d.Spec.Template.Annotations["prometheus.io/port"] != fmt.Sprint(want.port) {
-		t.Errorf("%s: scrape annotations must name port %d", name, want.port)
+	if d.Spec.Template.Annotations["prometheus.io/scrape"] != "true" || d.Spec.Template.Annotations["prometheus.io/port"] != fmt.Sprint(want.ops) {
+		t.Errorf("%s: scrape annotations must name port %d", name, want.ops)
 	}
 }
 
@@ -308,16 +322,25 @@ func checkNetworkPolicies(t *testing.T, r *rendered) {
 		}
 		var in []int32
 		for _, rule := range np.Spec.Ingress {
+			monitoring := len(rule.From) == 1 && rule.From[0].NamespaceSelector != nil &&
+				rule.From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] == "monitoring"
 			for _, p := range rule.Ports {
 				in = append(in, p.Port.IntVal)
-			}
-			if !want.public && (len(rule.From) != 1 || rule.From[0].NamespaceSelector == nil ||
-				rule.From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "monitoring") {
-				t.Errorf("%s: only Prometheus (namespace monitoring) may reach it", name)
+				if p.Port.IntVal == want.ops && !monitoring {
+					t.Errorf("%s: only Prometheus (namespace monitoring) may reach port %d (metrics, readiness)", name, want.ops)
+				}
 			}
 		}
-		if !slices.Equal(in, []int32{want.port}) {
-			t.Errorf("%s: ingress ports %v, want only %d", name, in, want.port)
+		slices.Sort(in)
+		if wantIn := slices.Sorted(slices.Values(slices.Compact([]int32{want.port, want.ops}))); !slices.Equal(in, wantIn) {
+			t.Errorf("%s: ingress ports %v, want only %v", name, in, wantIn)
+		}
+		if svc := r.services[name]; svc != nil {
+			for _, p := range svc.Spec.Ports {
+				if p.TargetPort.IntValue() != int(want.port) {
+					t.Errorf("%s: its Service exposes port %v, not only the API's %d", name, p.TargetPort, want.port)
+				}
+			}
 		}
 		var out []int32
 		for _, rule := range np.Spec.Egress {
