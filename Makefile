@@ -112,7 +112,8 @@ bench-export: build ## ratestream export of 10M ratings rows: time and peak RSS
 bench-scorer: build
 	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only scorer
 
-bench-query: build
+bench-query: build ## query pages and posts, then my_score's p99 while wrk hammers the heavy page
+	@scripts/need.sh wrk=wrk
 	@export DATABASE_URL="$$(scripts/postgres.sh start)" && $(BIN)/benchall -only query
 
 N ?= 1000

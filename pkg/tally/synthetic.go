@@ -29,8 +29,8 @@ func Synthesize(ctx context.Context, db DB, s Synthetic) error {
 	per := max(s.Votes/max(s.Posts, 1), 1)
 	stmts := []string{`
 		INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
-		SELECT $1 + i / $2, 'device-id-' || (i % $2), (i * 7) % 6, $4 + i * $5::interval, gen_random_uuid(),
-		       date_bin($6::interval, $4 + i * $5::interval, timestamptz 'epoch')
+		SELECT $1 + i / $2, 'device-id-' || (i % $2), (i * 7) % 6, $4::timestamptz + i * $5::interval, gen_random_uuid(),
+		       date_bin($6::interval, $4::timestamptz + i * $5::interval, timestamptz 'epoch')
 		FROM generate_series(0, $3 - 1) AS i`}
 	if s.Windows {
 		stmts = append(stmts, `

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/scoring"
 	"github.com/ratestream/ratestream/pkg/tally"
@@ -105,9 +107,9 @@ var errNoPost = errors.New("no such post")
 
 // explain reads a post's scoring rows and explains its windows of the
 // last `history` of event time before the score's as_of.
-func (h *handlers) explain(ctx context.Context, id int64, history time.Duration) (*explanation, error) {
+func (h *handlers) explain(ctx context.Context, pool *pgxpool.Pool, id int64, history time.Duration) (*explanation, error) {
 	x := &explanation{PostID: id, Strategy: h.strategyJSON(), Windows: []explainedWin{}}
-	v, ok, err := tally.View(ctx, h.pool, id)
+	v, ok, err := tally.View(ctx, pool, id)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +127,7 @@ func (h *handlers) explain(ctx context.Context, id int64, history time.Duration)
 	x.AsOf, x.now = v.AsOf, *v.AsOf
 	from := x.now.Add(-history)
 	x.From = &from
-	if x.wins, err = tally.WindowsSince(ctx, h.pool, id, from); err != nil {
+	if x.wins, err = tally.WindowsSince(ctx, pool, id, from); err != nil {
 		return nil, err
 	}
 	older := x.totals
@@ -211,15 +213,39 @@ func (h *handlers) explainV1(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	x, err := h.explain(c, id, history)
-	if errors.Is(err, errNoPost) {
-		return httpserver.Bad(http.StatusNotFound, "id", "no post with id "+strconv.FormatInt(id, 10))
+	key := fmt.Sprintf("explain/%d/%d", id, history)
+	if body, ok := h.guard.page(key); ok {
+		c.Data(http.StatusOK, "application/json; charset=utf-8", body)
+		return nil
 	}
+	x, err := h.explained(c, id, history)
 	if err != nil {
-		return unavailable("explain the score", err)
+		return err
 	}
-	c.JSON(http.StatusOK, x)
+	body, err := json.Marshal(x)
+	if err != nil {
+		return err
+	}
+	h.guard.keepPage(key, body)
+	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 	return nil
+}
+
+// explained is explain through the guard, with its errors as answers.
+func (h *handlers) explained(c *gin.Context, id int64, history time.Duration) (*explanation, error) {
+	x, err := h.guard.explain(c, id, history, func(ctx context.Context, pool *pgxpool.Pool) (*explanation, error) {
+		return h.explain(ctx, pool, id, history)
+	})
+	var p *httpserver.Problem
+	switch {
+	case errors.Is(err, errNoPost):
+		return nil, httpserver.Bad(http.StatusNotFound, "id", "no post with id "+strconv.FormatInt(id, 10))
+	case errors.As(err, &p):
+		return nil, err
+	case err != nil:
+		return nil, unavailable("explain the score", err)
+	}
+	return x, nil
 }
 
 // finite turns NaN into nil, for JSON and templates.

@@ -43,6 +43,7 @@ type handlers struct {
 	strategy scoring.Strategy // the scorer's, for explaining scores
 	params   scoring.Params
 	public   string // PUBLIC_URL without a trailing slash; empty: links are paths
+	guard    *guard
 }
 
 func (h *handlers) routes(e *gin.Engine) {
@@ -187,6 +188,9 @@ func (h *handlers) getV1(c *gin.Context) error {
 	} else {
 		// Created a moment ago through another instance: look it up once.
 		h.hits.WithLabelValues("miss").Inc()
+		if err := allow(c, h.guard.misses, "lookups of posts not known here"); err != nil {
+			return err
+		}
 		if p, err = lookupPost(c, h.pool, h.view, id); errors.Is(err, pgx.ErrNoRows) {
 			return httpserver.Bad(http.StatusNotFound, "id", "no post with id "+strconv.FormatInt(id, 10))
 		} else if err != nil {
@@ -361,6 +365,9 @@ func cleanTitle(t string) (string, error) {
 }
 
 func (h *handlers) create(c *gin.Context) (*Post, error) {
+	if err := allow(c, h.guard.creates, "new posts"); err != nil {
+		return nil, err
+	}
 	if h.auth != nil {
 		id, ok, err := h.auth.Caller(c)
 		switch {

@@ -28,6 +28,7 @@ type Config struct {
 	// replaced app's pages; never the request's Host, which the client
 	// chooses.
 	PublicURL string `env:"PUBLIC_URL" help:"scheme and host clients reach the API at (e.g. https://ratings.example.com), for /api/post's next and previous links; empty: the links are paths"`
+	Limits    Limits
 	// The scoring settings, the scorer's own, to explain its scores.
 	Scoring scoring.Config
 	Auth    auth.Config
@@ -53,6 +54,11 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	}
 	defer pool.Close()
 	v := newView(pool, log, cfg.Resync)
+	heavyPool, err := database.Open(ctx, database.Config{URL: cfg.DB.URL, MaxConns: max(cfg.Limits.HeavyConns, 1)})
+	if err != nil {
+		return err
+	}
+	defer heavyPool.Close()
 
 	// Scoring, to explain it.
 	strategy, params, err := cfg.Scoring.StrategyAndParams()
@@ -72,6 +78,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		httpserver.Check{Name: "view", Fn: v.Ready},
 		httpserver.Check{Name: "jwks", Fn: verifier.Ready},
 	)
+	guard := newGuard(cfg.Limits, heavyPool, srv.Registry)
 	hits := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "query_cache_lookups_total", Help: "Single-post lookups by result (hit: served from memory).",
 	}, []string{"result"})
@@ -82,7 +89,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		return err
 	}
 	h := &handlers{auth: verifier, pool: pool, view: v, mine: mine, hits: hits,
-		strategy: strategy, params: params, public: public}
+		strategy: strategy, params: params, public: public, guard: guard}
 	h.routes(srv.Engine)
 
 	// Run until SIGTERM or until one part fails. The view and the
@@ -92,6 +99,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { defer stopBackground(); return srv.Run(gctx) })
 	g.Go(func() error { v.Run(bg); return nil })
+	g.Go(func() error { guard.sweep(bg); return nil })
 	g.Go(func() error { mine.run(bg); return nil })
 	return g.Wait()
 }

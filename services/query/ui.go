@@ -1,9 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"html/template"
 	"math"
@@ -14,7 +14,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/plot"
 	"github.com/ratestream/ratestream/pkg/scoring"
 	"github.com/ratestream/ratestream/pkg/tally"
@@ -157,12 +156,14 @@ func (h *handlers) uiPost(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	x, err := h.explain(c, id, history)
-	if errors.Is(err, errNoPost) {
-		return httpserver.Bad(http.StatusNotFound, "id", "no post with id "+strconv.FormatInt(id, 10))
+	key := fmt.Sprintf("ui/%d/%d", id, history)
+	if body, ok := h.guard.page(key); ok {
+		writeHTML(c, body)
+		return nil
 	}
+	x, err := h.explained(c, id, history)
 	if err != nil {
-		return unavailable("explain the score", err)
+		return err
 	}
 	p, ok := h.view.Get(id)
 	if !ok {
@@ -184,7 +185,13 @@ func (h *handlers) uiPost(c *gin.Context) error {
 	}
 	labels := []string{"0", "1", "2", "3", "4", "5"}
 	data["Histogram"] = template.HTML(plot.Histogram("Current ratings", "score", labels, x.Dist[:])) // #nosec G203 -- idem
-	return render(c, "post.html", data)
+	var body bytes.Buffer
+	if err := uiTemplates.ExecuteTemplate(&body, "post.html", data); err != nil {
+		return err
+	}
+	h.guard.keepPage(key, body.Bytes())
+	writeHTML(c, body.Bytes())
+	return nil
 }
 
 // postCharts draws the score against the plain mean, and the volume
@@ -245,8 +252,19 @@ func shortDuration(d time.Duration) string {
 }
 
 func render(c *gin.Context, name string, data any) error {
-	c.Header("Content-Type", "text/html; charset=utf-8")
-	c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:")
+	htmlHeaders(c)
 	c.Status(http.StatusOK)
 	return uiTemplates.ExecuteTemplate(c.Writer, name, data)
+}
+
+func htmlHeaders(c *gin.Context) {
+	c.Header("Content-Type", "text/html; charset=utf-8")
+	c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:")
+}
+
+// writeHTML answers a page rendered before.
+func writeHTML(c *gin.Context, body []byte) {
+	htmlHeaders(c)
+	c.Status(http.StatusOK)
+	_, _ = c.Writer.Write(body)
 }

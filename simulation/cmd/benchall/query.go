@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -76,5 +79,86 @@ func queryBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 		target("query", "query p99", real.P99ms, "ms", "<= 20", real.P99ms <= 20),
 		target("query", "query errors", float64(real.Errors), "", "0", real.Errors == 0),
 	)
+	heavy, err := queryHeavy(ctx, e, url, addr, t)
+	if err != nil {
+		return nil, err
+	}
+	return append(figs, heavy...), nil
+}
+
+// queryHeavy: GET /v1/posts/{id} with my_score at 200/s, alone, then while
+// wrk -c128 asks for the heavy page of a busy post: the page of the issue
+// (/ui/posts/1?history=168h, one URL) and the cheapest route (/healthz, the
+// floor: what any route at full speed costs my_score on two cores), then,
+// against an instance without
+// the per-address allowance, a different history on every request
+// (simulation/wrk/heavy_explain.lua), which no cache answers. The light
+// route's p99 must stay within 3x of its p99 alone; the heavy route gets
+// 429s or cached answers instead of the shared pool.
+func queryHeavy(ctx context.Context, e *env, url, addr string, t loadgen.Target) ([]figure, error) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		fmt.Println("wrk is not installed (make bench-query installs it): no heavy-route step")
+		return nil, nil
+	}
+	light := func(name, base string) loadgen.Result {
+		lt := t
+		lt.Query = "http://" + base
+		r := loadgen.RunRate(ctx, loadgen.RatePlan{Name: name, Rate: 200, Duration: 15 * time.Second, MaxVUs: 100, Request: lt.PostRequest()})
+		fmt.Println(r)
+		return r
+	}
+	alone := light("my_score alone", addr)
+	var figs []figure
+	figs = append(figs, plain("query", "GET /v1/posts/{id} with my_score, 200/s alone: p99", alone.P99ms, "ms"))
+	open := fmt.Sprintf("127.0.0.1:%d", freePort())
+	if _, err := e.spawn("query", "QUERY_ADDR="+open, "DATABASE_URL="+url, "QUERY_HEAVY_RATE_IP=0"); err != nil {
+		return nil, err
+	}
+	if err := waitReady("http://"+open, 30*time.Second); err != nil {
+		return nil, err
+	}
+	// The floor: the same wrk on the cheapest answer the service has. Any
+	// route a closed loop of 128 connections drives at full speed takes
+	// the two cores from my_score as much as this.
+	for _, run := range []struct{ label, base, path, script string }{
+		{"wrk -c128 on /healthz (the floor)", addr, "/healthz", ""},
+		{"wrk -c128 on /ui/posts/1?history=168h", addr, "/ui/posts/1?history=168h", ""},
+		{"wrk -c128 on /ui/posts/1, a new history each (no allowance)", open, "", filepath.Join("simulation", "wrk", "heavy_explain.lua")},
+	} {
+		args := []string{"-t1", "-c128", "-d20s", "--latency"}
+		if run.script != "" {
+			args = append(args, "-s", run.script)
+		}
+		args = append(args, "http://"+run.base+run.path)
+		wctx, cancel := context.WithCancel(ctx)
+		var out bytes.Buffer
+		cmd := exec.CommandContext(wctx, "wrk", args...)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			cancel()
+			return nil, err
+		}
+		time.Sleep(2 * time.Second) // wrk's connections open
+		loaded := light("my_score under "+run.label, run.base)
+		err := cmd.Wait()
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("wrk: %v: %s", err, out.String())
+		}
+		w, err := parseWrk(out.String())
+		if err != nil {
+			return nil, fmt.Errorf("%v in wrk's output:\n%s", err, out.String())
+		}
+		w.Name = run.label
+		fmt.Println(w)
+		ratio := loaded.P99ms / alone.P99ms
+		figs = append(figs,
+			plain("query", run.label+": heavy 2xx answers/s", w.PerSecond, "req/s"),
+			plain("query", run.label+": heavy answers not 2xx (429)", float64(w.Errors), ""),
+			plain("query", run.label+": my_score p99", loaded.P99ms, "ms"),
+			target("query", run.label+": my_score p99 / alone", ratio, "", "<= 3", ratio <= 3),
+			target("query", run.label+": my_score errors", float64(loaded.Errors), "", "0", loaded.Errors == 0),
+		)
+	}
 	return figs, nil
 }
