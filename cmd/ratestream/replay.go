@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -92,7 +93,7 @@ func replay(ctx context.Context, progress io.Writer, cfg broker.Config, url, key
 	}
 
 	env := []string{"DATABASE_URL=" + url, "WINDOWER_GROUP=" + key, "KAFKA_DLQ_TOPIC=" + cfg.Topic + ".dlq." + key,
-		"LOG_LEVEL=" + cmpOr(os.Getenv("LOG_LEVEL"), "warn")}
+		"LOG_LEVEL=" + cmp.Or(os.Getenv("LOG_LEVEL"), "warn")}
 	var until2 []string
 	for _, p := range slices.Sorted(maps.Keys(targets)) {
 		until2 = append(until2, fmt.Sprintf("%d:%d", p, targets[p]))

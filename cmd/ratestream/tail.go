@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 
 	"github.com/ratestream/ratestream/pkg/broker"
@@ -53,7 +52,7 @@ at the end; --follow=false stops at the end present at the start.`,
 			}
 			switch {
 			case post > 0:
-				parts = []int{(&kafka.Murmur2Balancer{}).Balance(kafka.Message{Key: strconv.AppendInt(nil, post, 10)}, parts...)}
+				parts = []int{broker.PartitionOf(post, len(parts))}
 			case partition >= 0:
 				parts = []int{int(partition)}
 			}

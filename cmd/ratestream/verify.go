@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,7 +46,7 @@ exit status 0 when identical, 1 on a difference, 2 on an error.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Minute)
 			defer cancel()
-			r, err := verify(ctx, a, b, groupA, cmpOr(groupB, groupA), topic)
+			r, err := verify(ctx, a, b, groupA, cmp.Or(groupB, groupA), topic)
 			if err != nil {
 				return err
 			}
@@ -66,13 +67,6 @@ exit status 0 when identical, 1 on a difference, 2 on an error.`,
 	f.StringVar(&topic, "topic", "ratings.v1", "the rating topic")
 	f.StringVarP(&output, "output", "o", "text", "text or json")
 	return c
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func verify(ctx context.Context, urlA, urlB, groupA, groupB, topic string) (verifyReport, error) {

@@ -171,6 +171,18 @@ type WriterTuning struct {
 	WriteTimeout time.Duration `env:"KAFKA_WRITE_TIMEOUT" default:"2s" help:"broker write/read deadline"`
 }
 
+// PartitionOf is the partition of a post in a topic of n partitions:
+// murmur2 of its key (the post id in decimal), where NewWriter's balancer,
+// the Java client's default partitioner and librdkafka's murmur2_random
+// put it.
+func PartitionOf(post int64, n int) int {
+	ids := make([]int, n)
+	for i := range ids {
+		ids[i] = i
+	}
+	return (&kafka.Murmur2Balancer{}).Balance(kafka.Message{Key: strconv.AppendInt(nil, post, 10)}, ids...)
+}
+
 // NewWriter returns a writer for topic that partitions by key with murmur2
 // (the Java client's partitioner, so every producer agrees where a post
 // lives) and waits for all in-sync replicas.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/ratestream/ratestream/pkg/config"
@@ -108,23 +107,11 @@ func ratings(seed int64, n, posts int, base time.Time) []rating.Event {
 	return out
 }
 
-func produce(t *testing.T, b *testenv.Broker, evs []rating.Event) {
-	t.Helper()
-	w := b.Writer(t)
-	var msgs []kafka.Message
-	for _, e := range evs {
-		v, _ := e.Marshal()
-		msgs = append(msgs, kafka.Message{Key: e.Key(), Value: v})
-	}
-	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func TestMeanScoresEqualTheMeanOfDistinctRaters(t *testing.T) {
 	b := testenv.NewBroker(t, 4)
 	evs := ratings(1, 2000, 25, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
-	produce(t, b, evs)
+	b.Produce(t, evs)
 	p := newPipeline(t, b, "mean", "500")
 	p.settled(t, int64(len(evs)))
 	ctx := context.Background()
@@ -164,7 +151,7 @@ func TestMeanScoresEqualTheMeanOfDistinctRaters(t *testing.T) {
 func TestScoresReplayBitForBit(t *testing.T) {
 	b := testenv.NewBroker(t, 6)
 	evs := ratings(2, 6000, 40, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
-	produce(t, b, evs)
+	b.Produce(t, evs)
 	a := newPipeline(t, b, "surge-guard", "7")
 	c := newPipeline(t, b, "surge-guard", "5000")
 	a.settled(t, int64(len(evs)))
@@ -197,7 +184,7 @@ func TestPostsWithAFlagFollowTheWatermark(t *testing.T) {
 		e, _ := rating.New(2, fmt.Sprintf("v%d", i), 3, t0.Add(42*time.Second+time.Duration(i)*time.Second))
 		evs = append(evs, e)
 	}
-	produce(t, b, evs)
+	b.Produce(t, evs)
 	p := newPipeline(t, b, "surge-guard", "100")
 	p.settled(t, int64(len(evs)))
 	first := p.score(t, 1)
@@ -206,7 +193,7 @@ func TestPostsWithAFlagFollowTheWatermark(t *testing.T) {
 	}
 	// Post 2's rating moves the watermark 30 s on.
 	later, _ := rating.New(2, "w", 3, t0.Add(80*time.Second))
-	produce(t, b, []rating.Event{later})
+	b.Produce(t, []rating.Event{later})
 	p.settled(t, int64(len(evs))+1)
 	if after := p.score(t, 1).AsOf; !after.After(first.AsOf.Add(20 * time.Second)) {
 		t.Fatalf("post 1 scored as of %s, then %s: it did not follow the watermark", first.AsOf, after)
@@ -223,7 +210,7 @@ func TestSeedLinearScoresFromEveryWindow(t *testing.T) {
 	for i := range evs {
 		evs[i].RatedAt = evs[i].RatedAt.Add(time.Duration(i) * 4 * time.Second)
 	}
-	produce(t, b, evs)
+	b.Produce(t, evs)
 	p := newPipeline(t, b, "seed-linear", "500")
 	p.settled(t, int64(len(evs)))
 	for post := int64(1); post <= 3; post++ {

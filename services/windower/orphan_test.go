@@ -87,7 +87,7 @@ func TestUnconsumedPartitionIsReportedAndReclaimed(t *testing.T) {
 	}
 	evs := events(21, 3000, 60, 300)
 	began := time.Now()
-	produce(t, b, evs)
+	b.Produce(t, evs)
 	part := strconv.Itoa(mine[0])
 	testenv.Eventually(t, cfg.Stall+5*time.Second, func() error {
 		if lag := metric(t, cfg.Addr, "windower_consumer_lag", part); lag <= 0 {
@@ -148,7 +148,7 @@ func TestPartitionsAreConsumedAfterTwoQuickKills(t *testing.T) {
 	})
 	ctx := context.Background()
 	first := events(31, 2000, 200, 400)
-	produce(t, b, first)
+	b.Produce(t, first)
 	cur := launch()
 	testenv.Eventually(t, 60*time.Second, func() error { return caughtUp(ctx, b, db, cfg.Group.Name) })
 
@@ -200,7 +200,7 @@ func TestPartitionsAreConsumedAfterTwoQuickKills(t *testing.T) {
 	}
 	second := events(32, 3000, 200, 400)
 	began := time.Now()
-	produce(t, b, second)
+	b.Produce(t, second)
 	testenv.Eventually(t, 30*time.Second, func() error { return caughtUp(ctx, b, db, cfg.Group.Name) })
 	t.Logf("every partition consumed to its end %s after producing", time.Since(began).Round(time.Millisecond))
 	checkAgainstDefinition(t, db, append(first, second...), time.Second)

@@ -32,7 +32,7 @@ func TestStoredOffsetOutsideTheLogStopsThePartition(t *testing.T) {
 	start(t, cfg)
 	testenv.WaitHTTP(t, "http://"+cfg.Addr+"/readyz", 30*time.Second)
 	before := events(21, 300, 5, 200)
-	produce(t, b, before)
+	b.Produce(t, before)
 	waitConsumed(t, db, 300, 30*time.Second)
 
 	client := &kafka.Client{Addr: kafka.TCP(b.Config.Brokers...), Timeout: 10 * time.Second}
@@ -48,7 +48,7 @@ func TestStoredOffsetOutsideTheLogStopsThePartition(t *testing.T) {
 	for i := range after {
 		after[i].UserID = "new-" + after[i].UserID // ratings no earlier event supersedes
 	}
-	produce(t, b, after[:100])
+	b.Produce(t, after[:100])
 	testenv.Eventually(t, 15*time.Second, func() error {
 		resp, err := http.Get("http://" + cfg.Addr + "/readyz")
 		if err != nil {
@@ -65,7 +65,7 @@ func TestStoredOffsetOutsideTheLogStopsThePartition(t *testing.T) {
 		return nil
 	})
 	// The new log passes the stored offset: still nothing of it counts.
-	produce(t, b, after[100:])
+	b.Produce(t, after[100:])
 	time.Sleep(3 * time.Second)
 	if n := ratingsOf(t, db, "new-%"); n != 0 {
 		t.Fatalf("%d ratings of the new log counted while its partition was stopped", n)
@@ -105,7 +105,7 @@ func TestARecreatedLogThatPassedTheStoredOffsetIsNoticed(t *testing.T) {
 	cfg := testConfig(t, db, b)
 	stop := start(t, cfg)
 	before := events(23, 300, 5, 200)
-	produce(t, b, before)
+	b.Produce(t, before)
 	waitConsumed(t, db, 300, 30*time.Second)
 	stop()
 
@@ -118,7 +118,7 @@ func TestARecreatedLogThatPassedTheStoredOffsetIsNoticed(t *testing.T) {
 	for i := range after {
 		after[i].UserID = "new-" + after[i].UserID
 	}
-	produce(t, b, after)
+	b.Produce(t, after)
 
 	cfg.Addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	start(t, cfg)

@@ -15,9 +15,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/contract"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
@@ -25,14 +25,8 @@ import (
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
-// partitionOf is where the producers put a post (murmur2, as ingest).
-func partitionOf(post int64, partitions int) int {
-	ids := make([]int, partitions)
-	for i := range ids {
-		ids[i] = i
-	}
-	return (&kafka.Murmur2Balancer{}).Balance(kafka.Message{Key: strconv.AppendInt(nil, post, 10)}, ids...)
-}
+// partitionOf is where the producers put a post.
+func partitionOf(post int64, partitions int) int { return broker.PartitionOf(post, partitions) }
 
 // metric reads one sample of a windower's /metrics.
 func metric(t testing.TB, addr, name, partition string) float64 {
@@ -94,7 +88,7 @@ func TestStoreRefusedEventIsParkedAndThePartitionMovesOn(t *testing.T) {
 	bad.UserID, bad.EventID = "a\x00b", evs[1].EventID
 	bad.EventID[15] ^= 0xff
 	mixed := append(append(append([]rating.Event{}, evs[:1000]...), bad), evs[1000:]...)
-	produce(t, b, mixed)
+	b.Produce(t, mixed)
 	waitConsumed(t, db, int64(len(mixed)), 30*time.Second)
 	checkAgainstDefinition(t, db, evs, time.Second)
 
@@ -102,7 +96,7 @@ func TestStoreRefusedEventIsParkedAndThePartitionMovesOn(t *testing.T) {
 	behind := events(12, 1, 1, 1)[0]
 	behind.PostID, behind.UserID = bad.PostID, "right-behind"
 	began := time.Now()
-	produce(t, b, []rating.Event{bad, behind})
+	b.Produce(t, []rating.Event{bad, behind})
 	testenv.Eventually(t, 5*time.Second, func() error {
 		var n int
 		err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM ratings WHERE user_id = 'right-behind'`).Scan(&n)
@@ -150,7 +144,7 @@ func TestRefusedContentOfOneEventIsIsolated(t *testing.T) {
 	bad.UserID = "mallory"
 	bad.EventID[15] ^= 0xff
 	all := append(append([]rating.Event{}, evs[:300]...), append([]rating.Event{bad}, evs[300:]...)...)
-	produce(t, b, all)
+	b.Produce(t, all)
 	waitConsumed(t, db, int64(len(all)), 60*time.Second)
 	checkAgainstDefinition(t, db, evs, time.Second)
 	dead := dlqMessages(t, b)
@@ -173,7 +167,7 @@ func TestOutagesDeadLetterNothing(t *testing.T) {
 	start(t, cfg)
 	testenv.WaitHTTP(t, "http://"+cfg.Addr+"/readyz", 30*time.Second)
 	evs := events(17, 3000, 40, 300)
-	produce(t, b, evs[:500])
+	b.Produce(t, evs[:500])
 	waitConsumed(t, db, 500, 30*time.Second)
 	faults := []struct{ name, on, off string }{
 		{"rescore_queue renamed (42P01)", `ALTER TABLE rescore_queue RENAME TO rescore_queue_away`, `ALTER TABLE rescore_queue_away RENAME TO rescore_queue`},
@@ -187,7 +181,7 @@ func TestOutagesDeadLetterNothing(t *testing.T) {
 		if _, err := db.Pool.Exec(ctx, f.on); err != nil {
 			t.Fatalf("%s: %v", f.name, err)
 		}
-		produce(t, b, evs[sent:sent+1000])
+		b.Produce(t, evs[sent:sent+1000])
 		sent += 1000
 		time.Sleep(4 * time.Second) // the windower retries through the fault
 		if n := len(dlqMessages(t, b)); n != 0 {
@@ -198,7 +192,7 @@ func TestOutagesDeadLetterNothing(t *testing.T) {
 		}
 		waitConsumed(t, db, int64(sent), 60*time.Second)
 	}
-	produce(t, b, evs[sent:])
+	b.Produce(t, evs[sent:])
 	waitConsumed(t, db, int64(len(evs)), 60*time.Second)
 	checkAgainstDefinition(t, db, evs, time.Second)
 	if n := len(dlqMessages(t, b)); n != 0 {
@@ -233,7 +227,7 @@ func TestStalledPartitionIsVisibleAndRecovers(t *testing.T) {
 	}
 	part := strconv.Itoa(partitionOf(13, 12))
 	began := time.Now()
-	produce(t, b, evs)
+	b.Produce(t, evs)
 
 	var first float64
 	testenv.Eventually(t, 10*time.Second, func() error {

@@ -51,26 +51,6 @@ func events(seed uint64, n, posts, users int) []rating.Event {
 	return out
 }
 
-func produce(t testing.TB, b *testenv.Broker, evs []rating.Event, extra ...kafka.Message) {
-	t.Helper()
-	w := b.Writer(t)
-	msgs := make([]kafka.Message, 0, len(evs)+len(extra))
-	for _, e := range evs {
-		v, err := e.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs = append(msgs, kafka.Message{Key: e.Key(), Value: v})
-	}
-	msgs = append(msgs, extra...)
-	for len(msgs) > 0 {
-		n := min(len(msgs), 20000)
-		if err := w.WriteMessages(context.Background(), msgs[:n]...); err != nil {
-			t.Fatalf("produce: %v", err)
-		}
-		msgs = msgs[n:]
-	}
-}
 
 func testConfig(t testing.TB, db *testenv.Database, b *testenv.Broker) Config {
 	t.Helper()
@@ -261,7 +241,7 @@ func poison() []kafka.Message {
 func TestAppliesStreamExactlyAsDefinedAndParksPoison(t *testing.T) {
 	b := testenv.NewBroker(t, 12)
 	evs := events(1, 5000, 40, 300)
-	produce(t, b, evs, poison()...)
+	b.Produce(t, evs, poison()...)
 	db := testenv.NewDatabase(t)
 	start(t, testConfig(t, db, b))
 	waitConsumed(t, db, int64(len(evs)+2), 60*time.Second)
@@ -292,7 +272,7 @@ func TestAppliesStreamExactlyAsDefinedAndParksPoison(t *testing.T) {
 func TestBatchSizesGiveIdenticalTables(t *testing.T) {
 	b := testenv.NewBroker(t, 12)
 	evs := events(2, 6000, 30, 200)
-	produce(t, b, evs)
+	b.Produce(t, evs)
 	var first map[string]string
 	for _, size := range []int{1, 17, 5000} {
 		db := testenv.NewDatabase(t)
@@ -314,7 +294,7 @@ func TestBatchSizesGiveIdenticalTables(t *testing.T) {
 func TestTwoInstancesMatchOne(t *testing.T) {
 	b := testenv.NewBroker(t, 12)
 	evs := events(3, 8000, 60, 300)
-	produce(t, b, evs)
+	b.Produce(t, evs)
 
 	one := testenv.NewDatabase(t)
 	stop := start(t, testConfig(t, one, b))
@@ -337,7 +317,7 @@ func TestSurvivesKill9AtRandomPoints(t *testing.T) {
 	}
 	b := testenv.NewBroker(t, 12)
 	evs := events(4, 100_000, 1000, 20_000)
-	produce(t, b, evs)
+	b.Produce(t, evs)
 	total := int64(len(evs))
 
 	reference := testenv.NewDatabase(t)
@@ -397,7 +377,7 @@ func TestReadinessFollowsTheBrokerAndConsumptionResumes(t *testing.T) {
 	cfg := testConfig(t, db, b)
 	start(t, cfg)
 	first := events(5, 300, 5, 50)
-	produce(t, b, first)
+	b.Produce(t, first)
 	waitConsumed(t, db, 300, 60*time.Second)
 	ready := func() int {
 		resp, err := http.Get("http://" + cfg.Addr + "/readyz")
@@ -417,7 +397,7 @@ func TestReadinessFollowsTheBrokerAndConsumptionResumes(t *testing.T) {
 	b.Start()
 	testenv.WaitHTTP(t, "http://"+cfg.Addr+"/readyz", 30*time.Second)
 	second := events(6, 300, 5, 50)
-	produce(t, b, second)
+	b.Produce(t, second)
 	waitConsumed(t, db, 600, 90*time.Second)
 	checkAgainstDefinition(t, db, append(first, second...), time.Second)
 }
@@ -428,7 +408,7 @@ func TestReadinessFollowsTheBrokerAndConsumptionResumes(t *testing.T) {
 func TestConsumesOverTLSWithSCRAM(t *testing.T) {
 	b := testenv.NewSecureBroker(t, 6, "ratestream", "correct horse")
 	evs := events(51, 1000, 10, 100)
-	produce(t, b, evs, poison()...)
+	b.Produce(t, evs, poison()...)
 	db := testenv.NewDatabase(t)
 	start(t, testConfig(t, db, b))
 	waitConsumed(t, db, int64(len(evs)+2), 60*time.Second)

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
-	"github.com/segmentio/kafka-go"
 
+	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
@@ -68,15 +68,9 @@ func readAll(t *testing.T, s *stack) []kcatMessage {
 	return msgs
 }
 
-// ingestPartition is the partition ingest's writer (kafka-go, murmur2)
-// chooses for a post among n partitions.
-func ingestPartition(post int64, n int) int {
-	parts := make([]int, n)
-	for i := range parts {
-		parts[i] = i
-	}
-	return (&kafka.Murmur2Balancer{}).Balance(kafka.Message{Key: strconv.AppendInt(nil, post, 10)}, parts...)
-}
+// ingestPartition is the partition ingest's writer chooses for a post
+// among n partitions.
+func ingestPartition(post int64, n int) int { return broker.PartitionOf(post, n) }
 
 // Every event on the topic, read by kcat, is valid against the published
 // JSON Schema and keyed by its post id; an event produced by kcat with

@@ -33,6 +33,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/migrate"
 )
 
@@ -338,6 +339,29 @@ func (b *Broker) Writer(t testing.TB) *kafka.Writer {
 	}
 	t.Cleanup(func() { _ = w.Close() })
 	return w
+}
+
+// Produce writes events to the rating topic, keyed by post as ingest
+// keys them, then the extra messages as they are.
+func (b *Broker) Produce(t testing.TB, evs []rating.Event, extra ...kafka.Message) {
+	t.Helper()
+	w := b.Writer(t)
+	msgs := make([]kafka.Message, 0, len(evs)+len(extra))
+	for _, e := range evs {
+		v, err := e.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, kafka.Message{Key: e.Key(), Value: v})
+	}
+	msgs = append(msgs, extra...)
+	for len(msgs) > 0 {
+		n := min(len(msgs), 20000)
+		if err := w.WriteMessages(context.Background(), msgs[:n]...); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+		msgs = msgs[n:]
+	}
 }
 
 // WaitUnready polls url (a /readyz) until it answers 503 with a body that
