@@ -84,9 +84,9 @@ func (p *processor) member(ctx context.Context) error {
 		// waits for a member that is gone (as long as the longest
 		// rebalance timeout after the last join) must end before the
 		// session of a live member that heartbeated just before joining.
-		// With the whole session, every such rebalance dropped a live
-		// member and restarted, and partitions waited 20-50 s.
-		// tools/cmd/devbroker/kfake_test.go shows it.
+		// With the whole session, such a rebalance would drop a live
+		// member and start again, leaving partitions unconsumed for
+		// several sessions (tools/cmd/devbroker/kfake_test.go).
 		RebalanceTimeout:      p.session / 2,
 		JoinGroupBackoff:      time.Second,
 		Timeout:               5 * time.Second,

@@ -29,7 +29,7 @@ type Config struct {
 	Addr     string        `env:"WINDOWER_ADDR" default:":8082" help:"health and metrics listen address"`
 	Grace    time.Duration `env:"GRACE" default:"5s" help:"how far behind the newest event time a window closes"`
 	MaxBatch int           `env:"BATCH_MAX_EVENTS" default:"5000" help:"most events per transaction"`
-	MaxWait  time.Duration `env:"BATCH_MAX_WAIT" default:"300ms" help:"longest wait to fill a batch: longer batches cost less per rating (make bench-e2e at 10k/s: 200ms 111 µs, 300ms 102 µs in all) and delay my_score by up to as much"`
+	MaxWait  time.Duration `env:"BATCH_MAX_WAIT" default:"300ms" help:"longest wait to fill a batch: longer batches cost less per rating (simulation/README.md measures it) and delay my_score by up to as much"`
 	FetchMin int           `env:"KAFKA_FETCH_MIN_BYTES" default:"16384" help:"bytes a fetch waits for (up to half of BATCH_MAX_WAIT): fewer, larger fetches cost the broker and the windower less per event"`
 	Session  time.Duration `env:"WINDOWER_SESSION_TIMEOUT" default:"10s" help:"group session timeout: how soon a dead instance's partitions move (at least the broker's group.min.session.timeout.ms, 6s on a default Kafka); the rebalance timeout is half of it"`
 	Stall    time.Duration `env:"WINDOWER_STALL_TIMEOUT" default:"30s" help:"a partition with messages whose stored offset has not moved for this long is reported, fails readiness and, when another member owns it and the group has been stable for a session, forces a rebalance"`

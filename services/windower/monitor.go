@@ -180,9 +180,9 @@ func (m *monitor) observe(state string, now time.Time) {
 //
 // A group that is rebalancing is left alone. Each leave and join restarts
 // the dev broker's rebalance deadline (a real Kafka keeps the first one),
-// so two instances forcing a few seconds apart, once per bound each, kept
-// a group rebalancing for 85 s: every rebalance waited for a member that
-// was gone, and was restarted before its deadline could drop it.
+// so two instances forcing a few seconds apart, once per bound each, would
+// keep a group rebalancing: every rebalance would wait for a member that
+// is gone, and start again before its deadline could drop it.
 func (m *monitor) mayForce(now time.Time) bool {
 	if now.Sub(m.unsettled) < m.settle || now.Sub(m.lastForce) < m.bound {
 		return false
