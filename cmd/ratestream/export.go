@@ -93,7 +93,7 @@ func (f exportFilter) at(t time.Time) bool {
 func exportCmd() *cobra.Command {
 	var format, out, since, until, posts string
 	c := &cobra.Command{
-		Use:   "export ratings|windows|scores|events --format parquet|csv -o FILE [--since TIME] [--until TIME] [--posts LO-HI]",
+		Use:   "export ratings|windows|scores|events [-o parquet|csv] --file FILE [--since TIME] [--until TIME] [--posts LO-HI]",
 		Short: "Export derived state or the raw topic to Parquet or CSV, streaming",
 		Long: `Export, streaming with bounded memory, one of: ratings (each user's
 latest rating of each post), windows, scores (from DATABASE_URL), or events
@@ -122,10 +122,10 @@ with a header, times in RFC 3339 UTC. --since and --until bound rated_at
 				f.lo, f.hi = a, b
 			}
 			if out == "" {
-				return errors.New("-o FILE is required")
+				return errors.New("--file FILE is required")
 			}
 			if format != "parquet" && format != "csv" {
-				return fmt.Errorf("--format %q: want parquet or csv", format)
+				return fmt.Errorf("-o %q: want parquet or csv", format)
 			}
 			file, err := os.Create(out)
 			if err != nil {
@@ -143,8 +143,8 @@ with a header, times in RFC 3339 UTC. --since and --until bound rated_at
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&format, "format", "parquet", "parquet or csv")
-	fl.StringVarP(&out, "output", "o", "", "the file to write")
+	fl.StringVarP(&format, "output", "o", "parquet", "the format: parquet or csv (-o is the output format in every subcommand)")
+	fl.StringVar(&out, "file", "", "the file to write")
 	fl.StringVar(&since, "since", "", "from this RFC 3339 time on")
 	fl.StringVar(&until, "until", "", "before this RFC 3339 time")
 	fl.StringVar(&posts, "posts", "", "only post ids LO-HI")

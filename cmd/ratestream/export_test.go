@@ -26,7 +26,7 @@ func TestExport(t *testing.T) {
 	dir := t.TempDir()
 
 	file := filepath.Join(dir, "ratings.parquet")
-	runCLI(t, exportCmd(), "ratings", "--format", "parquet", "-o", file)
+	runCLI(t, exportCmd(), "ratings", "-o", "parquet", "--file", file)
 	rows, err := parquet.ReadFile[ratingRow](file)
 	if err != nil {
 		t.Fatal(err)
@@ -46,20 +46,20 @@ func TestExport(t *testing.T) {
 		t.Errorf("rated_at read back as %s", got)
 	}
 
-	runCLI(t, exportCmd(), "ratings", "--format", "parquet", "--posts", "2-2", "-o", file)
+	runCLI(t, exportCmd(), "ratings", "-o", "parquet", "--posts", "2-2", "--file", file)
 	if rows, _ := parquet.ReadFile[ratingRow](file); len(rows) != 1 || rows[0].PostID != 2 {
 		t.Fatalf("--posts 2-2: %+v", rows)
 	}
 
 	scores := filepath.Join(dir, "scores.parquet")
-	runCLI(t, exportCmd(), "scores", "--format", "parquet", "-o", scores)
+	runCLI(t, exportCmd(), "scores", "-o", "parquet", "--file", scores)
 	sr, err := parquet.ReadFile[scoreRow](scores)
 	if err != nil || len(sr) != 2 || sr[0].Score == nil || *sr[0].Score != 3 || sr[0].UserCount != 2 {
 		t.Fatalf("parquet scores: %+v %v", sr, err)
 	}
 
 	windows := filepath.Join(dir, "windows.csv")
-	runCLI(t, exportCmd(), "windows", "--format", "csv", "-o", windows)
+	runCLI(t, exportCmd(), "windows", "-o", "csv", "--file", windows)
 	f, err := os.Open(windows)
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +84,7 @@ func TestExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	events := filepath.Join(dir, "events.parquet")
-	runCLI(t, exportCmd(), "events", "--format", "parquet", "--since", "2026-05-01T12:01:00Z", "-o", events)
+	runCLI(t, exportCmd(), "events", "-o", "parquet", "--since", "2026-05-01T12:01:00Z", "--file", events)
 	er, err := parquet.ReadFile[eventRow](events)
 	if err != nil || len(er) != 4 {
 		t.Fatalf("events since 12:01: %d rows (%v), want 4", len(er), err)
@@ -106,7 +106,7 @@ func TestExportCSVRunsNoFormula(t *testing.T) {
 	testenv.Store(t, db, testenv.Fold(p, 0, events...), 0, int64(len(events)))
 	t.Setenv("DATABASE_URL", db.URL)
 	file := filepath.Join(t.TempDir(), "ratings.csv")
-	runCLI(t, exportCmd(), "ratings", "--format", "csv", "-o", file)
+	runCLI(t, exportCmd(), "ratings", "-o", "csv", "--file", file)
 	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)

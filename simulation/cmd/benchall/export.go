@@ -31,7 +31,7 @@ func exportBench(ctx context.Context, e *env, _ opts) ([]figure, error) {
 	for _, format := range []string{"parquet", "csv"} {
 		out := filepath.Join(e.workDir, "ratings."+format)
 		start := time.Now()
-		p, err := e.spawnArgs("ratestream", []string{"export", "ratings", "--format", format, "-o", out}, "DATABASE_URL="+url)
+		p, err := e.spawnArgs("ratestream", []string{"export", "ratings", "-o", format, "--file", out}, "DATABASE_URL="+url)
 		if err != nil {
 			return nil, err
 		}
