@@ -14,6 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/ratestream/ratestream/pkg/launch"
 	"github.com/ratestream/ratestream/simulation/loadgen"
 )
 
@@ -59,7 +60,7 @@ func authBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 		if _, err := e.spawn("ingest", append(append([]string{"INGEST_ADDR=" + addr}, common...), extra...)...); err != nil {
 			return loadgen.Result{}, err
 		}
-		if err := waitReady("http://"+addr, 30*time.Second); err != nil {
+		if err := launch.WaitReady(ctx, "http://"+addr, 30*time.Second); err != nil {
 			return loadgen.Result{}, err
 		}
 		t := loadgen.Target{Ingest: "http://" + addr, Posts: 1000, Users: 1_000_000, Tokens: tokens}

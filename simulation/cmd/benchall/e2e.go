@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ratestream/ratestream/pkg/launch"
 	"github.com/ratestream/ratestream/pkg/tally"
 	"github.com/ratestream/ratestream/simulation/loadgen"
 )
@@ -90,7 +91,7 @@ func e2eBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 		procs[name] = p
 	}
 	for _, name := range []string{"ingest", "windower", "scorer", "query"} {
-		if err := waitReady("http://"+addrs[name], 60*time.Second); err != nil {
+		if err := launch.WaitReady(ctx, "http://"+addrs[name], 60*time.Second); err != nil {
 			return nil, err
 		}
 	}

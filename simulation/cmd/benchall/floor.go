@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/launch"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/simulation/loadgen"
 )
@@ -50,7 +51,7 @@ func floorBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitTCP(addr, 10*time.Second); err != nil {
+	if err := launch.WaitTCP(ctx, addr, 10*time.Second); err != nil {
 		return nil, err
 	}
 	tg := loadgen.Target{Ingest: "http://" + addr, Posts: 1000, Users: 1_000_000}

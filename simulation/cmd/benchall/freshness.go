@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/ratestream/ratestream/pkg/launch"
 )
 
 // freshnessBench measures how long after ingest's 2xx a rating shows as
@@ -36,7 +38,7 @@ func freshnessBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 		}
 	}
 	for _, base := range []string{"http://" + ingest, "http://" + query} {
-		if err := waitReady(base, 30*time.Second); err != nil {
+		if err := launch.WaitReady(ctx, base, 30*time.Second); err != nil {
 			return nil, err
 		}
 	}

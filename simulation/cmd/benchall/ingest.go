@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/launch"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/simulation/loadgen"
 )
@@ -36,7 +37,7 @@ func ingestBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	if _, err := e.spawn("ingest", "INGEST_ADDR="+addr, "DATABASE_URL="+url, "KAFKA_BROKERS="+brokerAddr); err != nil {
 		return nil, err
 	}
-	if err := waitReady("http://"+addr, 30*time.Second); err != nil {
+	if err := launch.WaitReady(ctx, "http://"+addr, 30*time.Second); err != nil {
 		return nil, err
 	}
 	t := loadgen.Target{Ingest: "http://" + addr, Posts: 1000, Users: 1_000_000}

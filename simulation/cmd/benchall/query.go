@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/ratestream/ratestream/pkg/launch"
 	"github.com/ratestream/ratestream/pkg/tally"
 	"github.com/ratestream/ratestream/simulation/loadgen"
 )
@@ -46,7 +47,7 @@ func queryBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	if _, err := e.spawn("query", "QUERY_ADDR="+addr, "DATABASE_URL="+url); err != nil {
 		return nil, err
 	}
-	if err := waitReady("http://"+addr, 30*time.Second); err != nil {
+	if err := launch.WaitReady(ctx, "http://"+addr, 30*time.Second); err != nil {
 		return nil, err
 	}
 	t := loadgen.Target{Query: "http://" + addr, Posts: queryPosts, Users: 2000}
@@ -114,7 +115,7 @@ func queryHeavy(ctx context.Context, e *env, url, addr string, t loadgen.Target)
 	if _, err := e.spawn("query", "QUERY_ADDR="+open, "DATABASE_URL="+url, "QUERY_HEAVY_RATE_IP=0"); err != nil {
 		return nil, err
 	}
-	if err := waitReady("http://"+open, 30*time.Second); err != nil {
+	if err := launch.WaitReady(ctx, "http://"+open, 30*time.Second); err != nil {
 		return nil, err
 	}
 	// The floor: the same wrk on the cheapest answer the service has. Any

@@ -29,6 +29,7 @@ import (
 
 	"github.com/ratestream/ratestream/pkg/auth"
 	"github.com/ratestream/ratestream/pkg/config"
+	"github.com/ratestream/ratestream/pkg/launch"
 	"github.com/ratestream/ratestream/pkg/migrate"
 )
 
@@ -158,7 +159,7 @@ func run(cfg settings) error {
 	bctx, stopBroker := context.WithCancel(context.Background())
 	defer stopBroker()
 	startChild(bctx, broker)
-	if err := waitTCP(ctx, cfg.BrokerAddr, 30*time.Second); err != nil {
+	if err := launch.WaitTCP(ctx, cfg.BrokerAddr, 30*time.Second); err != nil {
 		broker.stop(5 * time.Second)
 		return fmt.Errorf("broker: %w (see %s)", err, broker.logFile())
 	}
@@ -270,22 +271,6 @@ func postgresURL() (string, error) {
 // working directory.
 func postgresScript() string {
 	return filepath.Join(binDir(), "..", "scripts", "postgres.sh")
-}
-
-func waitTCP(ctx context.Context, addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("%s not reachable after %s", addr, timeout)
 }
 
 func printWelcome(cfg settings) {
