@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -63,7 +65,10 @@ func TestUnconsumedPartitionIsReportedAndReclaimed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	held := make(chan []int, 16)
+	// What the second member holds now: a rebalance (another member
+	// joining, or the windower's own remedy) may move its partitions.
+	var held atomic.Value
+	held.Store([]int(nil))
 	go func() {
 		for {
 			gen, err := squatter.Next(context.Background())
@@ -74,22 +79,25 @@ func TestUnconsumedPartitionIsReportedAndReclaimed(t *testing.T) {
 			for _, a := range gen.Assignments[b.Config.Topic] {
 				ids = append(ids, a.ID)
 			}
-			held <- ids
+			held.Store(ids)
 		}
 	}()
-	var mine []int
-	for len(mine) == 0 {
-		select {
-		case mine = <-held:
-		case <-time.After(30 * time.Second):
-			t.Fatal("the second member never got a partition")
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if len(held.Load().([]int)) == 0 {
+			return errors.New("the second member has no partition")
 		}
-	}
+		return nil
+	})
 	evs := events(21, 3000, 60, 300)
 	began := time.Now()
 	b.Produce(t, evs)
-	part := strconv.Itoa(mine[0])
+	var part string
 	testenv.Eventually(t, cfg.Stall+5*time.Second, func() error {
+		mine := held.Load().([]int)
+		if len(mine) == 0 {
+			return errors.New("the second member holds nothing")
+		}
+		part = strconv.Itoa(mine[0])
 		if lag := metric(t, cfg.Addr, "windower_consumer_lag", part); lag <= 0 {
 			return fmt.Errorf("partition %s held by the other member: lag %v", part, lag)
 		}
