@@ -107,7 +107,6 @@ func ratings(seed int64, n, posts int, base time.Time) []rating.Event {
 	return out
 }
 
-
 func TestMeanScoresEqualTheMeanOfDistinctRaters(t *testing.T) {
 	b := testenv.NewBroker(t, 4)
 	evs := ratings(1, 2000, 25, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))

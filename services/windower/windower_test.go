@@ -51,7 +51,6 @@ func events(seed uint64, n, posts, users int) []rating.Event {
 	return out
 }
 
-
 func testConfig(t testing.TB, db *testenv.Database, b *testenv.Broker) Config {
 	t.Helper()
 	var cfg Config

@@ -33,8 +33,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/ratestream/ratestream/pkg/broker"
-	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/migrate"
+	"github.com/ratestream/ratestream/pkg/rating"
 )
 
 // Root is the repository root.
