@@ -86,7 +86,7 @@ func TestReadinessChecksRunOnTheirOwnClock(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
 	var down atomic.Bool
-	s := New(zap.NewNop(), Config{ReadyInterval: 200 * time.Millisecond}, "127.0.0.1:0",
+	s := New(zap.NewNop(), Config{ReadyInterval: 200 * time.Millisecond, ShutdownTimeout: 5 * time.Second}, "127.0.0.1:0",
 		Check{Name: "broker", Fn: func(context.Context) error {
 			calls.Add(1)
 			if down.Load() {
@@ -102,6 +102,9 @@ func TestReadinessChecksRunOnTheirOwnClock(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
 	t.Cleanup(func() {
+		// Connections the client dialled but never used count as busy
+		// for a shutdown (5 s): close them first.
+		http.DefaultClient.CloseIdleConnections()
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
@@ -172,7 +175,7 @@ func TestOperationsOnTheirOwnPort(t *testing.T) {
 		return l.Addr().String()
 	}
 	admin := free()
-	s := New(zap.NewNop(), Config{AdminAddr: admin, Pprof: true, ReadyInterval: 100 * time.Millisecond}, "127.0.0.1:0")
+	s := New(zap.NewNop(), Config{AdminAddr: admin, Pprof: true, ReadyInterval: 100 * time.Millisecond, ShutdownTimeout: 5 * time.Second}, "127.0.0.1:0")
 	s.Engine.GET("/v1/thing", func(c *gin.Context) { c.Status(http.StatusNoContent) })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -182,6 +185,9 @@ func TestOperationsOnTheirOwnPort(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
 	t.Cleanup(func() {
+		// Connections the client dialled but never used count as busy
+		// for a shutdown (5 s): close them first.
+		http.DefaultClient.CloseIdleConnections()
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
