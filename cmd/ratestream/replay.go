@@ -9,9 +9,7 @@ import (
 	"io"
 	"maps"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/database"
+	"github.com/ratestream/ratestream/pkg/launch"
 	"github.com/ratestream/ratestream/pkg/migrate"
 	"github.com/ratestream/ratestream/pkg/tally"
 )
@@ -65,7 +64,7 @@ same tables lose counts. --force writes into it anyway.`,
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&url, "database", "", "the database to rebuild into (URL)")
+	f.StringVar(&url, "database", "", "the database to rebuild into (URL): the replay's own, never DATABASE_URL's")
 	f.StringVar(&until, "until", "", "stop at the first event of each partition at or after this RFC 3339 time")
 	f.StringVar(&offsetsFile, "offsets", "", "stop at these offsets: a JSON file {\"PARTITION\": OFFSET, ...}")
 	f.StringVar(&key, "key", "ratestream-replay", "the consumer key of the replay's stored offsets (and its Kafka group)")
@@ -98,16 +97,16 @@ func replay(ctx context.Context, progress io.Writer, cfg broker.Config, url, key
 	for _, p := range slices.Sorted(maps.Keys(targets)) {
 		until2 = append(until2, fmt.Sprintf("%d:%d", p, targets[p]))
 	}
-	windower, err := spawnSibling(ctx, "windower", append(env, "WINDOWER_ADDR=127.0.0.1:0", "WINDOWER_UNTIL="+strings.Join(until2, ","))...)
+	windower, err := spawnSibling("windower", append(env, "WINDOWER_ADDR=127.0.0.1:0", "WINDOWER_UNTIL="+strings.Join(until2, ","))...)
 	if err != nil {
 		return err
 	}
-	defer stopChild(windower)
-	scorer, err := spawnSibling(ctx, "scorer", append(env, "SCORER_ADDR=127.0.0.1:0")...)
+	defer windower.Stop(15 * time.Second)
+	scorer, err := spawnSibling("scorer", append(env, "SCORER_ADDR=127.0.0.1:0")...)
 	if err != nil {
 		return err
 	}
-	defer stopChild(scorer)
+	defer scorer.Stop(15 * time.Second)
 
 	total := int64(0)
 	for p, t := range targets {
@@ -136,11 +135,9 @@ func replay(ctx context.Context, progress io.Writer, cfg broker.Config, url, key
 			fmt.Fprintf(progress, "replayed %d events into the database in %s\n", total, time.Since(began).Round(time.Millisecond))
 			return nil
 		}
-		for _, c := range []*child{windower, scorer} {
-			select {
-			case <-c.done:
-				return fmt.Errorf("%s exited: %v", c.name, c.err)
-			default:
+		for _, c := range []*launch.Process{windower, scorer} {
+			if done, err := c.Exited(); done {
+				return fmt.Errorf("%s exited: %v", c.Name, err)
 			}
 		}
 	}
@@ -246,44 +243,13 @@ func replayProgress(ctx context.Context, pool *pgxpool.Pool, topic, key string, 
 	return b.Queued == 0 && b.Due == 0, 0, parts, nil
 }
 
-// child is a program replay runs.
-type child struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-}
-
 // spawnSibling starts a project program found next to this command (make
-// build puts them together) or on PATH.
-func spawnSibling(ctx context.Context, name string, env ...string) (*child, error) {
-	path := name
-	if self, err := os.Executable(); err == nil {
-		if p := filepath.Join(filepath.Dir(self), name); fileExists(p) {
-			path = p
-		}
+// build puts them together) or on PATH; its output is this command's
+// stderr.
+func spawnSibling(name string, env ...string) (*launch.Process, error) {
+	p, err := launch.Start(launch.Spec{Path: name, Env: env, Output: os.Stderr})
+	if err != nil {
+		return nil, fmt.Errorf("%w (it is looked for next to ratestream, then on PATH)", err)
 	}
-	c := &child{name: name, cmd: exec.Command(path), done: make(chan struct{})}
-	c.cmd.Env = append(os.Environ(), env...)
-	c.cmd.Stdout, c.cmd.Stderr = os.Stderr, os.Stderr
-	if err := c.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s (it is looked for next to ratestream, then on PATH): %w", name, err)
-	}
-	go func() { c.err = c.cmd.Wait(); close(c.done) }()
-	return c, nil
-}
-
-func stopChild(c *child) {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(15 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
-}
-
-func fileExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir()
+	return p, nil
 }

@@ -55,7 +55,7 @@ func authBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	}
 	common := []string{"DATABASE_URL=" + url, "KAFKA_BROKERS=" + brokerAddr}
 	run := func(label string, extra []string, tokens []string) (loadgen.Result, error) {
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+		addr := freeAddr()
 		// The first stays up, idle, while the second is measured.
 		if _, err := e.spawn("ingest", append(append([]string{"INGEST_ADDR=" + addr}, common...), extra...)...); err != nil {
 			return loadgen.Result{}, err

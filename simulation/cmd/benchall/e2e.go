@@ -83,7 +83,7 @@ func e2eBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	addrs := map[string]string{}
 	procs := map[string]*proc{"broker": broker}
 	for _, name := range []string{"ingest", "windower", "scorer", "query"} {
-		addrs[name] = fmt.Sprintf("127.0.0.1:%d", freePort())
+		addrs[name] = freeAddr()
 		p, err := e.spawn(name, append([]string{strings.ToUpper(name) + "_ADDR=" + addrs[name]}, common...)...)
 		if err != nil {
 			return nil, err

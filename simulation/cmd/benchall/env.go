@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"syscall"
@@ -70,25 +68,19 @@ func (e *env) spawn(name string, envv ...string) (*proc, error) {
 
 // spawnArgs is spawn with command-line arguments.
 func (e *env) spawnArgs(name string, args []string, envv ...string) (*proc, error) {
-	cmd := exec.Command(filepath.Join(e.bin, name), args...)
-	cmd.Env = append(os.Environ(), append([]string{"LOG_LEVEL=warn"}, envv...)...)
 	logf, err := os.Create(filepath.Join(e.workDir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	lp, err := launch.Start(launch.Spec{Path: filepath.Join(e.bin, name), Args: args,
+		Env: append([]string{"LOG_LEVEL=warn"}, envv...), Output: logf})
+	if err != nil {
+		logf.Close()
 		return nil, err
 	}
-	p := &proc{name: name, log: logf.Name(), done: make(chan struct{}), pid: cmd.Process.Pid}
-	go func() { p.err = cmd.Wait(); p.state = cmd.ProcessState; close(p.done) }()
+	p := &proc{Process: lp, name: name, log: logf.Name(), pid: lp.Pid()}
 	e.cleanup = append(e.cleanup, func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-		}
+		_ = lp.Stop(20 * time.Second)
 		logf.Close()
 	})
 	return p, nil
@@ -96,16 +88,14 @@ func (e *env) spawnArgs(name string, args []string, envv ...string) (*proc, erro
 
 // proc is a spawned command.
 type proc struct {
+	*launch.Process
 	name, log string
 	pid       int
-	done      chan struct{}
-	err       error
-	state     *os.ProcessState // once done
 }
 
 // maxRSS is the command's peak resident set in MB, once it has exited.
 func (p *proc) maxRSS() float64 {
-	if ru, ok := p.state.SysUsage().(*syscall.Rusage); ok {
+	if ru, ok := p.State().SysUsage().(*syscall.Rusage); ok {
 		return float64(ru.Maxrss) / 1024 // kB on Linux
 	}
 	return 0
@@ -113,23 +103,20 @@ func (p *proc) maxRSS() float64 {
 
 // wait waits for the command to exit and reports how it ended.
 func (p *proc) wait() error {
-	<-p.done
-	if p.err != nil {
+	if err := p.Wait(); err != nil {
 		b, _ := os.ReadFile(p.log)
-		return fmt.Errorf("%s: %v: %s", p.name, p.err, b)
+		return fmt.Errorf("%s: %v: %s", p.name, err, b)
 	}
 	return nil
 }
 
 // exited reports an error once the command has ended, with its log.
 func (p *proc) exited() error {
-	select {
-	case <-p.done:
+	if done, err := p.Exited(); done {
 		b, _ := os.ReadFile(p.log)
-		return fmt.Errorf("%s exited (%v): %s", p.name, p.err, b)
-	default:
-		return nil
+		return fmt.Errorf("%s exited (%v): %s", p.name, err, b)
 	}
+	return nil
 }
 
 // broker starts a memory-only dev broker and returns its address.
@@ -146,7 +133,7 @@ func (e *env) diskBroker(partitions int) (string, *proc, error) {
 }
 
 func (e *env) startBroker(partitions int, storage string) (string, *proc, error) {
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	addr := freeAddr()
 	p, err := e.spawn("devbroker", "DEVBROKER_ADDR="+addr, storage, fmt.Sprintf("KAFKA_PARTITIONS=%d", partitions))
 	if err != nil {
 		return "", nil, err
@@ -166,11 +153,11 @@ func spread(ds []time.Duration) (p50, p99, worst float64) {
 	return ms(ds[n/2]), ms(ds[min(n-1, n*99/100)]), ms(ds[n-1])
 }
 
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// freeAddr is a loopback address whose port was free a moment ago.
+func freeAddr() string {
+	addr, err := launch.FreeAddr()
 	if err != nil {
 		panic(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return addr
 }

@@ -42,7 +42,7 @@ func floorBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	n := int(rate * d.Seconds())
 
 	// HTTP.
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	addr := freeAddr()
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err

@@ -27,11 +27,11 @@ func freshnessBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 		return nil, err
 	}
 	common := []string{"DATABASE_URL=" + url, "KAFKA_BROKERS=" + brokerAddr}
-	ingest := fmt.Sprintf("127.0.0.1:%d", freePort())
-	query := fmt.Sprintf("127.0.0.1:%d", freePort())
+	ingest := freeAddr()
+	query := freeAddr()
 	for name, extra := range map[string]string{
 		"ingest": "INGEST_ADDR=" + ingest, "query": "QUERY_ADDR=" + query,
-		"windower": fmt.Sprintf("WINDOWER_ADDR=127.0.0.1:%d", freePort()),
+		"windower": "WINDOWER_ADDR=" + freeAddr(),
 	} {
 		if _, err := e.spawn(name, append([]string{extra}, common...)...); err != nil {
 			return nil, err

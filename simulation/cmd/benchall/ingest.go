@@ -33,7 +33,7 @@ func ingestBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	addr := freeAddr()
 	if _, err := e.spawn("ingest", "INGEST_ADDR="+addr, "DATABASE_URL="+url, "KAFKA_BROKERS="+brokerAddr); err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ func queryBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	if err := tally.SynthesizeScores(ctx, pool, 1, queryPosts); err != nil {
 		return nil, err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	addr := freeAddr()
 	if _, err := e.spawn("query", "QUERY_ADDR="+addr, "DATABASE_URL="+url); err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func queryHeavy(ctx context.Context, e *env, url, addr string, t loadgen.Target)
 	alone := light("my_score alone", addr)
 	var figs []figure
 	figs = append(figs, plain("query", "GET /v1/posts/{id} with my_score, 200/s alone: p99", alone.P99ms, "ms"))
-	open := fmt.Sprintf("127.0.0.1:%d", freePort())
+	open := freeAddr()
 	if _, err := e.spawn("query", "QUERY_ADDR="+open, "DATABASE_URL="+url, "QUERY_HEAVY_RATE_IP=0"); err != nil {
 		return nil, err
 	}

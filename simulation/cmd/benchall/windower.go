@@ -47,7 +47,7 @@ func windowerBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 		return nil, err
 	}
 	start := time.Now()
-	w, err := e.spawn("windower", fmt.Sprintf("WINDOWER_ADDR=127.0.0.1:%d", freePort()),
+	w, err := e.spawn("windower", "WINDOWER_ADDR="+freeAddr(),
 		"DATABASE_URL="+url, "KAFKA_BROKERS="+brokerAddr)
 	if err != nil {
 		return nil, err

@@ -190,7 +190,7 @@ func run(cfg settings) error {
 	for _, r := range cfg.replicas() {
 		env := append([]string{strings.ToUpper(r.service) + "_ADDR=" + r.addr}, common...)
 		c := newChild(cfg, r.name, r.service, env)
-		c.ready = "http://" + r.addr + "/readyz"
+		c.ready = "http://" + r.addr
 		services = append(services, c)
 	}
 	sctx, stopServices := context.WithCancel(context.Background())

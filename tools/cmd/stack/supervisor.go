@@ -3,16 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ratestream/ratestream/pkg/launch"
 )
 
 // child is one supervised process: restarted when it dies, as compose's
@@ -24,13 +23,13 @@ type child struct {
 	env    []string
 	runDir string
 	logf   func(format string, args ...any)
-	// ready (a URL answering 200 when ready) or tcp (an address that
-	// accepts connections) says the process came up healthy: its restart
+	// ready (a base URL whose /readyz answers 200 when ready) or tcp (an
+	// address that accepts connections) says the process came up healthy: its restart
 	// backoff then starts again from the shortest.
 	ready, tcp string
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu   sync.Mutex
+	proc *launch.Process
 }
 
 func (c *child) pidFile() string { return filepath.Join(c.runDir, c.name+".pid") }
@@ -59,7 +58,7 @@ func (c *child) supervise(ctx context.Context, started chan<- struct{}) {
 		} else {
 			wctx, stopWatch := context.WithCancel(ctx)
 			go c.watchHealth(wctx, &wasHealthy)
-			err = c.cmd.Wait()
+			err = c.current().Wait()
 			stopWatch()
 			_ = os.Remove(c.pidFile())
 		}
@@ -81,28 +80,18 @@ func (c *child) supervise(ctx context.Context, started chan<- struct{}) {
 
 // watchHealth sets healthy once the process answers as ready.
 func (c *child) watchHealth(ctx context.Context, healthy *atomic.Bool) {
-	if c.ready == "" && c.tcp == "" {
+	const forever = 365 * 24 * time.Hour // until ctx ends: the process exited
+	var err error
+	switch {
+	case c.ready != "":
+		err = launch.WaitReady(ctx, c.ready, forever)
+	case c.tcp != "":
+		err = launch.WaitTCP(ctx, c.tcp, forever)
+	default:
 		return
 	}
-	client := http.Client{Timeout: 500 * time.Millisecond}
-	for ctx.Err() == nil {
-		if c.ready != "" {
-			if resp, err := client.Get(c.ready); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					healthy.Store(true)
-					return
-				}
-			}
-		} else if conn, err := net.DialTimeout("tcp", c.tcp, 500*time.Millisecond); err == nil {
-			conn.Close()
-			healthy.Store(true)
-			return
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
-		}
+	if err == nil {
+		healthy.Store(true)
 	}
 }
 
@@ -112,41 +101,32 @@ func (c *child) start() error {
 		return err
 	}
 	defer out.Close()
-	cmd := exec.Command(c.bin, c.args...)
-	cmd.Env = append(os.Environ(), c.env...)
-	cmd.Stdout, cmd.Stderr = out, out
 	// Own process group: a Ctrl-C in the terminal reaches the supervisor,
 	// which then stops children in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	p, err := launch.Start(launch.Spec{Path: c.bin, Args: c.args, Env: c.env, Output: out, OwnGroup: true})
+	if err != nil {
 		return err
 	}
 	c.mu.Lock()
-	c.cmd = cmd
+	c.proc = p
 	c.mu.Unlock()
-	return os.WriteFile(c.pidFile(), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644)
+	return os.WriteFile(c.pidFile(), []byte(strconv.Itoa(p.Pid())+"\n"), 0o644)
+}
+
+func (c *child) current() *launch.Process {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.proc
 }
 
 // stop sends SIGTERM and waits up to grace before SIGKILL.
 func (c *child) stop(grace time.Duration) {
-	c.mu.Lock()
-	cmd := c.cmd
-	c.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
+	p := c.current()
+	if p == nil {
 		return
 	}
-	pid := cmd.Process.Pid
-	_ = syscall.Kill(pid, syscall.SIGTERM)
-	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) {
-		if !alive(pid) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if alive(pid) {
-		c.logf("%s did not stop within %s; killing", c.name, grace)
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+	if err := p.Stop(grace); err != nil {
+		c.logf("%v", err)
 	}
 	_ = os.Remove(c.pidFile())
 }
