@@ -17,17 +17,15 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
 type harness struct {
+	*testenv.Service
 	base   string
 	db     *testenv.Database
 	broker *testenv.Broker
-	stop   context.CancelFunc
-	done   chan error
 }
 
 // start runs the ingest service in-process against a fresh database and
@@ -44,40 +42,15 @@ func startOn(t *testing.T, b *testenv.Broker, tweak func(*Config)) *harness {
 	if _, err := h.db.Pool.Exec(context.Background(), `INSERT INTO posts (title) VALUES ('a'), ('b'), ('c')`); err != nil {
 		t.Fatal(err)
 	}
-	var cfg Config
-	if err := config.Load(&cfg, nil, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	port := testenv.FreePort(t)
-	cfg.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+	cfg := testenv.Defaults(t, func(c *Config) *string { return &c.Addr })
 	cfg.Kafka = h.broker.Config
 	cfg.DB.URL = h.db.URL
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h.stop, h.done = cancel, make(chan error, 1)
-	go func() { h.done <- run(ctx, zap.NewNop(), cfg) }()
-	t.Cleanup(func() { h.shutdown(t) })
-	h.base = "http://" + cfg.Addr
-	testenv.WaitHTTP(t, h.base+"/readyz", 20*time.Second)
+	h.Service = testenv.Serve(t, "ingest", cfg.Addr, func(ctx context.Context, log *zap.Logger) error { return run(ctx, log, cfg) }).WaitReady(t)
+	h.base = h.Base
 	return h
-}
-
-func (h *harness) shutdown(t *testing.T) {
-	if h.stop == nil {
-		return
-	}
-	h.stop()
-	h.stop = nil
-	select {
-	case err := <-h.done:
-		if err != nil {
-			t.Errorf("ingest exited with %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Error("ingest did not stop within 30s")
-	}
 }
 
 type reply struct {
@@ -360,7 +333,7 @@ func TestShutdownFlushesEveryAcceptedRating(t *testing.T) {
 		}()
 	}
 	time.Sleep(300 * time.Millisecond) // requests in flight when SIGTERM's equivalent comes
-	h.shutdown(t)
+	h.Stop()
 	wg.Wait()
 	if accepted == 0 {
 		t.Fatal("no rating was accepted before the shutdown: the test proves nothing")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -37,25 +36,13 @@ func TestPublishesOverTLSWithSCRAM(t *testing.T) {
 func TestWrongKafkaPasswordIsReportedNotHidden(t *testing.T) {
 	b := testenv.NewSecureBroker(t, 12, "ratestream", "correct horse")
 	db := testenv.NewDatabase(t)
-	var cfg Config
-	if err := config.Load(&cfg, nil, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cfg := testenv.Defaults(t, func(c *Config) *string { return &c.Addr })
 	cfg.DB.URL, cfg.Kafka = db.URL, b.Config
 	cfg.Kafka.SASLPasswordFile = filepath.Join(t.TempDir(), "wrong")
 	if err := os.WriteFile(cfg.Kafka.SASLPasswordFile, []byte("battery staple"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, zap.NewNop(), cfg) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ingest: %v", err)
-		}
-	}()
+	testenv.Serve(t, "ingest", cfg.Addr, func(ctx context.Context, log *zap.Logger) error { return run(ctx, log, cfg) })
 	testenv.WaitUnready(t, "http://"+cfg.Addr+"/readyz", "sasl", 10*time.Second)
 }
 

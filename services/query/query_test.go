@@ -13,11 +13,11 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
 type harness struct {
+	*testenv.Service
 	base string
 	db   *testenv.Database
 	logs *observer.ObservedLogs
@@ -25,28 +25,14 @@ type harness struct {
 
 func start(t *testing.T, tweak ...func(*Config)) *harness {
 	t.Helper()
-	core, logs := observer.New(zap.DebugLevel)
-	h := &harness{db: testenv.NewDatabase(t), logs: logs}
-	var cfg Config
-	if err := config.Load(&cfg, nil, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	h := &harness{db: testenv.NewDatabase(t)}
+	cfg := testenv.Defaults(t, func(c *Config) *string { return &c.Addr })
 	cfg.DB.URL = h.db.URL
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, zap.New(core), cfg) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("query: %v", err)
-		}
-	})
-	h.base = "http://" + cfg.Addr
-	testenv.WaitHTTP(t, h.base+"/readyz", 20*time.Second)
+	h.Service = testenv.Serve(t, "query", cfg.Addr, func(ctx context.Context, log *zap.Logger) error { return run(ctx, log, cfg) }).WaitReady(t)
+	h.base, h.logs = h.Base, h.Logs
 	return h
 }
 
@@ -365,21 +351,9 @@ func TestColdStartAnswers200Or503(t *testing.T) {
 	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO posts (title) SELECT 'p' || g FROM generate_series(1, 20000) g`); err != nil {
 		t.Fatal(err)
 	}
-	var cfg Config
-	if err := config.Load(&cfg, nil, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cfg := testenv.Defaults(t, func(c *Config) *string { return &c.Addr })
 	cfg.DB.URL = db.URL
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, zap.NewNop(), cfg) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("query: %v", err)
-		}
-	}()
+	testenv.Serve(t, "query", cfg.Addr, func(ctx context.Context, log *zap.Logger) error { return run(ctx, log, cfg) })
 	seen := map[int]int{}
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {
 		for _, path := range []string{"/v1/posts", "/api/post", "/v1/posts/7"} {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"strings"
 	"testing"
@@ -12,7 +11,7 @@ import (
 	"github.com/google/uuid"
 	"go.uber.org/zap"
 
-	"github.com/ratestream/ratestream/pkg/config"
+	"github.com/ratestream/ratestream/pkg/launch"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
 	"github.com/ratestream/ratestream/pkg/tally"
@@ -30,31 +29,18 @@ type pipeline struct {
 func newPipeline(t *testing.T, b *testenv.Broker, strategy string, batch string) *pipeline {
 	t.Helper()
 	p := &pipeline{db: testenv.NewDatabase(t), b: b}
-	if err := config.Load(&p.cfg, nil, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	p.cfg.Addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	p.cfg = testenv.Defaults(t, func(c *Config) *string { return &c.Addr })
 	p.cfg.DB.URL, p.cfg.Kafka = p.db.URL, b.Config
 	p.cfg.Scoring.Window, p.cfg.Scoring.Strategy = time.Second, strategy
 	p.cfg.Sweep = 100 * time.Millisecond
 	// Pipelines sharing a broker must not share a consumer group.
 	p.cfg.Group.Name = "windower-" + strings.TrimPrefix(p.db.URL[strings.LastIndexByte(p.db.URL, '/')+1:], "test_")
 
-	bin := testenv.Binary(t, "windower")
-	testenv.Spawn(t, bin,
-		fmt.Sprintf("WINDOWER_ADDR=127.0.0.1:%d", testenv.FreePort(t)),
-		"KAFKA_BROKERS="+b.Config.Brokers[0], "DATABASE_URL="+p.db.URL,
-		"WINDOWER_GROUP="+p.cfg.Group.Name, "WINDOW=1s", "GRACE=1s", "BATCH_MAX_EVENTS="+batch, "LOG_LEVEL=warn")
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, zap.NewNop(), p.cfg) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("scorer: %v", err)
-		}
-	})
+	testenv.Launch(t, launch.Spec{Path: testenv.Binary(t, "windower"), Env: []string{
+		"WINDOWER_ADDR=" + testenv.FreeAddr(t),
+		"KAFKA_BROKERS=" + b.Config.Brokers[0], "DATABASE_URL=" + p.db.URL,
+		"WINDOWER_GROUP=" + p.cfg.Group.Name, "WINDOW=1s", "GRACE=1s", "BATCH_MAX_EVENTS=" + batch, "LOG_LEVEL=warn"}})
+	testenv.Serve(t, "scorer", p.cfg.Addr, func(ctx context.Context, log *zap.Logger) error { return run(ctx, log, p.cfg) })
 	return p
 }
 

@@ -5,20 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/launch"
 	"github.com/ratestream/ratestream/pkg/tally"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
@@ -129,35 +127,17 @@ func TestPartitionsAreConsumedAfterTwoQuickKills(t *testing.T) {
 	db := testenv.NewDatabase(t)
 	cfg := testConfig(t, db, b)
 	bin := testenv.Binary(t, "windower")
-	env := append(os.Environ(),
-		"WINDOWER_ADDR="+cfg.Addr, "KAFKA_BROKERS="+strings.Join(b.Config.Brokers, ","),
-		"DATABASE_URL="+db.URL, "WINDOW=1s", "GRACE=1s", "LOG_LEVEL=warn",
-		"WINDOWER_SESSION_TIMEOUT=6s", "WINDOWER_MONITOR_INTERVAL=1s", "WINDOWER_STALL_TIMEOUT="+stallTimeout)
-	var running []*exec.Cmd
-	launch := func() *exec.Cmd {
-		cmd := exec.Command(bin)
-		cmd.Env, cmd.Stdout, cmd.Stderr = env, io.Discard, os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		running = append(running, cmd)
-		return cmd
+	env := []string{
+		"WINDOWER_ADDR=" + cfg.Addr, "KAFKA_BROKERS=" + strings.Join(b.Config.Brokers, ","),
+		"DATABASE_URL=" + db.URL, "WINDOW=1s", "GRACE=1s", "LOG_LEVEL=warn",
+		"WINDOWER_SESSION_TIMEOUT=6s", "WINDOWER_MONITOR_INTERVAL=1s", "WINDOWER_STALL_TIMEOUT=" + stallTimeout}
+	run := func() *launch.Process {
+		return testenv.Launch(t, launch.Spec{Path: bin, Env: env})
 	}
-	kill := func(cmd *exec.Cmd) {
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
-	}
-	t.Cleanup(func() {
-		for _, c := range running {
-			if c.ProcessState == nil {
-				kill(c)
-			}
-		}
-	})
 	ctx := context.Background()
 	first := events(31, 2000, 200, 400)
 	b.Produce(t, first)
-	cur := launch()
+	cur := run()
 	testenv.Eventually(t, 60*time.Second, func() error { return caughtUp(ctx, b, db, cfg.Group.Name) })
 
 	members := func() (map[string]bool, string, error) {
@@ -175,12 +155,12 @@ func TestPartitionsAreConsumedAfterTwoQuickKills(t *testing.T) {
 	for round := 0; round < 8 && !kept; round++ {
 		var before map[string]bool
 		testenv.Eventually(t, 30*time.Second, func() (err error) { before, _, err = members(); return err })
-		kill(cur)
+		cur.Kill()
 		time.Sleep(500 * time.Millisecond)
-		second := launch()
+		second := run()
 		time.Sleep(900 * time.Millisecond) // its JoinGroup waits for the dead one's session
-		kill(second)
-		cur = launch()
+		second.Kill()
+		cur = run()
 		// Wait for the rebalance after the first one's session expired.
 		testenv.Eventually(t, 30*time.Second, func() error {
 			now, _, err := members()

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/tools/testenv"
@@ -38,18 +36,7 @@ func TestAnotherWriterOfTheTablesLosesNothing(t *testing.T) {
 		}
 		return out
 	}
-	send := func(topic string, evs []rating.Event) {
-		w := &kafka.Writer{Addr: kafka.TCP(b.Config.Brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
-			BatchSize: 20, BatchTimeout: time.Millisecond}
-		defer w.Close()
-		for _, e := range evs {
-			v, _ := e.Marshal()
-			if err := w.WriteMessages(ctx, kafka.Message{Key: e.Key(), Value: v}); err != nil {
-				t.Error(err)
-				return
-			}
-		}
-	}
+	send := func(topic string, evs []rating.Event) { b.ProduceTo(t, testenv.Target{Topic: topic}, evs) }
 	first := mk("live", 600)
 	send(live.Kafka.Topic, first)
 	waitConsumed(t, db, 600, 30*time.Second)

@@ -28,8 +28,9 @@ import (
 const memPartitions = 4
 
 func memProcessor(s store, logs map[int][]kafka.Message, dlq deadLetters, maxBatch int) *processor {
+	m := newMetrics(prometheus.NewRegistry())
 	return &processor{
-		log: zap.NewNop(), store: s, dlq: dlq, m: newMetrics(prometheus.NewRegistry()),
+		log: zap.NewNop(), store: s, m: m, applier: &applier{log: zap.NewNop(), store: s, dlq: dlq, m: m},
 		maxBatch: maxBatch, maxWait: time.Millisecond,
 		open: func(partition int, offset int64, _ func(string)) (source, error) {
 			if offset < 0 { // kafka.FirstOffset

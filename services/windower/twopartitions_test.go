@@ -28,32 +28,19 @@ func TestAPostWrittenFromTwoPartitionsCountsEveryRating(t *testing.T) {
 	start(t, cfg)
 	at := time.Now().UTC().Add(-time.Minute)
 	var evs []rating.Event
-	msgs := map[int][]kafka.Message{}
+	byPart := map[int][]rating.Event{}
 	for _, part := range []int{0, 7} {
 		for i := range 3000 {
 			for _, post := range []int64{42, 43} { // two posts, both on both partitions
 				e := testenv.Event(t, post, fmt.Sprintf("p%d-u%d", part, i), (i+part)%6, at.Add(time.Duration(i)*5*time.Millisecond))
-				v, _ := e.Marshal()
 				evs = append(evs, e)
-				msgs[part] = append(msgs[part], kafka.Message{Key: e.Key(), Value: v})
+				byPart[part] = append(byPart[part], e)
 			}
 		}
 	}
 	var wg sync.WaitGroup
-	for part, ms := range msgs {
-		wg.Go(func() {
-			w := &kafka.Writer{Addr: kafka.TCP(b.Config.Brokers...), Topic: b.Config.Topic, Balancer: fixed(part),
-				BatchSize: 50, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
-			defer w.Close()
-			for len(ms) > 0 {
-				n := min(len(ms), 500)
-				if err := w.WriteMessages(context.Background(), ms[:n]...); err != nil {
-					t.Errorf("produce to %d: %v", part, err)
-					return
-				}
-				ms = ms[n:]
-			}
-		})
+	for part, evs := range byPart {
+		wg.Go(func() { b.ProduceTo(t, testenv.Target{Partition: &part}, evs) })
 	}
 	wg.Wait()
 	waitConsumed(t, db, int64(len(evs)), 60*time.Second)

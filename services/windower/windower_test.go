@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/ratestream/ratestream/pkg/config"
+	"github.com/ratestream/ratestream/pkg/launch"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
 	"github.com/ratestream/ratestream/pkg/tally"
@@ -53,11 +50,7 @@ func events(seed uint64, n, posts, users int) []rating.Event {
 
 func testConfig(t testing.TB, db *testenv.Database, b *testenv.Broker) Config {
 	t.Helper()
-	var cfg Config
-	if err := config.Load(&cfg, nil, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cfg := testenv.Defaults(t, func(c *Config) *string { return &c.Addr })
 	cfg.Kafka, cfg.DB.URL = b.Config, db.URL
 	cfg.Scoring.Window, cfg.Grace = time.Second, time.Second
 	cfg.Session = 6 * time.Second
@@ -68,27 +61,7 @@ func testConfig(t testing.TB, db *testenv.Database, b *testenv.Broker) Config {
 // start runs a windower in-process until the test ends or stop is called.
 func start(t testing.TB, cfg Config) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, zap.NewNop(), cfg) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("windower: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("windower did not stop")
-		}
-	}
-	t.Cleanup(stop)
-	return stop
+	return testenv.Serve(t, "windower", cfg.Addr, func(ctx context.Context, log *zap.Logger) error { return run(ctx, log, cfg) }).Stop
 }
 
 // waitConsumed waits until the stored offsets cover total messages.
@@ -327,18 +300,12 @@ func TestSurvivesKill9AtRandomPoints(t *testing.T) {
 	bin := testenv.Binary(t, "windower")
 	db := testenv.NewDatabase(t)
 	cfg := testConfig(t, db, b)
-	env := append(os.Environ(),
-		"WINDOWER_ADDR="+cfg.Addr, "KAFKA_BROKERS="+strings.Join(b.Config.Brokers, ","),
-		"DATABASE_URL="+db.URL, "WINDOW=1s", "GRACE=1s", "BATCH_MAX_EVENTS=300",
-		"WINDOWER_SESSION_TIMEOUT=6s", "LOG_LEVEL=warn")
-	launch := func() *exec.Cmd {
-		cmd := exec.Command(bin)
-		cmd.Env = env
-		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
+	env := []string{
+		"WINDOWER_ADDR=" + cfg.Addr, "KAFKA_BROKERS=" + strings.Join(b.Config.Brokers, ","),
+		"DATABASE_URL=" + db.URL, "WINDOW=1s", "GRACE=1s", "BATCH_MAX_EVENTS=300",
+		"WINDOWER_SESSION_TIMEOUT=6s", "LOG_LEVEL=warn"}
+	run := func() *launch.Process {
+		return testenv.Launch(t, launch.Spec{Path: bin, Env: env})
 	}
 	consumed := func() int64 {
 		var n int64
@@ -348,7 +315,7 @@ func TestSurvivesKill9AtRandomPoints(t *testing.T) {
 	rng := rand.New(rand.NewPCG(99, 1))
 	points := []int64{rng.Int64N(total / 4), total/4 + rng.Int64N(total/4), total/2 + rng.Int64N(total/4)}
 	sort.Slice(points, func(i, j int) bool { return points[i] < points[j] })
-	cmd := launch()
+	proc := run()
 	for _, p := range points {
 		testenv.Eventually(t, 180*time.Second, func() error {
 			if n := consumed(); n < p {
@@ -357,16 +324,14 @@ func TestSurvivesKill9AtRandomPoints(t *testing.T) {
 			return nil
 		})
 		at := consumed()
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		_ = cmd.Wait()
+		proc.Kill()
 		t.Logf("killed at %d/%d events consumed", at, total)
-		cmd = launch()
+		proc = run()
 	}
 	waitConsumed(t, db, total, 240*time.Second)
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	_ = cmd.Wait()
+	if err := proc.Stop(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 	sameDump(t, "killed three times vs uninterrupted", dump(t, reference), dump(t, db))
 }
 

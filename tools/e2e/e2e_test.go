@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratestream/ratestream/pkg/launch"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
@@ -25,7 +25,7 @@ type stack struct {
 	windower      string // the first windower's base URL
 	runDir        string
 	env           []string // how to reach its database and broker
-	cmd           *exec.Cmd
+	proc          *launch.Process
 }
 
 // startStack runs `stack run` with the given extra settings.
@@ -60,23 +60,20 @@ func startStack(t *testing.T, env ...string) *stack {
 	s.ingest, s.query, s.windower = "http://"+ingest, "http://"+query, "http://"+windower
 	brokerAddr := addr()
 	s.env = []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + brokerAddr}
-	s.cmd = exec.Command(filepath.Join(bin, "stack"), "run")
-	s.cmd.Dir = testenv.Root()
-	s.cmd.Env = append(os.Environ(),
-		"RATESTREAM_RUN_DIR="+s.runDir, "DATABASE_URL="+dbURL,
-		"DEVBROKER_ADDR="+brokerAddr, "INGEST_ADDR="+ingest, "QUERY_ADDR="+query,
-		"WINDOWER_ADDR="+windower, "SCORER_ADDR="+addr(),
-		"WINDOW=1s", "GRACE=1s", "LOG_LEVEL=warn")
-	s.cmd.Env = append(s.cmd.Env, env...)
 	out, err := os.Create(filepath.Join(s.runDir, "stack.out"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { out.Close() })
-	s.cmd.Stdout, s.cmd.Stderr = out, os.Stderr
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	s.proc = testenv.Launch(t, launch.Spec{
+		Path: filepath.Join(bin, "stack"), Args: []string{"run"}, Dir: testenv.Root(),
+		Env: append([]string{
+			"RATESTREAM_RUN_DIR=" + s.runDir, "DATABASE_URL=" + dbURL,
+			"DEVBROKER_ADDR=" + brokerAddr, "INGEST_ADDR=" + ingest, "QUERY_ADDR=" + query,
+			"WINDOWER_ADDR=" + windower, "SCORER_ADDR=" + addr(),
+			"WINDOW=1s", "GRACE=1s", "LOG_LEVEL=warn"}, env...),
+		Output: out, Stderr: os.Stderr,
+	})
 	// RATESTREAM_E2E_LOGS=DIR keeps every log of every stack under DIR;
 	// registered first, so that it runs once the stack has stopped and
 	// the logs are whole.
@@ -86,17 +83,10 @@ func startStack(t *testing.T, env ...string) *stack {
 		})
 	}
 	t.Cleanup(func() {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- s.cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("stack did not stop cleanly: %v", err)
-			}
-		case <-time.After(60 * time.Second):
-			_ = s.cmd.Process.Kill()
-			t.Error("stack did not stop within 60s of SIGTERM")
+		if err := s.proc.Stop(60 * time.Second); err != nil {
+			t.Errorf("stack did not stop within 60 s of SIGTERM: %v", err)
+		} else if _, err := s.proc.Exited(); err != nil {
+			t.Errorf("stack did not stop cleanly: %v", err)
 		}
 	})
 	// On failure, the windowers' last words (the run directory goes away).

@@ -6,6 +6,7 @@ package testenv
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,13 +18,13 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +35,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/launch"
 	"github.com/ratestream/ratestream/pkg/migrate"
 	"github.com/ratestream/ratestream/pkg/rating"
 )
@@ -235,24 +237,21 @@ func (b *Broker) Messages(t testing.TB, topic string) []kafka.Message {
 	return out
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago (see
+// launch.FreeAddr).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	// Below Linux's ephemeral range (32768-60999): a port the kernel hands
-	// out itself (":0") can be taken by any outgoing connection between
-	// this pick and the service's bind, and a test that failed with
-	// "address already in use" said so.
-	for range 1000 {
-		port := 20000 + mrand.IntN(12000)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return port
+	addr, err := launch.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port between 20000 and 32000")
-	return 0
+	port, _ := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
+	return port
+}
+
+// FreeAddr returns a loopback address whose port was free a moment ago.
+func FreeAddr(t testing.TB) string {
+	return fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 }
 
 // Binary returns the path of a project command (see Binaries).
@@ -293,28 +292,20 @@ func Eventually(t testing.TB, timeout time.Duration, check func() error) {
 	t.Fatalf("not within %s: %v", timeout, err)
 }
 
-// Spawn starts a command with extra environment variables and stops it
-// (SIGTERM, then SIGKILL) when the test ends.
-func Spawn(t testing.TB, bin string, env ...string) *exec.Cmd {
+// Launch starts a program and stops it (SIGTERM, then SIGKILL after 20 s)
+// when the test ends; its output goes to the test's stderr unless the
+// spec names another.
+func Launch(t testing.TB, s launch.Spec) *launch.Process {
 	t.Helper()
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
+	if s.Output == nil {
+		s.Output = os.Stderr
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	return cmd
+	p, err := launch.Start(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop(20 * time.Second) })
+	return p
 }
 
 // Binaries returns a directory holding every project command: the one
@@ -343,19 +334,47 @@ func Binaries(t testing.TB) string {
 // when the test ends.
 func (b *Broker) Writer(t testing.TB) *kafka.Writer {
 	t.Helper()
-	w, err := broker.NewWriter(b.Config, b.Config.Topic, broker.WriterTuning{BatchSize: 5000, BatchBytes: 4 << 20, BatchTimeout: 5 * time.Millisecond, WriteTimeout: 10 * time.Second})
+	return b.writer(t, Target{})
+}
+
+func (b *Broker) writer(t testing.TB, to Target) *kafka.Writer {
+	t.Helper()
+	w, err := broker.NewWriter(b.Config, cmp.Or(to.Topic, b.Config.Topic), broker.WriterTuning{BatchSize: 5000, BatchBytes: 4 << 20, BatchTimeout: 5 * time.Millisecond, WriteTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if to.Partition != nil {
+		w.Balancer = fixedPartition(*to.Partition)
 	}
 	t.Cleanup(func() { _ = w.Close() })
 	return w
 }
 
+// Target says where ProduceTo writes.
+type Target struct {
+	// Topic is the topic; empty is the rating topic.
+	Topic string
+	// Partition, when set, takes every message whatever its key (a
+	// producer that does not partition by murmur2); nil partitions by
+	// key as ingest does.
+	Partition *int
+}
+
+type fixedPartition int
+
+func (p fixedPartition) Balance(kafka.Message, ...int) int { return int(p) }
+
 // Produce writes events to the rating topic, keyed by post as ingest
 // keys them, then the extra messages as they are.
 func (b *Broker) Produce(t testing.TB, evs []rating.Event, extra ...kafka.Message) {
 	t.Helper()
-	w := b.Writer(t)
+	b.ProduceTo(t, Target{}, evs, extra...)
+}
+
+// ProduceTo is Produce to another topic or partition.
+func (b *Broker) ProduceTo(t testing.TB, to Target, evs []rating.Event, extra ...kafka.Message) {
+	t.Helper()
+	w := b.writer(t, to)
 	msgs := make([]kafka.Message, 0, len(evs)+len(extra))
 	for _, e := range evs {
 		v, err := e.Marshal()
