@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
@@ -173,22 +172,11 @@ func redriven(ctx context.Context, cfg broker.Config) (map[string]string, error)
 }
 
 func printDeadLetters(w io.Writer, format string, dls []deadLetter) error {
-	switch format {
-	case "json":
-		if dls == nil {
-			dls = []deadLetter{}
-		}
-		return printJSON(w, dls)
-	case "table":
-		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PICK\tSTAGE\tSQLSTATE\tORIGIN\tREDRIVEN\tERROR\tVALUE")
-		for _, d := range dls {
-			fmt.Fprintf(tw, "%d@%d\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Partition, d.Offset, clip(d.Stage, 20), clip(d.SQLState, 10),
-				clip(d.Origin, 60), clip(d.Redriven, 40), clip(d.Error, 60), clip(d.Value, 80))
-		}
-		return tw.Flush()
-	}
-	return fmt.Errorf("-o %q: want table or json", format)
+	return printRows(w, format, dls, []string{"PICK", "STAGE", "SQLSTATE", "ORIGIN", "REDRIVEN", "ERROR", "VALUE"},
+		func(d deadLetter) []string {
+			return []string{fmt.Sprintf("%d@%d", d.Partition, d.Offset), clip(d.Stage, 20), clip(d.SQLState, 10),
+				clip(d.Origin, 60), clip(d.Redriven, 40), clip(d.Error, 60), clip(d.Value, 80)}
+		})
 }
 
 // clip writes bytes that anyone could have produced for a terminal: every

@@ -82,10 +82,10 @@ type eventRow struct {
 // exportFilter narrows an export.
 type exportFilter struct {
 	since, until time.Time // on rated_at (window_start for windows, as_of for scores)
-	lo, hi       int64     // post ids, inclusive; hi 0: no bound
+	lo, hi       int64     // post ids, inclusive (postRange)
 }
 
-func (f exportFilter) post(id int64) bool { return id >= f.lo && (f.hi == 0 || id <= f.hi) }
+func (f exportFilter) post(id int64) bool { return id >= f.lo && id <= f.hi }
 func (f exportFilter) at(t time.Time) bool {
 	return (f.since.IsZero() || !t.Before(f.since)) && (f.until.IsZero() || t.Before(f.until))
 }
@@ -112,14 +112,8 @@ with a header, times in RFC 3339 UTC. --since and --until bound rated_at
 			if f.until, err = optTime("--until", until); err != nil {
 				return err
 			}
-			if posts != "" {
-				lo, hi, ok := strings.Cut(posts, "-")
-				a, err1 := strconv.ParseInt(lo, 10, 64)
-				b, err2 := strconv.ParseInt(hi, 10, 64)
-				if !ok || err1 != nil || err2 != nil || a > b {
-					return fmt.Errorf("--posts %q: want LO-HI", posts)
-				}
-				f.lo, f.hi = a, b
+			if f.lo, f.hi, err = postRange(posts); err != nil {
+				return err
 			}
 			if out == "" {
 				return errors.New("--file FILE is required")

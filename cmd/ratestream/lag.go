@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -123,21 +122,13 @@ func lagRows(ctx context.Context, kcfg broker.Config, dcfg database.Config, grou
 }
 
 func printLag(w io.Writer, format string, rows []partitionLag) error {
-	switch format {
-	case "json":
-		return printJSON(w, rows)
-	case "table":
-		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PARTITION\tLOG END\tSTORED\tLAG\tGROUP COMMITTED\tWATERMARK\tSCORER QUEUED\tOLDEST WAIT\tMATURING DUE")
-		for _, r := range rows {
+	return printRows(w, format, rows, []string{"PARTITION", "LOG END", "STORED", "LAG", "GROUP COMMITTED", "WATERMARK", "SCORER QUEUED", "OLDEST WAIT", "MATURING DUE"},
+		func(r partitionLag) []string {
 			wm := "-"
 			if r.Watermark != nil {
 				wm = r.Watermark.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%s\t%d\t%.1fs\t%d\n", r.Partition, r.LogEnd, r.Stored, r.Lag, r.Group, wm,
-				r.ScorerQueued, r.ScorerWait, r.ScorerDue)
-		}
-		return tw.Flush()
-	}
-	return fmt.Errorf("-o %q: want table or json", format)
+			return []string{fmt.Sprint(r.Partition), fmt.Sprint(r.LogEnd), fmt.Sprint(r.Stored), fmt.Sprint(r.Lag), fmt.Sprint(r.Group), wm,
+				fmt.Sprint(r.ScorerQueued), fmt.Sprintf("%.1fs", r.ScorerWait), fmt.Sprint(r.ScorerDue)}
+		})
 }

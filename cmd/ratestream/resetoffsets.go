@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -185,23 +184,12 @@ func choosePartitions(s string, bounds map[int]broker.Bounds) ([]int, error) {
 }
 
 func printResets(w io.Writer, format string, rows []offsetReset) error {
-	switch format {
-	case "json":
-		if rows == nil {
-			rows = []offsetReset{}
-		}
-		return printJSON(w, rows)
-	case "table":
-		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PARTITION\tSTORED\tLOG START\tLOG END\tNEW")
-		for _, r := range rows {
+	return printRows(w, format, rows, []string{"PARTITION", "STORED", "LOG START", "LOG END", "NEW"},
+		func(r offsetReset) []string {
 			stored := "-"
 			if r.Stored >= 0 {
 				stored = strconv.FormatInt(r.Stored, 10)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\n", r.Partition, stored, r.LogStart, r.LogEnd, r.New)
-		}
-		return tw.Flush()
-	}
-	return fmt.Errorf("-o %q: want table or json", format)
+			return []string{fmt.Sprint(r.Partition), stored, fmt.Sprint(r.LogStart), fmt.Sprint(r.LogEnd), fmt.Sprint(r.New)}
+		})
 }

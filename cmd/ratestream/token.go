@@ -58,9 +58,13 @@ come from the identity provider.`,
 	f.StringVar(&sub, "sub", "", "the user id the token speaks for")
 	f.StringSliceVar(&scopes, "scope", nil, "a scope to grant (repeatable), e.g. posts:write")
 	f.DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid")
-	f.StringVar(&secretFile, "secret-file", cmp.Or(os.Getenv("AUTH_HS256_SECRET_FILE"), auth.DevSecretFile(runDir)), "the HS256 secret (AUTH_HS256_SECRET_FILE)")
-	f.StringVar(&issuer, "issuer", cmp.Or(os.Getenv("AUTH_ISSUER"), auth.DevIssuer), "iss (AUTH_ISSUER)")
-	f.StringVar(&audience, "audience", cmp.Or(os.Getenv("AUTH_AUDIENCE"), auth.DevAudience), "aud (AUTH_AUDIENCE)")
-	f.StringVar(&claim, "subject-claim", cmp.Or(os.Getenv("AUTH_SUBJECT_CLAIM"), "sub"), "the claim holding the user id (AUTH_SUBJECT_CLAIM)")
+	f.StringVar(&secretFile, "secret-file", auth.DevSecretFile(runDir), "the HS256 secret")
+	f.StringVar(&issuer, "issuer", auth.DevIssuer, "iss")
+	f.StringVar(&audience, "audience", auth.DevAudience, "aud")
+	f.StringVar(&claim, "subject-claim", "sub", "the claim holding the user id")
+	sharedSetting(f, "secret-file", "AUTH_HS256_SECRET_FILE")
+	sharedSetting(f, "issuer", "AUTH_ISSUER")
+	sharedSetting(f, "audience", "AUTH_AUDIENCE")
+	sharedSetting(f, "subject-claim", "AUTH_SUBJECT_CLAIM")
 	return c
 }

@@ -60,12 +60,15 @@ exit status 0 when identical, 1 on a difference, 2 on an error.`,
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&a, "database", "", "one database (URL)")
+	f.StringVar(&a, "database", "", "one database (URL), usually the live one")
 	f.StringVar(&b, "against", "", "the other database (URL)")
 	f.StringVar(&groupA, "group", "ratestream-windower", "the consumer key of the stored offsets in --database")
 	f.StringVar(&groupB, "against-group", "", "the consumer key in --against (default: --group)")
 	f.StringVar(&topic, "topic", "ratings.v1", "the rating topic")
 	f.StringVarP(&output, "output", "o", "text", "text or json")
+	sharedSetting(f, "database", "DATABASE_URL")
+	sharedSetting(f, "group", "WINDOWER_GROUP")
+	sharedSetting(f, "topic", "KAFKA_TOPIC")
 	return c
 }
 
