@@ -14,8 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ratestream/ratestream/pkg/broker"
-	"github.com/ratestream/ratestream/pkg/contract"
-	"github.com/ratestream/ratestream/pkg/rating"
 )
 
 // processor consumes ratings.v1 as a member of a consumer group. Each
@@ -23,14 +21,15 @@ import (
 // (not the group's committed offset), in batches applied one transaction
 // each, so that a crash, a restart or a rebalance neither loses nor
 // double-counts an event. An event that cannot become state goes to the
-// dead-letter topic and the partition moves on (poison.go); the monitor
-// (monitor.go) watches every partition, owned or not.
+// dead-letter topic and the partition moves on (the applier, poison.go);
+// the monitor (monitor.go) watches every partition, owned or not, through
+// the membership interface.
 type processor struct {
 	log      *zap.Logger
 	kafka    broker.Config
 	group    string
 	store    store
-	dlq      deadLetters
+	applier  *applier // applies batches, isolating what cannot become state (poison.go)
 	open     func(partition int, offset int64, skipped func(report string)) (source, error)
 	bounds   func(ctx context.Context, partition int) (broker.Bounds, error) // nil: not checked (tests without a broker)
 	readAt   func(ctx context.Context, partition int, offset int64) (kafka.Message, error)
@@ -136,6 +135,9 @@ func (p *processor) member(ctx context.Context) error {
 		}
 	}
 }
+
+// groupName is the consumer group this instance is a member of.
+func (p *processor) groupName() string { return p.group }
 
 // forceRejoin makes this instance leave the group and join it again. The
 // coordinator then runs a rebalance in which every member must rejoin
@@ -259,27 +261,11 @@ func (p *processor) consume(ctx context.Context, id int, log *zap.Logger, commit
 				return ctx.Err()
 			}
 		}
-		b := batch{partition: id, expected: pos, next: msgs[len(msgs)-1].Offset + 1, last: broker.Fingerprint(msgs[len(msgs)-1])}
-		var poison []kafka.Message
-		for _, m := range msgs {
-			e, derr := rating.Unmarshal(m.Value)
-			if derr != nil {
-				poison = append(poison, broker.DeadLetter(m, contract.DLQStageDecode, "", derr))
-				continue
-			}
-			b.events = append(b.events, e)
-			b.msgs = append(b.msgs, m)
+		b, poison := decode(id, pos, msgs)
+		if err := p.applier.parkUndecodable(ctx, poison, log); err != nil {
+			return err
 		}
-		if len(poison) > 0 {
-			// Parked before the offset moves past them: a crash in
-			// between can repeat a dead letter, never lose one.
-			if err := p.dlq.WriteMessages(ctx, poison...); err != nil {
-				return fmt.Errorf("write dead letters: %w", err)
-			}
-			p.m.dlq.WithLabelValues(contract.DLQStageDecode).Add(float64(len(poison)))
-			log.Warn("parked undecodable events", zap.Int("count", len(poison)))
-		}
-		if pos, err = p.commit(ctx, b, retry); err != nil {
+		if pos, err = p.applier.commit(ctx, b, retry); err != nil {
 			return err // fenced (another instance moved on) or stopping
 		}
 		if committed != nil {

@@ -90,13 +90,14 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	if cfg.Cache > 0 {
 		cache = newRowCache(cfg.Cache)
 	}
+	pg := &pgStore{pool: pool, key: tally.Key{Consumer: cfg.Group.Name, Topic: cfg.Kafka.Topic}, params: params, grace: cfg.Grace, cache: cache}
 	p := &processor{
-		until: until,
-		log:   log,
-		kafka: cfg.Kafka,
-		group: cfg.Group.Name,
-		store: &pgStore{pool: pool, key: tally.Key{Consumer: cfg.Group.Name, Topic: cfg.Kafka.Topic}, params: params, grace: cfg.Grace, cache: cache},
-		dlq:   dlq,
+		applier: &applier{log: log, store: pg, dlq: dlq},
+		until:   until,
+		log:     log,
+		kafka:   cfg.Kafka,
+		group:   cfg.Group.Name,
+		store:   pg,
 		open: func(partition int, offset int64, skipped func(string)) (source, error) {
 			return broker.NewPartitionReader(cfg.Kafka, cfg.Kafka.Topic, partition, offset,
 				broker.Fetch{MinBytes: cfg.FetchMin, MaxWait: cfg.MaxWait / 2, Skipped: skipped})
@@ -117,7 +118,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		},
 		maxBatch: cfg.MaxBatch, maxWait: cfg.MaxWait, session: cfg.Session,
 	}
-	mon := &monitor{p: p, log: log, interval: cfg.Monitor, bound: cfg.Stall, settle: cfg.Session}
+	mon := &monitor{group: p, stored: pg, kafka: cfg.Kafka, until: until, log: log, interval: cfg.Monitor, bound: cfg.Stall, settle: cfg.Session}
 
 	// HTTP: health and metrics only.
 	srv := httpserver.New(log, cfg.HTTP, cfg.Addr,
@@ -127,6 +128,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		httpserver.Check{Name: "offsets", Fn: p.outsideReady},
 	)
 	p.m = newMetrics(srv.Registry)
+	mon.metrics, p.applier.m = p.m, p.m
 	if cache != nil {
 		cache.register(srv.Registry)
 	}

@@ -25,7 +25,13 @@ import (
 // was never evicted (a broker that does not expire its session) loses its
 // partitions.
 type monitor struct {
-	p        *processor
+	group  membership
+	stored interface {
+		offsets(context.Context) (map[int]int64, error)
+	}
+	kafka    broker.Config
+	until    map[int]int64 // a replay stops each partition there
+	metrics  *metrics
 	log      *zap.Logger
 	interval time.Duration
 	bound    time.Duration
@@ -38,6 +44,16 @@ type monitor struct {
 
 	mu    sync.Mutex
 	stuck []int // partitions stalled beyond bound at the last check
+}
+
+// membership is what the monitor needs of this instance's consumer:
+// which partitions it holds, a way to make it leave and rejoin the group,
+// and a way to stop a worker whose stored offset is outside its log.
+type membership interface {
+	ownership() (member string, owned map[int]bool)
+	forceRejoin()
+	restartIfOutside(partition int, next int64, b broker.Bounds)
+	groupName() string
 }
 
 // watch is what the monitor remembers of one partition.
@@ -68,11 +84,11 @@ func (m *monitor) run(ctx context.Context) error {
 func (m *monitor) check(ctx context.Context, now time.Time) error {
 	// Stored offsets first: an offset stored after the log ends were read
 	// could pass them, and look outside the log.
-	stored, err := m.p.store.offsets(ctx)
+	stored, err := m.stored.offsets(ctx)
 	if err != nil {
 		return err
 	}
-	ends, err := broker.LogBounds(ctx, m.p.kafka, m.p.kafka.Topic)
+	ends, err := broker.LogBounds(ctx, m.kafka, m.kafka.Topic)
 	if err != nil {
 		return err
 	}
@@ -87,15 +103,15 @@ func (m *monitor) check(ctx context.Context, now time.Time) error {
 			next = b.First
 		}
 		end := b.End
-		if stop, bounded := m.p.until[part]; bounded {
+		if stop, bounded := m.until[part]; bounded {
 			end = min(end, stop) // a replay stops there
 		}
 		if ok {
-			m.p.restartIfOutside(part, next, b)
+			m.group.restartIfOutside(part, next, b)
 		}
 		lag := max(0, end-next)
 		label := strconv.Itoa(part)
-		m.p.m.lag.WithLabelValues(label).Set(float64(lag))
+		m.metrics.lag.WithLabelValues(label).Set(float64(lag))
 		w := m.watches[part]
 		switch {
 		case w == nil || w.next != next || lag == 0:
@@ -111,7 +127,7 @@ func (m *monitor) check(ctx context.Context, now time.Time) error {
 		if !w.since.IsZero() {
 			stalled = now.Sub(w.since)
 		}
-		m.p.m.stalled.WithLabelValues(label).Set(stalled.Seconds())
+		m.metrics.stalled.WithLabelValues(label).Set(stalled.Seconds())
 		anyStalled = anyStalled || stalled > 0
 		if stalled >= m.bound {
 			stuck = append(stuck, part)
@@ -126,7 +142,7 @@ func (m *monitor) check(ctx context.Context, now time.Time) error {
 	}
 	// Something has not moved since the last check: follow the group's
 	// state from now on, so that a force waits until it has settled.
-	owners, state, err := broker.Owners(ctx, m.p.kafka, m.p.group, m.p.kafka.Topic)
+	owners, state, err := broker.Owners(ctx, m.kafka, m.group.groupName(), m.kafka.Topic)
 	if err != nil {
 		return err
 	}
@@ -142,7 +158,7 @@ func (m *monitor) check(ctx context.Context, now time.Time) error {
 // rebalance would not help), forces a rebalance at most once per bound
 // and only in a group that has settled (mayForce).
 func (m *monitor) remedy(stuck []int, owners map[int]broker.Member, state string, ends map[int]broker.Bounds, stored map[int]int64, now time.Time) {
-	me, mine := m.p.ownership()
+	me, mine := m.group.ownership()
 	foreign := false
 	logNow := now.Sub(m.lastLog) >= logEvery
 	for _, part := range stuck {
@@ -161,7 +177,7 @@ func (m *monitor) remedy(stuck []int, owners map[int]broker.Member, state string
 	if foreign && m.mayForce(now) {
 		m.log.Error("forcing a rebalance: leaving and rejoining the consumer group so that a member that is gone loses its partitions",
 			zap.Ints("stalled_partitions", stuck))
-		m.p.forceRejoin()
+		m.group.forceRejoin()
 	}
 }
 

@@ -3,14 +3,17 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/contract"
+	"github.com/ratestream/ratestream/pkg/rating"
 )
 
 // What the windower does when PostgreSQL refuses a batch: one event must
@@ -116,9 +119,51 @@ func (r *retrier) succeeded() {
 	r.attempt, r.same, r.lastText = 0, 0, ""
 }
 
+// applier applies a partition's batches to the store: it retries through
+// outages and isolates the events the store refuses as data, parking them
+// on the dead-letter topic with the undecodable ones.
+type applier struct {
+	log   *zap.Logger
+	store store
+	dlq   deadLetters
+	m     *metrics
+}
+
+// decode splits msgs into a batch of the events that decode and the dead
+// letters of those that do not.
+func decode(partition int, pos position, msgs []kafka.Message) (batch, []kafka.Message) {
+	b := batch{partition: partition, expected: pos, next: msgs[len(msgs)-1].Offset + 1, last: broker.Fingerprint(msgs[len(msgs)-1])}
+	var poison []kafka.Message
+	for _, m := range msgs {
+		e, err := rating.Unmarshal(m.Value)
+		if err != nil {
+			poison = append(poison, broker.DeadLetter(m, contract.DLQStageDecode, "", err))
+			continue
+		}
+		b.events = append(b.events, e)
+		b.msgs = append(b.msgs, m)
+	}
+	return b, poison
+}
+
+// parkUndecodable writes the dead letters of events that did not decode.
+// They are parked before the offset moves past them: a crash in between
+// can repeat a dead letter, never lose one.
+func (p *applier) parkUndecodable(ctx context.Context, poison []kafka.Message, log *zap.Logger) error {
+	if len(poison) == 0 {
+		return nil
+	}
+	if err := p.dlq.WriteMessages(ctx, poison...); err != nil {
+		return fmt.Errorf("write dead letters: %w", err)
+	}
+	p.m.dlq.WithLabelValues(contract.DLQStageDecode).Add(float64(len(poison)))
+	log.Warn("parked undecodable events", zap.Int("count", len(poison)))
+	return nil
+}
+
 // commit applies b, retrying and isolating as described above, and
 // returns the partition's position after it.
-func (p *processor) commit(ctx context.Context, b batch, r *retrier) (position, error) {
+func (p *applier) commit(ctx context.Context, b batch, r *retrier) (position, error) {
 	for {
 		res, err := p.apply(ctx, b)
 		if err == nil {
@@ -143,7 +188,7 @@ func (p *processor) commit(ctx context.Context, b batch, r *retrier) (position, 
 }
 
 // apply runs one transaction and records its metrics.
-func (p *processor) apply(ctx context.Context, b batch) (result, error) {
+func (p *applier) apply(ctx context.Context, b batch) (result, error) {
 	began := time.Now()
 	res, err := p.store.apply(ctx, b)
 	if err == nil {
@@ -157,7 +202,7 @@ func (p *processor) apply(ctx context.Context, b batch) (result, error) {
 // every other event is applied, in offset order. Splitting a batch is the
 // same as consuming with smaller batches, which gives identical state, so
 // replay stays deterministic.
-func (p *processor) isolate(ctx context.Context, b batch, r *retrier) (position, error) {
+func (p *applier) isolate(ctx context.Context, b batch, r *retrier) (position, error) {
 	pos := b.expected
 	var walk func(part batch) error
 	walk = func(part batch) error {
@@ -188,7 +233,7 @@ func (p *processor) isolate(ctx context.Context, b batch, r *retrier) (position,
 
 // park sends the one event of part to the dead-letter topic with the
 // error that refused it, then moves the stored offset past it.
-func (p *processor) park(ctx context.Context, part batch, cause error, pos *position, r *retrier) error {
+func (p *applier) park(ctx context.Context, part batch, cause error, pos *position, r *retrier) error {
 	m := part.msgs[0]
 	dead := broker.DeadLetter(m, contract.DLQStageStore, sqlState(cause), cause)
 	if err := p.dlq.WriteMessages(ctx, dead); err != nil {
@@ -209,7 +254,7 @@ func (p *processor) park(ctx context.Context, part batch, cause error, pos *posi
 
 // applyThroughOutages applies b, retrying through outages; an error in
 // the data is returned for the caller to isolate.
-func (p *processor) applyThroughOutages(ctx context.Context, b batch, r *retrier) (result, error) {
+func (p *applier) applyThroughOutages(ctx context.Context, b batch, r *retrier) (result, error) {
 	for {
 		res, err := p.apply(ctx, b)
 		if err == nil || errors.Is(err, errFenced) || ctx.Err() != nil || classify(err) == inData {
