@@ -94,23 +94,8 @@ func TestReadinessChecksRunOnTheirOwnClock(t *testing.T) {
 			}
 			return nil
 		}})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		// Connections the client dialled but never used count as busy
-		// for a shutdown (5 s): close them first.
-		http.DefaultClient.CloseIdleConnections()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	url := "http://" + ln.Addr().String() + "/readyz"
+	addr := serve(t, s)
+	url := "http://" + addr + "/readyz"
 	get := func() (int, map[string]any) {
 		resp, err := http.Get(url)
 		if err != nil {
@@ -177,6 +162,40 @@ func TestOperationsOnTheirOwnPort(t *testing.T) {
 	admin := free()
 	s := New(zap.NewNop(), Config{AdminAddr: admin, Pprof: true, ReadyInterval: 100 * time.Millisecond, ShutdownTimeout: 5 * time.Second}, "127.0.0.1:0")
 	s.Engine.GET("/v1/thing", func(c *gin.Context) { c.Status(http.StatusNoContent) })
+	addr := serve(t, s)
+	code := func(addr, path string) int {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for code(admin, "/readyz") != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the operations port never answered ready")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	api := addr
+	for _, c := range []struct {
+		addr, path string
+		want       int
+	}{
+		{api, "/v1/thing", 204}, {api, "/healthz", 200}, {api, "/metrics", 404}, {api, "/readyz", 404}, {api, "/debug/pprof/", 404},
+		{admin, "/metrics", 200}, {admin, "/readyz", 200}, {admin, "/healthz", 200}, {admin, "/debug/pprof/", 200}, {admin, "/v1/thing", 404},
+	} {
+		if got := code(c.addr, c.path); got != c.want {
+			t.Errorf("%s%s: %d, want %d", c.addr, c.path, got, c.want)
+		}
+	}
+}
+
+// serve runs s on a loopback port until the test ends and returns the
+// address.
+func serve(t *testing.T, s *Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -193,31 +212,5 @@ func TestOperationsOnTheirOwnPort(t *testing.T) {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	code := func(addr, path string) int {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			return 0
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for code(admin, "/readyz") != http.StatusOK {
-		if time.Now().After(deadline) {
-			t.Fatal("the operations port never answered ready")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	api := ln.Addr().String()
-	for _, c := range []struct {
-		addr, path string
-		want       int
-	}{
-		{api, "/v1/thing", 204}, {api, "/healthz", 200}, {api, "/metrics", 404}, {api, "/readyz", 404}, {api, "/debug/pprof/", 404},
-		{admin, "/metrics", 200}, {admin, "/readyz", 200}, {admin, "/healthz", 200}, {admin, "/debug/pprof/", 200}, {admin, "/v1/thing", 404},
-	} {
-		if got := code(c.addr, c.path); got != c.want {
-			t.Errorf("%s%s: %d, want %d", c.addr, c.path, got, c.want)
-		}
-	}
+	return ln.Addr().String()
 }

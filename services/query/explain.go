@@ -213,39 +213,31 @@ func (h *handlers) explainV1(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	key := fmt.Sprintf("explain/%d/%d", id, history)
-	if body, ok := h.guard.page(key); ok {
-		c.Data(http.StatusOK, "application/json; charset=utf-8", body)
-		return nil
-	}
-	x, err := h.explained(c, id, history)
+	body, err := h.guard.answer(c, fmt.Sprintf("explain/%d/%d", id, history), func(ctx context.Context, pool *pgxpool.Pool) ([]byte, error) {
+		x, err := h.explain(ctx, pool, id, history)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(x)
+	})
 	if err != nil {
-		return err
+		return explainError(id, err)
 	}
-	body, err := json.Marshal(x)
-	if err != nil {
-		return err
-	}
-	h.guard.keepPage(key, body)
 	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 	return nil
 }
 
-// explained is explain through the guard, with its errors as answers.
-func (h *handlers) explained(c *gin.Context, id int64, history time.Duration) (*explanation, error) {
-	x, err := h.guard.explain(c, id, history, func(ctx context.Context, pool *pgxpool.Pool) (*explanation, error) {
-		return h.explain(ctx, pool, id, history)
-	})
+// explainError is the answer to an explanation or page that failed.
+func explainError(id int64, err error) error {
 	var p *httpserver.Problem
 	switch {
 	case errors.Is(err, errNoPost):
-		return nil, httpserver.Bad(http.StatusNotFound, "id", "no post with id "+strconv.FormatInt(id, 10))
+		return httpserver.Bad(http.StatusNotFound, "id", "no post with id "+strconv.FormatInt(id, 10))
 	case errors.As(err, &p):
-		return nil, err
-	case err != nil:
-		return nil, unavailable("explain the score", err)
+		return err
+	default:
+		return unavailable("explain the score", err)
 	}
-	return x, nil
 }
 
 // finite turns NaN into nil, for JSON and templates.

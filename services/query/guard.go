@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"sync"
 	"time"
 
@@ -46,10 +46,11 @@ type guard struct {
 	outcomes          *prometheus.CounterVec
 }
 
+// answer is a rendered answer, served as it is, or the error that is the
+// answer (an unknown post).
 type answer struct {
-	x    *explanation
+	body []byte
 	err  error
-	body []byte // a rendered answer (key "page/..."), served as it is
 	at   time.Time
 }
 
@@ -82,15 +83,15 @@ func allow(c *gin.Context, l *limit.Limiter, what string) error {
 	return nil
 }
 
-// explain answers an explanation of post id over history: from an answer
-// of the same request less than ttl old, or shared with the same request
-// in flight, or computed on the heavy pool if a slot is free; otherwise
-// 429 at once.
-func (g *guard) explain(c *gin.Context, id int64, history time.Duration, compute func(context.Context, *pgxpool.Pool) (*explanation, error)) (*explanation, error) {
-	key := fmt.Sprintf("%d/%d", id, history)
+// answer is the rendered answer of a heavy request (an explanation, a
+// post's page), key naming it: an answer of the same request less than
+// ttl old, or shared with the same request in flight, or rendered on the
+// heavy pool if a slot is free; otherwise 429 at once. render's
+// errNoPost is kept as an answer too.
+func (g *guard) answer(c *gin.Context, key string, render func(context.Context, *pgxpool.Pool) ([]byte, error)) ([]byte, error) {
 	if a, ok := g.cached(key); ok {
 		g.outcomes.WithLabelValues("cached").Inc()
-		return a.x, a.err
+		return a.body, a.err
 	}
 	if err := allow(c, g.heavyIPs, "explanations"); err != nil {
 		g.outcomes.WithLabelValues("limited").Inc()
@@ -108,11 +109,11 @@ func (g *guard) explain(c *gin.Context, id int64, history time.Duration, compute
 		// Not the request's context: the answer is shared.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), 10*time.Second)
 		defer cancel()
-		x, err := compute(ctx, g.heavyPool)
-		if err == nil || err == errNoPost {
-			g.keep(key, answer{x: x, err: err, at: time.Now()})
+		body, err := render(ctx, g.heavyPool)
+		if err == nil || errors.Is(err, errNoPost) {
+			g.keep(key, answer{body: body, err: err, at: time.Now()})
 		}
-		return x, err
+		return body, err
 	})
 	if shared {
 		g.outcomes.WithLabelValues("shared").Inc()
@@ -120,21 +121,7 @@ func (g *guard) explain(c *gin.Context, id int64, history time.Duration, compute
 	if err != nil {
 		return nil, err
 	}
-	return v.(*explanation), nil
-}
-
-// page is a rendered answer of key less than ttl old.
-func (g *guard) page(key string) ([]byte, bool) {
-	a, ok := g.cached("page/" + key)
-	if ok {
-		g.outcomes.WithLabelValues("cached").Inc()
-	}
-	return a.body, ok
-}
-
-// keepPage keeps a rendered answer of key for ttl.
-func (g *guard) keepPage(key string, body []byte) {
-	g.keep("page/"+key, answer{body: body, at: time.Now()})
+	return v.([]byte), nil
 }
 
 func (g *guard) cached(key string) (answer, bool) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ratestream/ratestream/pkg/plot"
 	"github.com/ratestream/ratestream/pkg/scoring"
@@ -156,19 +157,27 @@ func (h *handlers) uiPost(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	key := fmt.Sprintf("ui/%d/%d", id, history)
-	if body, ok := h.guard.page(key); ok {
-		writeHTML(c, body)
-		return nil
-	}
-	x, err := h.explained(c, id, history)
+	body, err := h.guard.answer(c, fmt.Sprintf("ui/%d/%d", id, history), func(ctx context.Context, pool *pgxpool.Pool) ([]byte, error) {
+		return h.renderPost(ctx, pool, id, history)
+	})
 	if err != nil {
-		return err
+		return explainError(id, err)
+	}
+	writeHTML(c, body)
+	return nil
+}
+
+// renderPost renders a post's page: its explanation over history, charts
+// and held-out windows.
+func (h *handlers) renderPost(ctx context.Context, pool *pgxpool.Pool, id int64, history time.Duration) ([]byte, error) {
+	x, err := h.explain(ctx, pool, id, history)
+	if err != nil {
+		return nil, err
 	}
 	p, ok := h.view.Get(id)
 	if !ok {
-		if p, err = lookupPost(c, h.pool, h.view, id); err != nil {
-			return unavailable("read the post", err)
+		if p, err = lookupPost(ctx, h.pool, h.view, id); err != nil {
+			return nil, fmt.Errorf("read the post: %w", err)
 		}
 	}
 	var heldOut []explainedWin
@@ -187,11 +196,9 @@ func (h *handlers) uiPost(c *gin.Context) error {
 	data["Histogram"] = template.HTML(plot.Histogram("Current ratings", "score", labels, x.Dist[:])) // #nosec G203 -- idem
 	var body bytes.Buffer
 	if err := uiTemplates.ExecuteTemplate(&body, "post.html", data); err != nil {
-		return err
+		return nil, err
 	}
-	h.guard.keepPage(key, body.Bytes())
-	writeHTML(c, body.Bytes())
-	return nil
+	return body.Bytes(), nil
 }
 
 // postCharts draws the score against the plain mean, and the volume
