@@ -58,7 +58,11 @@ func TestUnconsumedPartitionIsReportedAndReclaimed(t *testing.T) {
 
 	squatter, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID: cfg.Group.Name, Brokers: b.Config.Brokers, Topics: []string{b.Config.Topic},
-		HeartbeatInterval: time.Second, SessionTimeout: cfg.Session, RebalanceTimeout: cfg.Session,
+		// A long rebalance timeout: the windower's remedy (a forced
+		// rebalance) waits for this live member to rejoin however slowly a
+		// loaded machine runs it, so it keeps holding partitions and the
+		// stall stays visible.
+		HeartbeatInterval: time.Second, SessionTimeout: cfg.Session, RebalanceTimeout: 30 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
