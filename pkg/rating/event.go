@@ -1,6 +1,13 @@
 // Package rating defines the rating event carried by ratings.v1: its fields,
-// its JSON form (documented by rating-event.v1.schema.json) and the rules a
-// valid event obeys.
+// its JSON form (documented by rating-event.schema.json, every version) and
+// the rules a valid event obeys.
+//
+// Versions only add. A reader accepts every version up to its own and
+// refuses the others (they go to the dead-letter topic, never guessed
+// at). A new version is produced only for an event an older reader would
+// misread: ingest still writes every rating as version 1, so readers
+// built before retractions keep reading every rating, and a retraction,
+// which they cannot understand, is version 2.
 package rating
 
 import (
@@ -21,8 +28,12 @@ import (
 	"github.com/ratestream/ratestream/pkg/jsoncheck"
 )
 
-// Version is the schema version of events produced today.
-const Version = 1
+// Version is the schema version of ratings produced today; Version2 is
+// the first with retractions (and an explicit op).
+const (
+	Version  = 1
+	Version2 = 2
+)
 
 // MaxScore is the highest score; scores are whole numbers from 0.
 const MaxScore = 5
@@ -30,19 +41,36 @@ const MaxScore = 5
 // MaxUserIDBytes bounds a user id.
 const MaxUserIDBytes = 128
 
-// Schema is the JSON Schema of an event's value.
+// Schema is the JSON Schema of an event's value, every version.
 //
-//go:embed rating-event.v1.schema.json
+//go:embed rating-event.schema.json
 var Schema []byte
 
-// Event is one rating. The Kafka key is PostID in decimal.
+// Event is one rating, or the retraction of the user's rating of the post.
+// The Kafka key is PostID in decimal.
 type Event struct {
 	V       int       `json:"v"`
 	EventID uuid.UUID `json:"event_id"`
 	PostID  int64     `json:"post_id"`
 	UserID  string    `json:"user_id"`
-	Score   int       `json:"score"`
+	Score   int       `json:"score"` // 0 in a retraction
 	RatedAt time.Time `json:"rated_at"`
+	// Retract says the user takes back their rating of the post (version
+	// 2, op "retract"); RatedAt is when.
+	Retract bool `json:"-"`
+}
+
+// MarshalJSON is the event as the topic carries it (AppendJSON).
+func (e Event) MarshalJSON() ([]byte, error) { return e.AppendJSON(nil), nil }
+
+// UnmarshalJSON reads an event as Unmarshal does, every rule checked.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	x, err := Unmarshal(b)
+	if err != nil {
+		return err
+	}
+	*e = x
+	return nil
 }
 
 // FieldError names the field an event or request got wrong.
@@ -60,6 +88,15 @@ func New(postID int64, userID string, score int, now time.Time) (Event, error) {
 		return Event{}, fmt.Errorf("new event id: %w", err)
 	}
 	return Event{V: Version, EventID: id, PostID: postID, UserID: userID, Score: score, RatedAt: now.UTC()}, nil
+}
+
+// NewRetraction stamps a retraction accepted now with a fresh UUIDv7.
+func NewRetraction(postID int64, userID string, now time.Time) (Event, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Event{}, fmt.Errorf("new event id: %w", err)
+	}
+	return Event{V: Version2, EventID: id, PostID: postID, UserID: userID, RatedAt: now.UTC(), Retract: true}, nil
 }
 
 // ValidateUserID checks a user id that a client sends (the ingest body,
@@ -117,8 +154,13 @@ func ValidateScore(s int) error {
 // Validate checks every rule of the event schema (the client rules of
 // ValidateUserID are checked at the door, not here).
 func (e Event) Validate() error {
-	if e.V != Version {
+	switch {
+	case e.V != Version && e.V != Version2:
 		return &FieldError{"v", fmt.Sprintf("unsupported version %d", e.V)}
+	case e.Retract && e.V < Version2:
+		return &FieldError{"v", "a retraction is version 2 or later"}
+	case e.Retract && e.Score != 0:
+		return &FieldError{"score", "a retraction has no score"}
 	}
 	if e.EventID.Version() != 7 || e.EventID.Variant() != uuid.RFC4122 {
 		return &FieldError{"event_id", "must be a UUIDv7"}
@@ -148,22 +190,44 @@ func (e Event) Marshal() ([]byte, error) {
 
 // AppendJSON appends the event's JSON object to b: the fields in the
 // schema's order, strings escaped as encoding/json escapes them. It is
-// written out by hand because ingest encodes one per request.
+// written out by hand because ingest encodes one per request. Version 2
+// carries op ("rate" or "retract"); a retraction has no score.
 func (e Event) AppendJSON(b []byte) []byte {
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, int64(e.V), 10)
+	if e.V >= Version2 {
+		b = append(b, `,"op":"`...)
+		b = append(b, e.Op()...)
+		b = append(b, '"')
+	}
 	b = append(b, `,"event_id":"`...)
 	b = append(b, e.EventID.String()...)
 	b = append(b, `","post_id":`...)
 	b = strconv.AppendInt(b, e.PostID, 10)
 	b = append(b, `,"user_id":`...)
 	b = appendJSONString(b, e.UserID)
-	b = append(b, `,"score":`...)
-	b = strconv.AppendInt(b, int64(e.Score), 10)
+	if !e.Retract {
+		b = append(b, `,"score":`...)
+		b = strconv.AppendInt(b, int64(e.Score), 10)
+	}
 	b = append(b, `,"rated_at":"`...)
 	b = e.RatedAt.UTC().AppendFormat(b, time.RFC3339Nano)
 	return append(b, `"}`...)
 }
+
+// Op is what the event does: "rate" or "retract".
+func (e Event) Op() string {
+	if e.Retract {
+		return OpRetract
+	}
+	return OpRate
+}
+
+// The ops of version 2.
+const (
+	OpRate    = "rate"
+	OpRetract = "retract"
+)
 
 // appendJSONString appends s as a JSON string the way encoding/json
 // writes it: quotes, backslashes and control characters escaped, <, >
@@ -234,6 +298,7 @@ func Unmarshal(b []byte) (Event, error) {
 	}
 	var w struct {
 		V       *int    `json:"v"`
+		Op      *string `json:"op"`
 		EventID *string `json:"event_id"`
 		PostID  *int64  `json:"post_id"`
 		UserID  *string `json:"user_id"`
@@ -248,8 +313,29 @@ func Unmarshal(b []byte) (Event, error) {
 	if dec.More() {
 		return Event{}, fmt.Errorf("%w: trailing data", ErrMalformed)
 	}
-	if w.V == nil || w.EventID == nil || w.PostID == nil || w.UserID == nil || w.Score == nil || w.RatedAt == nil {
+	if w.V == nil || w.EventID == nil || w.PostID == nil || w.UserID == nil || w.RatedAt == nil {
 		return Event{}, fmt.Errorf("%w: missing field", ErrMalformed)
+	}
+	retract := false
+	switch {
+	case *w.V < Version2 && w.Op != nil:
+		return Event{}, fmt.Errorf("%w: op: not in version %d", ErrMalformed, *w.V)
+	case *w.V >= Version2 && w.Op == nil:
+		return Event{}, fmt.Errorf("%w: missing field op", ErrMalformed)
+	case w.Op != nil && *w.Op == OpRetract:
+		if w.Score != nil {
+			return Event{}, fmt.Errorf("%w: score: a retraction has none", ErrMalformed)
+		}
+		retract = true
+	case w.Op != nil && *w.Op != OpRate:
+		return Event{}, fmt.Errorf("%w: op %q: want rate or retract", ErrMalformed, *w.Op)
+	}
+	if !retract && w.Score == nil {
+		return Event{}, fmt.Errorf("%w: missing field score", ErrMalformed)
+	}
+	score := 0
+	if w.Score != nil {
+		score = *w.Score
 	}
 	id, err := uuid.Parse(*w.EventID)
 	if err != nil || id.String() != *w.EventID {
@@ -259,7 +345,7 @@ func Unmarshal(b []byte) (Event, error) {
 	if err != nil || !strings.HasSuffix(*w.RatedAt, "Z") {
 		return Event{}, fmt.Errorf("%w: rated_at: not an RFC 3339 UTC time", ErrMalformed)
 	}
-	e := Event{V: *w.V, EventID: id, PostID: *w.PostID, UserID: *w.UserID, Score: *w.Score, RatedAt: at.UTC()}
+	e := Event{V: *w.V, EventID: id, PostID: *w.PostID, UserID: *w.UserID, Score: score, RatedAt: at.UTC(), Retract: retract}
 	if err := e.Validate(); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}

@@ -4,6 +4,7 @@ import (
 	stdjson "encoding/json"
 	"errors"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -212,4 +213,92 @@ func FuzzValidateUserID(f *testing.F) {
 			t.Fatalf("accepted id %q came back as %q, %v", id, back.UserID, err)
 		}
 	})
+}
+
+// Every event an earlier ingest published still decodes, to the same
+// rating, and encodes to the same bytes: a reader of a newer version
+// reads the whole topic.
+func TestEarlierEventsStillDecode(t *testing.T) {
+	b, err := os.ReadFile("testdata/earlier-events.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimSpace(line)
+		e, err := Unmarshal([]byte(line))
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if e.Retract || e.V != 1 || e.Op() != OpRate {
+			t.Fatalf("%s decoded as %+v", line, e)
+		}
+		if out, _ := e.Marshal(); !sameJSON(t, out, []byte(line)) {
+			t.Fatalf("re-encoded differently:\n%s\n%s", out, line)
+		}
+		n++
+	}
+	if n != 3 {
+		t.Fatalf("%d events", n)
+	}
+}
+
+func sameJSON(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if err := stdjson.Unmarshal(a, &x); err != nil {
+		t.Fatal(err)
+	}
+	if err := stdjson.Unmarshal(b, &y); err != nil {
+		t.Fatal(err)
+	}
+	xs, _ := stdjson.Marshal(x)
+	ys, _ := stdjson.Marshal(y)
+	return string(xs) == string(ys)
+}
+
+func TestRetractionRoundTrip(t *testing.T) {
+	e, err := NewRetraction(7, "u-1", time.Date(2026, 12, 7, 1, 2, 3, 4, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := e.Marshal()
+	want := `{"v":2,"op":"retract","event_id":"` + e.EventID.String() + `","post_id":7,"user_id":"u-1","rated_at":"2026-12-07T01:02:03.000000004Z"}`
+	if string(b) != want {
+		t.Fatalf("got  %s\nwant %s", b, want)
+	}
+	got, err := Unmarshal(b)
+	if err != nil || got != e {
+		t.Fatalf("Unmarshal = %+v, %v; want %+v", got, err, e)
+	}
+	// Version 2 can carry a rating too (another producer may write it).
+	r := Event{V: Version2, EventID: e.EventID, PostID: 7, UserID: "u-1", Score: 4, RatedAt: e.RatedAt}
+	b, _ = r.Marshal()
+	if !strings.Contains(string(b), `"op":"rate"`) || !strings.Contains(string(b), `"score":4`) {
+		t.Fatalf("v2 rating: %s", b)
+	}
+	if got, err := Unmarshal(b); err != nil || got != r {
+		t.Fatalf("v2 rating: %+v %v", got, err)
+	}
+}
+
+func TestVersion2Refuses(t *testing.T) {
+	ok := `{"v":2,"op":"retract","event_id":"01a21210-a2ee-7374-aba6-54a3e2cb9927","post_id":1,"user_id":"u","rated_at":"2026-01-01T00:00:00Z"}`
+	if _, err := Unmarshal([]byte(ok)); err != nil {
+		t.Fatalf("valid retraction refused: %v", err)
+	}
+	bad := map[string]string{
+		"retraction with a score": strings.Replace(ok, `"user_id":"u"`, `"user_id":"u","score":0`, 1),
+		"rating without a score":  strings.Replace(ok, `"retract"`, `"rate"`, 1),
+		"unknown op":              strings.Replace(ok, `"retract"`, `"erase"`, 1),
+		"no op":                   strings.Replace(ok, `"op":"retract",`, ``, 1),
+		"op in version 1":         strings.Replace(ok, `"v":2`, `"v":1`, 1),
+		"version 3":               strings.Replace(ok, `"v":2`, `"v":3`, 1),
+		"op not a string":         strings.Replace(ok, `"retract"`, `1`, 1),
+	}
+	for name, v := range bad {
+		if _, err := Unmarshal([]byte(v)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+		}
+	}
 }
