@@ -2,7 +2,9 @@
 // one user, one vote: a user's latest rating (by rated_at, then event id)
 // is the only one counted; when it changes, the old score is retracted from
 // the window that held it and the new one is added to the window of the
-// new event. The windower runs it per batch over state loaded from
+// new event. A retraction event takes the user's rating back the same way
+// and leaves a tombstone, so that an older rating delivered after it stays
+// out; the retraction itself is activity in its own window. The windower runs it per batch over state loaded from
 // PostgreSQL; the simulator runs it over state kept in memory. Both get the
 // same windows from the same events.
 package fold
@@ -28,8 +30,14 @@ type Vote struct {
 	RatedAt time.Time
 	EventID uuid.UUID
 	Window  time.Time // start of the window that holds it
-	// Rerate says the vote replaced the user's earlier vote on the post.
+	// Rerate says the vote replaced the user's earlier vote on the post;
+	// on a tombstone, that the user had voted on the post before it (a
+	// rating after it is a changed vote, not a first-time rater's).
 	Rerate bool
+	// Retracted says this is a tombstone: the user's latest event on the
+	// post took their rating back (Score is 0; RatedAt and EventID are the
+	// retraction's).
+	Retracted bool
 }
 
 // WindowKey identifies one window of one post.
@@ -87,6 +95,11 @@ const (
 	// Superseded: the stored rating is as new or newer (a duplicate
 	// delivery or an older event); nothing changed.
 	Superseded
+	// Retracted: a retraction took the user's counted rating back.
+	Retracted
+	// NothingToRetract: a retraction found no counted rating (none, or one
+	// taken back already); only its tombstone is stored.
+	NothingToRetract
 )
 
 // Truncate gives rated_at the precision PostgreSQL stores, so that the
@@ -103,12 +116,21 @@ func (s *State) Apply(e rating.Event, partition int) Outcome {
 	if had && !rating.Newer(at, e.EventID, old.RatedAt, old.EventID) {
 		return Superseded
 	}
+	start := s.Params.WindowStart(at)
+	counted := had && !old.Retracted
+	// voted: the user had a vote on the post before this event, counted or
+	// taken back; their next rating is a changed vote.
+	voted := counted || (had && old.Rerate)
+	if e.Retract && !counted {
+		s.Votes[vk] = Vote{RatedAt: at, EventID: e.EventID, Window: start, Rerate: voted, Retracted: true}
+		s.DirtyVotes[vk] = struct{}{}
+		return NothingToRetract
+	}
 	post := s.Posts[e.PostID]
 	if post == nil {
 		post = &Post{Partition: partition}
 		s.Posts[e.PostID] = post
 	}
-	start := s.Params.WindowStart(at)
 	for _, due := range post.Rated(start, s.Windows[WindowKey{e.PostID, post.Tracker.Current}], s.Params) {
 		k := WindowKey{e.PostID, due}
 		if w, ok := s.Windows[k]; ok {
@@ -116,23 +138,29 @@ func (s *State) Apply(e rating.Event, partition int) Outcome {
 			s.DirtyWindows[k] = struct{}{}
 		}
 	}
-	if had {
+	if counted {
 		d := scoring.Delta{Sum: -int64(old.Score), Count: -1}
 		if old.Rerate {
 			d.Rerates, d.RerateSum = -1, -int64(old.Score)
 		}
 		s.change(post, WindowKey{e.PostID, old.Window}, d)
 	}
+	s.DirtyVotes[vk] = struct{}{}
+	s.DirtyPosts[e.PostID] = struct{}{}
+	if e.Retract {
+		s.change(post, WindowKey{e.PostID, start}, scoring.Delta{Retracts: 1})
+		post.Totals.Voted(old.Score, true, -1)
+		s.Votes[vk] = Vote{RatedAt: at, EventID: e.EventID, Window: start, Rerate: true, Retracted: true}
+		return Retracted
+	}
 	d := scoring.Delta{Sum: int64(e.Score), Count: 1}
-	if had {
+	if voted {
 		d.Rerates, d.RerateSum = 1, int64(e.Score)
 	}
 	s.change(post, WindowKey{e.PostID, start}, d)
-	post.Totals.Voted(old.Score, had, e.Score)
-	s.Votes[vk] = Vote{Score: e.Score, RatedAt: at, EventID: e.EventID, Window: start, Rerate: had}
-	s.DirtyVotes[vk] = struct{}{}
-	s.DirtyPosts[e.PostID] = struct{}{}
-	if had {
+	post.Totals.Voted(old.Score, counted, e.Score)
+	s.Votes[vk] = Vote{Score: e.Score, RatedAt: at, EventID: e.EventID, Window: start, Rerate: voted}
+	if counted {
 		return Replaced
 	}
 	return Counted

@@ -77,12 +77,12 @@ func (v Verdict) Reason() string {
 // at typical volume, share it. The verdict depends only on the window's
 // votes and its Ref.
 func Judge(w Window, p Params) Verdict {
-	v := Verdict{Factor: 1, Activity: w.Count, Against: w.Ref.Mean}
+	v := Verdict{Factor: 1, Activity: w.Activity(), Against: w.Ref.Mean}
 	if w.Count <= 0 {
-		return v
+		return v // no votes to hold out
 	}
 	r := w.Ref
-	a := float64(w.Count)
+	a := float64(w.Activity())
 	noise := Noise(r.Expected)
 	v.ActivityZ = (a - r.Expected) / math.Max(noise, 1)
 	if a <= r.Threshold {
@@ -102,7 +102,7 @@ func Judge(w Window, p Params) Verdict {
 	if mean, votes, ok := confirmed(w, r); ok {
 		v.Confirmed, against, weight = true, mean, votes
 	}
-	se := spread * math.Sqrt(1/a+1/math.Max(weight, 1))
+	se := spread * math.Sqrt(1/float64(w.Count)+1/math.Max(weight, 1))
 	v.Against = against
 	d := m - against
 	v.OpinionZ = math.Max(0, math.Abs(d)-margin) / se

@@ -339,3 +339,27 @@ func TestTrackerSame(t *testing.T) {
 		}
 	}
 }
+
+// Retractions are activity: a window whose few votes depart from the
+// post's opinion counts while its activity is typical, and is held out
+// when a burst of retractions comes with them, as a burst of ratings
+// would be.
+func TestABurstOfRetractionsIsJudgedLikeABurstOfRatings(t *testing.T) {
+	p := DefaultParams(time.Minute)
+	ref := Ref{Expected: 10, Threshold: 20, Mean: 4.5, MeanWeight: 2000, NewMean: math.NaN()}
+	quiet := Window{Count: 8, Sum: 0, Ref: ref}
+	if v := Judge(quiet, p); v.HeldOut() {
+		t.Fatalf("8 departing votes at typical activity held out: %+v", v)
+	}
+	burst := quiet
+	burst.Retracts = 200
+	v := Judge(burst, p)
+	if !v.HeldOut() || !v.Anomalous || v.Activity != 208 {
+		t.Fatalf("the same votes with 200 retractions: %+v", v)
+	}
+	votes := quiet
+	votes.Count, votes.Sum = 208, 0
+	if w := Judge(votes, p); w.HeldOut() != v.HeldOut() {
+		t.Fatalf("208 departing votes: held out %v; 8 votes and 200 retractions: %v", w.HeldOut(), v.HeldOut())
+	}
+}

@@ -139,7 +139,7 @@ func (t *Tracker) Due(upTo time.Time, p Params) []time.Time {
 func (t *Tracker) finish(w Window, p Params) {
 	v := Judge(w, p)
 	b := t.Expected(p)
-	a := float64(w.Count)
+	a := float64(w.Activity())
 	undecided := math.IsNaN(w.Ref.Mean)
 	if v.HeldOut() && !w.Ref.Reviewed && (undecided || w.Rerates > 0) {
 		t.Pending = append(t.Pending, w.Start)
@@ -265,6 +265,7 @@ func (s *Stats) Review(w Window, p Params) Window {
 type Delta struct {
 	Sum, Count         int64
 	Rerates, RerateSum int64
+	Retracts           int64
 }
 
 // Change applies d to window w and returns it changed; when the window
@@ -279,6 +280,7 @@ func (s *Stats) Change(w Window, exists bool, start time.Time, d Delta, p Params
 	nw.Count += d.Count
 	nw.Rerates += d.Rerates
 	nw.RerateSum += d.RerateSum
+	nw.Retracts += d.Retracts
 	s.Totals.Replace(w, nw, p)
 	return nw
 }

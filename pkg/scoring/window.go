@@ -23,6 +23,10 @@ type Window struct {
 	// much as first votes are.
 	Rerates   int64
 	RerateSum int64
+	// Retracts counts the ratings taken back in this window (their votes
+	// left the windows that held them): activity like votes cast, so a
+	// burst of them is judged like a burst of ratings.
+	Retracts int64
 	// Late counts the events that reached the window after the watermark
 	// had closed it (counted all the same; scoring ignores it).
 	Late int64
@@ -76,6 +80,9 @@ type Ref struct {
 
 // Mean is the plain mean of the window's votes.
 func (w Window) Mean() float64 { return float64(w.Sum) / float64(w.Count) }
+
+// Activity is what the window saw cast: its votes and its retractions.
+func (w Window) Activity() int64 { return w.Count + w.Retracts }
 
 // New is the number of first-time raters among the window's votes.
 func (w Window) New() int64 { return w.Count - w.Rerates }

@@ -21,10 +21,10 @@ type Digests map[string]map[int64]string
 // Parts of a digest, in the order they are computed.
 var digestParts = []struct{ name, sql string }{
 	{"ratings", `SELECT post_id, count(*) || ' ratings summing ' || sum(score) || ', digest ' ||
-		md5(string_agg(user_id || ':' || score || ':' || event_id || ':' || (rated_at AT TIME ZONE 'UTC') || ':' || (window_start AT TIME ZONE 'UTC') || ':' || rerate, ',' ORDER BY user_id COLLATE "C"))
+		md5(string_agg(user_id || ':' || score || ':' || event_id || ':' || (rated_at AT TIME ZONE 'UTC') || ':' || (window_start AT TIME ZONE 'UTC') || ':' || rerate || ':' || retracted, ',' ORDER BY user_id COLLATE "C"))
 		FROM ratings GROUP BY post_id`},
 	{"windows", `SELECT post_id, count(*) || ' windows summing ' || sum(rating_sum) || '/' || sum(rating_count) || ', digest ' ||
-		md5(string_agg(((window_start AT TIME ZONE 'UTC'), rating_sum, rating_count, rerate_count, rerate_sum, late_count,
+		md5(string_agg(((window_start AT TIME ZONE 'UTC'), rating_sum, rating_count, rerate_count, rerate_sum, late_count, retract_count,
 		                expected, threshold, sustained, ref_mean, ref_weight, episode_z, new_mean, new_weight, new_excess, reviewed)::text, ',' ORDER BY window_start))
 		FROM rating_averages GROUP BY post_id`},
 	{"totals", `SELECT post_id, concat_ws(' ', 'partition', partition, 'sum', rating_sum, 'count', rating_count,

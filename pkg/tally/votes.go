@@ -20,28 +20,29 @@ type VoteRows struct {
 	eventID [][16]byte // not uuid.UUID: pgx would encode each through driver.Valuer
 	window  []time.Time
 	rerate  []bool
+	retract []bool
 }
 
 // Add appends one vote.
 func (r *VoteRows) Add(k fold.VoteKey, v fold.Vote) {
 	r.post, r.user, r.score = append(r.post, k.PostID), append(r.user, k.UserID), append(r.score, int16(v.Score))
 	r.ratedAt, r.eventID, r.window = append(r.ratedAt, v.RatedAt), append(r.eventID, [16]byte(v.EventID)), append(r.window, v.Window)
-	r.rerate = append(r.rerate, v.Rerate)
+	r.rerate, r.retract = append(r.rerate, v.Rerate), append(r.retract, v.Retracted)
 }
 
 // Len is the number of votes.
 func (r *VoteRows) Len() int { return len(r.post) }
 
 func (r *VoteRows) args() []any {
-	return []any{r.post, r.user, r.score, r.ratedAt, r.eventID, r.window, r.rerate}
+	return []any{r.post, r.user, r.score, r.ratedAt, r.eventID, r.window, r.rerate, r.retract}
 }
 
 // InsertNewVotes inserts the votes whose (post, user) has none yet and
 // calls fresh for each it inserted: the insert is the existence check.
 func InsertNewVotes(ctx context.Context, db DB, r *VoteRows, fresh func(fold.VoteKey)) error {
 	rows, err := db.Query(ctx, `
-		INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start, rerate)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::timestamptz[], $5::uuid[], $6::timestamptz[], $7::bool[])
+		INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start, rerate, retracted)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::timestamptz[], $5::uuid[], $6::timestamptz[], $7::bool[], $8::bool[])
 		ON CONFLICT (post_id, user_id) DO NOTHING
 		RETURNING post_id, user_id`, r.args()...)
 	if err != nil {
@@ -66,7 +67,7 @@ func LoadVotes(ctx context.Context, db DB, keys []fold.VoteKey, found func(fold.
 		posts[i], users[i] = k.PostID, k.UserID
 	}
 	rows, err := db.Query(ctx, `
-		SELECT r.post_id, r.user_id, r.score, r.rated_at, r.event_id, r.window_start, r.rerate
+		SELECT r.post_id, r.user_id, r.score, r.rated_at, r.event_id, r.window_start, r.rerate, r.retracted
 		FROM unnest($1::bigint[], $2::text[]) AS k(post_id, user_id)
 		CROSS JOIN LATERAL (
 		  SELECT * FROM ratings r WHERE r.post_id = k.post_id AND r.user_id = k.user_id) r`, posts, users)
@@ -77,7 +78,7 @@ func LoadVotes(ctx context.Context, db DB, keys []fold.VoteKey, found func(fold.
 	var v fold.Vote
 	var score int16
 	var id [16]byte
-	_, err = pgx.ForEachRow(rows, []any{&k.PostID, &k.UserID, &score, &v.RatedAt, &id, &v.Window, &v.Rerate}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&k.PostID, &k.UserID, &score, &v.RatedAt, &id, &v.Window, &v.Rerate, &v.Retracted}, func() error {
 		v.Score, v.RatedAt, v.EventID, v.Window = int(score), v.RatedAt.UTC(), uuid.UUID(id), v.Window.UTC()
 		found(k, v)
 		return nil
@@ -94,11 +95,12 @@ func QueueVotes(b *pgx.Batch, r *VoteRows) {
 		return
 	}
 	b.Queue(`
-		INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start, rerate)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::timestamptz[], $5::uuid[], $6::timestamptz[], $7::bool[])
+		INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start, rerate, retracted)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::timestamptz[], $5::uuid[], $6::timestamptz[], $7::bool[], $8::bool[])
 		ON CONFLICT (post_id, user_id) DO UPDATE SET
 		  score = excluded.score, rated_at = excluded.rated_at,
-		  event_id = excluded.event_id, window_start = excluded.window_start, rerate = excluded.rerate`, r.args()...)
+		  event_id = excluded.event_id, window_start = excluded.window_start, rerate = excluded.rerate,
+		  retracted = excluded.retracted`, r.args()...)
 }
 
 // UserVote is one user's latest score of one post.
@@ -108,13 +110,14 @@ type UserVote struct {
 	Score  int
 }
 
-// VotesOf reads the votes of the given (user, post) pairs that exist.
+// VotesOf reads the votes of the given (user, post) pairs that exist and
+// were not taken back.
 func VotesOf(ctx context.Context, db DB, users []string, posts []int64) ([]UserVote, error) {
 	rows, err := db.Query(ctx, `
 		SELECT r.user_id, r.post_id, r.score
 		FROM unnest($1::text[], $2::bigint[]) AS k(user_id, post_id)
 		CROSS JOIN LATERAL (
-		  SELECT * FROM ratings r WHERE r.post_id = k.post_id AND r.user_id = k.user_id) r`, users, posts)
+		  SELECT * FROM ratings r WHERE r.post_id = k.post_id AND r.user_id = k.user_id AND NOT r.retracted) r`, users, posts)
 	if err != nil {
 		return nil, err
 	}
@@ -139,10 +142,10 @@ type Vote struct {
 }
 
 // EachVote calls fn for every stored vote in r (by rated_at), by post
-// and user, streaming.
+// and user, streaming; the tombstones of retracted ratings are left out.
 func EachVote(ctx context.Context, db DB, r Range, fn func(Vote) error) error {
 	rows, err := db.Query(ctx, `SELECT post_id, user_id, score, rated_at, event_id::text, window_start, rerate FROM ratings
-		WHERE post_id BETWEEN $1 AND $2 AND rated_at >= $3 AND rated_at < $4 ORDER BY post_id, user_id`, r.args()...)
+		WHERE post_id BETWEEN $1 AND $2 AND rated_at >= $3 AND rated_at < $4 AND NOT retracted ORDER BY post_id, user_id`, r.args()...)
 	if err != nil {
 		return err
 	}

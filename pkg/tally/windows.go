@@ -14,7 +14,7 @@ import (
 
 // windowColumns are a rating_averages row after its post id, in the order
 // scanWindow reads them.
-const windowColumns = `window_start, rating_sum, rating_count, rerate_count, rerate_sum, late_count,
+const windowColumns = `window_start, rating_sum, rating_count, rerate_count, rerate_sum, late_count, retract_count,
 	expected, threshold, sustained, ref_mean, ref_weight, episode_z, new_mean, new_weight, new_excess, reviewed`
 
 // windowScan reads a row of windowColumns into w.
@@ -28,7 +28,7 @@ type windowScan struct {
 func newWindowScan(withPost bool) *windowScan {
 	s := &windowScan{}
 	r := &s.w.Ref
-	s.dest = []any{&s.w.Start, &s.w.Sum, &s.w.Count, &s.w.Rerates, &s.w.RerateSum, &s.w.Late,
+	s.dest = []any{&s.w.Start, &s.w.Sum, &s.w.Count, &s.w.Rerates, &s.w.RerateSum, &s.w.Late, &s.w.Retracts,
 		&r.Expected, &r.Threshold, &r.Sustained, &s.refMean, &r.MeanWeight, &r.Episode, &s.newMean, &r.NewWeight, &r.NewExcess, &r.Reviewed}
 	if withPost {
 		s.dest = append([]any{&s.postID}, s.dest...)
@@ -89,20 +89,20 @@ func LoadWindows(ctx context.Context, db DB, keys []fold.WindowKey, found func(f
 
 // WindowRows are windows as columns, for unnest.
 type WindowRows struct {
-	post, sum, count, rerates, rerateSum, late []int64
-	start                                      []time.Time
-	expected, threshold, refWeight, episode    []float64
-	refMean, newMean                           []*float64
-	newWeight                                  []float64
-	sustained, newExcess, reviewed             []bool
-	counts                                     countRows // stored windows whose Ref is as stored
+	post, sum, count, rerates, rerateSum, late, retracts []int64
+	start                                                []time.Time
+	expected, threshold, refWeight, episode              []float64
+	refMean, newMean                                     []*float64
+	newWeight                                            []float64
+	sustained, newExcess, reviewed                       []bool
+	counts                                               countRows // stored windows whose Ref is as stored
 }
 
 // countRows are stored windows of which only the counts changed: a
 // window's Ref changes once, on its review.
 type countRows struct {
-	post, sum, count, rerates, rerateSum, late []int64
-	start                                      []time.Time
+	post, sum, count, rerates, rerateSum, late, retracts []int64
+	start                                                []time.Time
 }
 
 // Add appends one window.
@@ -111,6 +111,7 @@ func (r *WindowRows) Add(k fold.WindowKey, w scoring.Window) {
 	r.post, r.start = append(r.post, k.PostID), append(r.start, k.Start)
 	r.sum, r.count, r.rerates, r.rerateSum, r.late = append(r.sum, w.Sum), append(r.count, w.Count), append(r.rerates, w.Rerates),
 		append(r.rerateSum, w.RerateSum), append(r.late, w.Late)
+	r.retracts = append(r.retracts, w.Retracts)
 	r.expected, r.threshold, r.sustained = append(r.expected, f.Expected), append(r.threshold, f.Threshold), append(r.sustained, f.Sustained)
 	r.refMean, r.refWeight, r.episode = append(r.refMean, orNull(f.Mean)), append(r.refWeight, f.MeanWeight), append(r.episode, f.Episode)
 	r.newMean, r.newWeight, r.newExcess = append(r.newMean, orNull(f.NewMean)), append(r.newWeight, f.NewWeight), append(r.newExcess, f.NewExcess)
@@ -124,6 +125,7 @@ func (r *WindowRows) AddCounts(k fold.WindowKey, w scoring.Window) {
 	x.post, x.start = append(x.post, k.PostID), append(x.start, k.Start)
 	x.sum, x.count, x.rerates, x.rerateSum, x.late = append(x.sum, w.Sum), append(x.count, w.Count), append(x.rerates, w.Rerates),
 		append(x.rerateSum, w.RerateSum), append(x.late, w.Late)
+	x.retracts = append(x.retracts, w.Retracts)
 }
 
 // Len is the number of windows.
@@ -136,25 +138,27 @@ func QueueWindows(b *pgx.Batch, r *WindowRows) {
 	if len(r.post) > 0 {
 		b.Queue(`
 		INSERT INTO rating_averages (post_id, `+windowColumns+`)
-		SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
-		                     $8::float8[], $9::float8[], $10::bool[], $11::float8[], $12::float8[], $13::float8[], $14::float8[], $15::float8[],
-		                     $16::bool[], $17::bool[])
+		SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],
+		                     $9::float8[], $10::float8[], $11::bool[], $12::float8[], $13::float8[], $14::float8[], $15::float8[], $16::float8[],
+		                     $17::bool[], $18::bool[])
 		ON CONFLICT (post_id, window_start) DO UPDATE SET
 		  rating_sum = excluded.rating_sum, rating_count = excluded.rating_count,
 		  rerate_count = excluded.rerate_count, rerate_sum = excluded.rerate_sum, late_count = excluded.late_count,
+		  retract_count = excluded.retract_count,
 		  ref_mean = excluded.ref_mean, ref_weight = excluded.ref_weight, episode_z = excluded.episode_z,
 		  new_mean = excluded.new_mean, new_weight = excluded.new_weight, new_excess = excluded.new_excess,
 		  reviewed = excluded.reviewed`,
-			r.post, r.start, r.sum, r.count, r.rerates, r.rerateSum, r.late,
+			r.post, r.start, r.sum, r.count, r.rerates, r.rerateSum, r.late, r.retracts,
 			r.expected, r.threshold, r.sustained, r.refMean, r.refWeight, r.episode, r.newMean, r.newWeight, r.newExcess, r.reviewed)
 	}
 	if x := &r.counts; len(x.post) > 0 {
 		b.Queue(`
-		UPDATE rating_averages a SET rating_sum = t.s, rating_count = t.c, rerate_count = t.rc, rerate_sum = t.rs, late_count = t.l
-		FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
-		  AS t(id, start, s, c, rc, rs, l)
+		UPDATE rating_averages a SET rating_sum = t.s, rating_count = t.c, rerate_count = t.rc, rerate_sum = t.rs, late_count = t.l,
+		  retract_count = t.rt
+		FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
+		  AS t(id, start, s, c, rc, rs, l, rt)
 		WHERE a.post_id = t.id AND a.window_start = t.start`,
-			x.post, x.start, x.sum, x.count, x.rerates, x.rerateSum, x.late)
+			x.post, x.start, x.sum, x.count, x.rerates, x.rerateSum, x.late, x.retracts)
 	}
 }
 

@@ -110,11 +110,12 @@ func foldBatch(st *fold.State, b batch, cur position, p scoring.Params, grace ti
 	maxEvent := cur.MaxEventTime
 	for _, e := range b.events {
 		late := !maxEvent.IsZero() && !p.WindowStart(e.RatedAt).Add(p.Window).After(maxEvent.Add(-grace))
-		if st.Apply(e, b.partition) == fold.Superseded {
+		switch out := st.Apply(e, b.partition); {
+		case out == fold.Superseded:
 			res.superseded++
-		} else {
+		default:
 			res.applied++
-			if late {
+			if late && out != fold.NothingToRetract { // which touched no window
 				res.late++
 				st.MarkLate(e)
 			}

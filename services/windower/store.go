@@ -151,7 +151,7 @@ func (t *pgTxn) insertNew(ctx context.Context, newest map[fold.VoteKey]rating.Ev
 	for _, k := range keys {
 		e := newest[k]
 		at := fold.Truncate(e.RatedAt)
-		r.Add(k, fold.Vote{Score: e.Score, RatedAt: at, EventID: e.EventID, Window: t.s.params.WindowStart(at)})
+		r.Add(k, fold.Vote{Score: e.Score, RatedAt: at, EventID: e.EventID, Window: t.s.params.WindowStart(at), Retracted: e.Retract})
 	}
 	t.fresh = make(map[fold.VoteKey]uuid.UUID, len(newest))
 	return tally.InsertNewVotes(ctx, t.tx, &r, func(k fold.VoteKey) { t.fresh[k] = newest[k].EventID })
