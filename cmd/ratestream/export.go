@@ -75,7 +75,8 @@ type eventRow struct {
 	EventID   string `parquet:"event_id"`
 	PostID    int64  `parquet:"post_id"`
 	UserID    string `parquet:"user_id,dict"`
-	Score     int32  `parquet:"score"`
+	Op        string `parquet:"op,dict"`        // rate or retract
+	Score     *int32 `parquet:"score,optional"` // null in a retraction
 	RatedAt   int64  `parquet:"rated_at,timestamp(microsecond)"`
 }
 
@@ -173,9 +174,13 @@ func export(ctx context.Context, what, format string, w io.Writer, f exportFilte
 		}
 		bar := newProgress(status, "events", total)
 		defer bar.finish()
-		return sink(format, w, bar, []string{"partition", "offset", "event_id", "post_id", "user_id", "score", "rated_at"},
+		return sink(format, w, bar, []string{"partition", "offset", "event_id", "post_id", "user_id", "op", "score", "rated_at"},
 			func(r eventRow) []string {
-				return []string{itoa(int64(r.Partition)), itoa(r.Offset), r.EventID, itoa(r.PostID), asText(r.UserID), itoa(int64(r.Score)), us(r.RatedAt)}
+				score := ""
+				if r.Score != nil {
+					score = itoa(int64(*r.Score))
+				}
+				return []string{itoa(int64(r.Partition)), itoa(r.Offset), r.EventID, itoa(r.PostID), asText(r.UserID), r.Op, score, us(r.RatedAt)}
 			}, func(emit func(eventRow) error) error { return topicEvents(ctx, cfg, f, emit) })
 	case "ratings", "windows", "scores":
 	default:
@@ -248,8 +253,13 @@ func topicEvents(ctx context.Context, cfg broker.Config, f exportFilter, emit fu
 			if err != nil || !f.post(e.PostID) || !f.at(e.RatedAt) {
 				return nil // not an event (see ratestream dlq), or filtered out
 			}
-			return emit(eventRow{Partition: int32(m.Partition), Offset: m.Offset, EventID: e.EventID.String(), PostID: e.PostID,
-				UserID: e.UserID, Score: int32(e.Score), RatedAt: e.RatedAt.UnixMicro()})
+			row := eventRow{Partition: int32(m.Partition), Offset: m.Offset, EventID: e.EventID.String(), PostID: e.PostID,
+				UserID: e.UserID, Op: e.Op(), RatedAt: e.RatedAt.UnixMicro()}
+			if !e.Retract {
+				score := int32(e.Score)
+				row.Score = &score
+			}
+			return emit(row)
 		})
 		if err != nil {
 			return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"math"
 	"net/http"
@@ -33,13 +34,15 @@ type handlers struct {
 func (h *handlers) routes(e *gin.Engine) {
 	e.POST("/v1/posts/:post_id/ratings", httpserver.Handle(h.rateV1))
 	e.POST("/api/rate", httpserver.Handle(h.rateSeed))
+	e.DELETE("/v1/posts/:post_id/ratings", httpserver.Handle(h.retractV1))
 }
 
-// request is a validated rating request.
+// request is a validated rating request, or a retraction (no score).
 type request struct {
-	postID int64
-	userID string
-	score  int
+	postID  int64
+	userID  string
+	score   int
+	retract bool
 }
 
 // rateV1 answers 202 with the published event.
@@ -60,6 +63,47 @@ func (h *handlers) rateV1(c *gin.Context) error {
 		return err
 	}
 	value, err := h.publish(c, req)
+	if err != nil {
+		return err
+	}
+	c.Data(http.StatusAccepted, jsonType, value)
+	return nil
+}
+
+// retractV1 takes the caller's rating of the post back: 202 with the
+// published retraction once it is durable. It has no body; the caller is
+// the token's subject, or without identities the user_id query parameter
+// or the X-User-ID header. A retraction of nothing is harmless.
+func (h *handlers) retractV1(c *gin.Context) error {
+	if err := h.authenticate(c); err != nil {
+		return err
+	}
+	id, err := strconv.ParseInt(c.Param("post_id"), 10, 64)
+	if err != nil || id < 1 {
+		return h.reject("post_id", httpserver.Bad(http.StatusBadRequest, "post_id", "post id must be a positive integer"))
+	}
+	if c.Request.ContentLength > 0 {
+		return h.reject("invalid", httpserver.Bad(http.StatusBadRequest, "", "a retraction has no body"))
+	}
+	// Without identities the query parameter or the header names the
+	// caller; with them only the token does (the header is ignored, as
+	// everywhere), and a user_id parameter must be its subject.
+	param, header := c.Query("user_id"), c.GetHeader("X-User-ID")
+	if h.auth != nil {
+		header = ""
+	}
+	if param != "" && header != "" && param != header {
+		return h.reject("user_mismatch", httpserver.Bad(http.StatusBadRequest, "user_id", "user_id and X-User-ID name different users"))
+	}
+	claimed := cmp.Or(param, header)
+	if h.auth == nil && claimed == "" {
+		return h.reject("user_id", httpserver.Bad(httpserver.StatusInvalid, "user_id", "is required: the user_id query parameter or the X-User-ID header"))
+	}
+	uid, err := h.who(c, claimed, claimed != "")
+	if err != nil {
+		return err
+	}
+	value, err := h.publish(c, request{postID: id, userID: uid, retract: true})
 	if err != nil {
 		return err
 	}
@@ -128,17 +172,27 @@ func (h *handlers) authenticate(c *gin.Context) error {
 // rater is who rates: in AUTH_MODE=none the body's user_id; in jwt mode
 // the token's subject, and a body user_id must be absent or the same.
 func (h *handlers) rater(c *gin.Context, f httpserver.Fields) (string, error) {
-	if h.auth == nil {
+	var claimed string
+	_, sent := f["user_id"]
+	if sent || h.auth == nil {
 		uid, berr := f.String("user_id")
-		if berr == nil {
-			if err := rating.ValidateUserID(uid); err != nil {
-				berr = httpserver.Bad(httpserver.StatusInvalid, "user_id", err.Error())
-			}
-		}
 		if berr != nil {
 			return "", h.reject("user_id", berr)
 		}
-		return uid, nil
+		claimed = uid
+	}
+	return h.who(c, claimed, sent)
+}
+
+// who is the caller: in AUTH_MODE=none the user id the request claims
+// (required); in jwt mode the token's subject, and a claimed id (sent)
+// must be the same.
+func (h *handlers) who(c *gin.Context, claimed string, sent bool) (string, error) {
+	if h.auth == nil {
+		if err := rating.ValidateUserID(claimed); err != nil {
+			return "", h.reject("user_id", httpserver.Bad(httpserver.StatusInvalid, "user_id", err.Error()))
+		}
+		return claimed, nil
 	}
 	id, _, err := h.auth.Caller(c) // verified by authenticate
 	if err != nil {
@@ -147,14 +201,8 @@ func (h *handlers) rater(c *gin.Context, f httpserver.Fields) (string, error) {
 	if err := rating.ValidateUserID(id.Subject); err != nil {
 		return "", h.reject("user_id", httpserver.Bad(http.StatusForbidden, "user_id", "the token's subject cannot be a user id: "+err.Error()))
 	}
-	if _, sent := f["user_id"]; sent {
-		uid, berr := f.String("user_id")
-		if berr != nil {
-			return "", h.reject("user_id", berr)
-		}
-		if uid != id.Subject {
-			return "", h.reject("user_mismatch", httpserver.Bad(http.StatusForbidden, "user_id", "user_id must be absent or the token's subject"))
-		}
+	if sent && claimed != id.Subject {
+		return "", h.reject("user_mismatch", httpserver.Bad(http.StatusForbidden, "user_id", "user_id must be absent or the token's subject"))
 	}
 	return id.Subject, nil
 }
@@ -176,7 +224,13 @@ func (h *handlers) publish(c *gin.Context, req request) ([]byte, error) {
 	if ok, wait := h.users.Allow(req.userID); !ok {
 		return nil, h.reject("rate_limit_user", httpserver.TooMany(wait, "too many ratings from this user"))
 	}
-	e, err := rating.New(req.postID, req.userID, req.score, time.Now())
+	var e rating.Event
+	var err error
+	if req.retract {
+		e, err = rating.NewRetraction(req.postID, req.userID, time.Now())
+	} else {
+		e, err = rating.New(req.postID, req.userID, req.score, time.Now())
+	}
 	var value []byte
 	if err == nil {
 		value = e.AppendJSON(make([]byte, 0, 192))
@@ -188,7 +242,7 @@ func (h *handlers) publish(c *gin.Context, req request) ([]byte, error) {
 			reasonLabel = "overloaded"
 		}
 		h.metrics.rejected.WithLabelValues(reasonLabel).Inc()
-		return nil, httpserver.Unavailable(time.Second, "the rating could not be stored durably; retry later", err)
+		return nil, httpserver.Unavailable(time.Second, "the "+e.Op()+" could not be stored durably; retry later", err)
 	}
 	return value, nil
 }

@@ -61,7 +61,12 @@ type reply struct {
 
 func post(t *testing.T, url, contentType, body string, header ...string) reply {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	return send(t, http.MethodPost, url, contentType, body, header...)
+}
+
+func send(t *testing.T, method, url, contentType, body string, header ...string) reply {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
@@ -70,7 +75,7 @@ func post(t *testing.T, url, contentType, body string, header ...string) reply {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)

@@ -66,6 +66,7 @@ type explainedWin struct {
 	Votes        int64     `json:"votes"`
 	NewRaters    int64     `json:"new_raters"`
 	ChangedVotes int64     `json:"changed_votes"`
+	Retractions  int64     `json:"retractions"` // ratings taken back in the window: activity too
 	Mean         float64   `json:"mean"`
 	Late         int64     `json:"late"`
 	// Activity: the votes cast against the post's typical activity when
@@ -142,7 +143,7 @@ func (h *handlers) explain(ctx context.Context, pool *pgxpool.Pool, id int64, hi
 func (h *handlers) explainWindow(w scoring.Window) explainedWin {
 	v := scoring.VerdictOf(h.strategy, w, h.params)
 	r := w.Ref
-	e := explainedWin{Start: w.Start, Votes: w.Count, NewRaters: w.New(), ChangedVotes: w.Rerates, Late: w.Late,
+	e := explainedWin{Start: w.Start, Votes: w.Count, NewRaters: w.New(), ChangedVotes: w.Rerates, Retractions: w.Retracts, Late: w.Late,
 		Expected: r.Expected, Threshold: finite(r.Threshold), ActivityZ: v.ActivityZ, Sustained: r.Sustained, Anomalous: v.Anomalous,
 		Against: finite(v.Against), OpinionZ: v.OpinionZ, EpisodeZ: r.Episode, FirstTime: finite(r.NewMean),
 		Confirmed: v.Confirmed, Reviewed: r.Reviewed,

@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -204,4 +206,45 @@ func killRandomly(t *testing.T, s *stack, name string, rng *rand.Rand) {
 			}
 		}
 	}
+}
+
+// retractSome takes back n ratings of raters (chosen by seed), one after
+// another so that each follows the rating it takes back, rates again
+// after one in five of them, and keeps raters true to what stands. It
+// returns how many events it sent.
+func retractSome(t *testing.T, s *stack, raters map[int]map[string]bool, n int, seed uint64) int {
+	t.Helper()
+	type pair struct {
+		post int
+		user string
+	}
+	var all []pair
+	for post, users := range raters {
+		for u := range users {
+			all = append(all, pair{post, u})
+		}
+	}
+	slices.SortFunc(all, func(a, b pair) int { return cmp.Or(cmp.Compare(a.post, b.post), strings.Compare(a.user, b.user)) })
+	rng := rand.New(rand.NewPCG(seed, 23))
+	rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	sent := 0
+	until2xx := func(method, url, body string, header ...string) {
+		testenv.Eventually(t, 10*time.Second, func() error {
+			if st, p := call(t, method, url, body, header...); st/100 != 2 {
+				return fmt.Errorf("%s %s: %d %v", method, url, st, p)
+			}
+			return nil
+		})
+		sent++
+	}
+	for i, p := range all[:min(n, len(all))] {
+		url := fmt.Sprintf("%s/v1/posts/%d/ratings", s.ingest, p.post)
+		until2xx("DELETE", url, "", "X-User-ID", p.user)
+		delete(raters[p.post], p.user)
+		if i%5 == 0 {
+			until2xx("POST", url, fmt.Sprintf(`{"user_id":%q,"score":%d}`, p.user, rng.IntN(6)))
+			raters[p.post][p.user] = true
+		}
+	}
+	return sent
 }

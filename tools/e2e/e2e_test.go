@@ -248,6 +248,36 @@ func TestWholeSystemThroughHTTP(t *testing.T) {
 		t.Errorf("unrated post: %v", a)
 	}
 
+	// Taking a rating back: my_score within the same bound as a rating,
+	// the score and the raters once the scorer has caught up; a
+	// retraction of nothing changes nothing.
+	del := func(post int, user string) {
+		if st, body := call(t, "DELETE", fmt.Sprintf("%s/v1/posts/%d/ratings", s.ingest, post), "", "X-User-ID", user); st != 202 || body["op"] != "retract" {
+			t.Fatalf("retract %d by %s: %d %v", post, user, st, body)
+		}
+	}
+	del(p2, "u1")
+	del(p1, "nobody")
+	retracted := time.Now()
+	testenv.Eventually(t, 3*time.Second, func() error {
+		if v := myScore(p2, "u1"); v != nil {
+			return fmt.Errorf("u1's my_score on post %d after the retraction: %v", p2, v)
+		}
+		return nil
+	})
+	t.Logf("retraction visible as my_score after %s", time.Since(retracted))
+	testenv.Eventually(t, 10*time.Second, func() error {
+		_, a := call(t, "GET", fmt.Sprintf("%s/v1/posts/%d", s.query, p1), "")
+		_, b := call(t, "GET", fmt.Sprintf("%s/v1/posts/%d", s.query, p2), "")
+		if a["user_count"] != float64(3) || b["user_count"] != float64(0) || b["score"] != nil {
+			return fmt.Errorf("post %d: %v; post %d: %v", p1, a, p2, b)
+		}
+		return nil
+	})
+	if st, _ := call(t, "DELETE", s.ingest+"/v1/posts/999999/ratings", "", "X-User-ID", "u1"); st != 404 {
+		t.Errorf("retraction on an unknown post answered %d", st)
+	}
+
 	// Keyset pages list every post once.
 	seen := map[float64]int{}
 	after := "0"

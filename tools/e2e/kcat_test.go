@@ -103,10 +103,10 @@ func TestKcatReadsAndWritesTheTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.AddResource("rating-event.v1.schema.json", doc); err != nil {
+	if err := c.AddResource("rating-event.schema.json", doc); err != nil {
 		t.Fatal(err)
 	}
-	schema, err := c.Compile("rating-event.v1.schema.json")
+	schema, err := c.Compile("rating-event.schema.json")
 	if err != nil {
 		t.Fatal(err)
 	}

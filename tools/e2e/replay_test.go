@@ -37,6 +37,9 @@ func TestReplayThenVerifyIdentical(t *testing.T) {
 	began := time.Now()
 	raters := rateUnderKills(t, s, ids, total, 200*time.Microsecond, 99) // at most 5,000 ratings/s
 	t.Logf("%d ratings accepted in %s under kills", total, time.Since(began).Round(time.Millisecond))
+	// Some raters take their rating back, and some of them rate again:
+	// replay must land on the same rows, tombstones included.
+	retractions := retractSome(t, s, raters, 500, 99)
 	waitUserCounts(t, s, ids, raters, 90*time.Second)
 
 	live := strings.TrimPrefix(s.env[0], "DATABASE_URL=")
@@ -56,7 +59,7 @@ func TestReplayThenVerifyIdentical(t *testing.T) {
 	if out, err := ratestream("replay", "--database", fresh.URL); err != nil {
 		t.Fatalf("replay: %v\n%s", err, out)
 	}
-	t.Logf("replayed %d events in %s", total+1, time.Since(began).Round(time.Millisecond))
+	t.Logf("replayed %d events in %s", total+1+retractions, time.Since(began).Round(time.Millisecond))
 	// The live scorer may still be settling the last windows: verify until
 	// it has (bounded), then it must say identical.
 	var out string
