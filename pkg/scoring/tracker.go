@@ -284,3 +284,19 @@ func (s *Stats) Change(w Window, exists bool, start time.Time, d Delta, p Params
 	s.Totals.Replace(w, nw, p)
 	return nw
 }
+
+// ActivityAt is a post's typical activity (votes per window) learned by
+// the window at, carried forward to event time now as the tracker would:
+// every window after at without votes lowers it. It is what "recent
+// honest activity" means for ordering posts by trend: held-out windows
+// never raised it.
+func (p Params) ActivityAt(baseline float64, at, now time.Time) float64 {
+	if at.IsZero() || p.Window <= 0 {
+		return 0
+	}
+	gone := float64(p.WindowStart(now).Sub(at)/p.Window) - 1
+	if gone <= 0 {
+		return baseline
+	}
+	return baseline * math.Pow(1-p.alpha(), gone)
+}

@@ -36,7 +36,8 @@ var digestParts = []struct{ name, sql string }{
 		FROM post_stats`},
 	{"score", `SELECT post_id, concat_ws(' ', 'score', coalesce(score::text, 'null'), 'raters', user_count, 'mean', coalesce(mean::text, 'null'),
 		strategy, 'as of', as_of AT TIME ZONE 'UTC', 'stable at', stable_at AT TIME ZONE 'UTC',
-		'campaign since', coalesce((campaign_since AT TIME ZONE 'UTC')::text, 'null')) FROM post_scores`},
+		'campaign since', coalesce((campaign_since AT TIME ZONE 'UTC')::text, 'null'),
+		'dist', dist::text, 'activity', activity, coalesce((activity_at AT TIME ZONE 'UTC')::text, 'null')) FROM post_scores`},
 }
 
 // DigestParts names the parts of a digest, in order.

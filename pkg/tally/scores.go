@@ -175,6 +175,12 @@ type Score struct {
 	AsOf          time.Time // the event time it holds for
 	StableAt      time.Time // when it stops changing without new votes
 	CampaignSince *time.Time
+	// Dist counts the current ratings by score (it adds up to UserCount).
+	Dist [6]int64
+	// Activity is the post's typical honest votes per window as of the
+	// window ActivityAt (the tracker's baseline; zero time: none yet).
+	Activity   float64
+	ActivityAt time.Time
 }
 
 // WriteScores stores the scores and names the posts on the post_scores
@@ -186,22 +192,36 @@ func WriteScores(ctx context.Context, db DB, scores []Score) error {
 	strategies := make([]string, n)
 	asOf, stable := make([]time.Time, n), make([]time.Time, n)
 	campaign := make([]*time.Time, n)
+	var dist [6][]int64
+	activity, activityAt := make([]float64, n), make([]*time.Time, n)
 	for i, s := range scores {
 		ids[i], parts[i], counts[i], vals[i], means[i] = s.PostID, int32(s.Partition), s.UserCount, s.Score, s.Mean
 		strategies[i], asOf[i], stable[i], campaign[i] = s.Strategy, s.AsOf, s.StableAt, s.CampaignSince
+		for k := range dist {
+			dist[k] = append(dist[k], s.Dist[k])
+		}
+		activity[i] = s.Activity
+		if !s.ActivityAt.IsZero() {
+			activityAt[i] = &scores[i].ActivityAt
+		}
 	}
 	b := &pgx.Batch{}
 	b.Queue(`
-		INSERT INTO post_scores (post_id, score, user_count, mean, strategy, partition, as_of, stable_at, campaign_since, updated_at)
-		SELECT id, score, cnt, mean, strat, part, as_of, stable_at, campaign_since, now()
-		FROM unnest($1::bigint[], $2::float8[], $3::bigint[], $4::float8[], $5::text[], $6::int[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
-		  AS t(id, score, cnt, mean, strat, part, as_of, stable_at, campaign_since)
+		INSERT INTO post_scores (post_id, score, user_count, mean, strategy, partition, as_of, stable_at, campaign_since,
+		                         dist, activity, activity_at, updated_at)
+		SELECT id, score, cnt, mean, strat, part, as_of, stable_at, campaign_since,
+		       ARRAY[d0, d1, d2, d3, d4, d5], activity, activity_at, now()
+		FROM unnest($1::bigint[], $2::float8[], $3::bigint[], $4::float8[], $5::text[], $6::int[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[],
+		            $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::float8[], $17::timestamptz[])
+		  AS t(id, score, cnt, mean, strat, part, as_of, stable_at, campaign_since, d0, d1, d2, d3, d4, d5, activity, activity_at)
 		ON CONFLICT (post_id) DO UPDATE SET
 		  score = excluded.score, user_count = excluded.user_count, mean = excluded.mean,
 		  strategy = excluded.strategy, partition = excluded.partition,
 		  as_of = excluded.as_of, stable_at = excluded.stable_at,
-		  campaign_since = excluded.campaign_since, updated_at = now()`,
-		ids, vals, counts, means, strategies, parts, asOf, stable, campaign)
+		  campaign_since = excluded.campaign_since, dist = excluded.dist,
+		  activity = excluded.activity, activity_at = excluded.activity_at, updated_at = now()`,
+		ids, vals, counts, means, strategies, parts, asOf, stable, campaign,
+		dist[0], dist[1], dist[2], dist[3], dist[4], dist[5], activity, activityAt)
 	for _, payload := range chunkIDs(ids, 7000) {
 		b.Queue(`SELECT pg_notify($1, $2)`, contract.ChannelPostScores, payload)
 	}
@@ -344,6 +364,10 @@ type PostView struct {
 	UserCount     int64
 	AsOf          *time.Time
 	CampaignSince *time.Time
+	// Dist, Activity and ActivityAt are the score row's (Score).
+	Dist       [6]int64
+	Activity   float64
+	ActivityAt *time.Time
 	// Stats are the post's running totals and tracker (nil before its
 	// first vote).
 	Stats *fold.Post
@@ -354,7 +378,8 @@ type PostView struct {
 // the posts a notification names. ScanView reads one row of it.
 const (
 	ViewQuery = `
-	SELECT p.id, p.title, s.score, COALESCE(s.user_count, 0), s.campaign_since
+	SELECT p.id, p.title, s.score, COALESCE(s.user_count, 0), s.campaign_since,
+	       COALESCE(s.dist, '{0,0,0,0,0,0}'), COALESCE(s.activity, 0), s.activity_at
 	FROM posts p LEFT JOIN post_scores s ON s.post_id = p.id`
 	ViewID = "p.id"
 )
@@ -362,7 +387,9 @@ const (
 // ScanView reads one row of ViewQuery.
 func ScanView(r pgx.Row) (PostView, error) {
 	var p PostView
-	err := r.Scan(&p.ID, &p.Title, &p.Score, &p.UserCount, &p.CampaignSince)
+	var dist []int64
+	err := r.Scan(&p.ID, &p.Title, &p.Score, &p.UserCount, &p.CampaignSince, &dist, &p.Activity, &p.ActivityAt)
+	copy(p.Dist[:], dist)
 	return p, err
 }
 

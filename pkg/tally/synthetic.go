@@ -56,11 +56,15 @@ func Synthesize(ctx context.Context, db DB, s Synthetic) error {
 }
 
 // SynthesizeScores gives posts first .. first+n-1 made-up scores: post g
-// scores 1 + (g mod 400)/100 from 10 + g mod 3000 raters.
+// scores 1 + (g mod 400)/100 from 10 + g mod 3000 raters, all of whom
+// rated the score rounded down, and has g mod 50 honest votes per window
+// until the current minute.
 func SynthesizeScores(ctx context.Context, db DB, first, n int64) error {
 	_, err := db.Exec(ctx, `
-		INSERT INTO post_scores (post_id, score, user_count, mean, strategy, partition, as_of, stable_at)
-		SELECT g, 1 + (g % 400) / 100.0, 10 + g % 3000, 1 + (g % 400) / 100.0, 'surge-guard', 0, now(), now()
+		INSERT INTO post_scores (post_id, score, user_count, mean, strategy, partition, as_of, stable_at, dist, activity, activity_at)
+		SELECT g, 1 + (g % 400) / 100.0, 10 + g % 3000, 1 + (g % 400) / 100.0, 'surge-guard', 0, now(), now(),
+		       ARRAY(SELECT CASE WHEN i = 1 + (g % 400) / 100 THEN 10 + g % 3000 ELSE 0 END FROM generate_series(0, 5) i),
+		       g % 50, date_trunc('minute', now())
 		FROM generate_series($1::bigint, $1 + $2 - 1) g`, first, n)
 	if err != nil {
 		return fmt.Errorf("synthesize scores: %w", err)

@@ -127,7 +127,8 @@ func (r *rescorer) score(posts []*tally.ScoringPost) []tally.Score {
 		res := r.strategy.Score(in)
 		t := p.Stats.Totals
 		s := tally.Score{PostID: p.ID, UserCount: t.Count, Strategy: r.strategy.Name(), Partition: p.Partition,
-			AsOf: scoring.AsOf(p.Now, res), StableAt: res.StableAt}
+			AsOf: scoring.AsOf(p.Now, res), StableAt: res.StableAt, Dist: t.Dist,
+			Activity: p.Stats.Tracker.Baseline, ActivityAt: p.Stats.Tracker.Current}
 		if res.OK {
 			v := res.Score
 			s.Score = &v
