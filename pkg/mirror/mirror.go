@@ -47,6 +47,7 @@ type Table[V any] struct {
 	rows    map[int64]V
 	ids     []int64 // sorted ascending
 	loaded  atomic.Bool
+	version atomic.Uint64 // counts changes: loads and Puts
 	pending chan []int64
 }
 
@@ -157,6 +158,7 @@ func (t *Table[V]) reload(ctx context.Context) error {
 	t.mu.Lock()
 	t.rows, t.ids = rows, ids
 	t.mu.Unlock()
+	t.version.Add(1)
 	t.loaded.Store(true)
 	return nil
 }
@@ -173,6 +175,34 @@ func (t *Table[V]) Put(id int64, v V) {
 		t.ids = slices.Insert(t.ids, i, id)
 	}
 	t.rows[id] = v
+	t.version.Add(1)
+}
+
+// Version changes whenever the table does: a reader that kept something
+// computed from the rows knows whether it is still current.
+func (t *Table[V]) Version() uint64 { return t.version.Load() }
+
+// Each calls fn for every row, in id order, under the table's read lock:
+// fn must not call the table.
+func (t *Table[V]) Each(fn func(id int64, v V)) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, id := range t.ids {
+		fn(id, t.rows[id])
+	}
+}
+
+// GetMany returns the rows of ids that exist, in the order of ids.
+func (t *Table[V]) GetMany(ids []int64) []V {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make([]V, 0, len(ids))
+	for _, id := range ids {
+		if v, ok := t.rows[id]; ok {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // Get returns the row with id.

@@ -23,6 +23,13 @@ type Post struct {
 	// CampaignSince is set while a window of the post held out started
 	// less than Params.FlagFor ago: the start of the oldest such window.
 	CampaignSince *time.Time
+	// Dist counts the current ratings by score 0..5; it adds up to
+	// UserCount (the same row of post_scores).
+	Dist [6]int64
+	// Activity is the post's typical honest votes per window as of the
+	// window ActivityAt (nil: none yet): what trending orders by.
+	Activity   float64
+	ActivityAt *time.Time
 }
 
 // view is the in-memory table of posts and scores that pages are served
@@ -31,7 +38,8 @@ type view = mirror.Table[*Post]
 
 func scanPost(r pgx.Row) (int64, *Post, error) {
 	v, err := tally.ScanView(r)
-	return v.ID, &Post{ID: v.ID, Title: v.Title, Score: v.Score, UserCount: v.UserCount, CampaignSince: v.CampaignSince}, err
+	return v.ID, &Post{ID: v.ID, Title: v.Title, Score: v.Score, UserCount: v.UserCount, CampaignSince: v.CampaignSince,
+		Dist: v.Dist, Activity: v.Activity, ActivityAt: v.ActivityAt}, err
 }
 
 // newView mirrors posts with their scores. It follows the posts and

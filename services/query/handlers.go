@@ -44,6 +44,7 @@ type handlers struct {
 	params   scoring.Params
 	public   string // PUBLIC_URL without a trailing slash; empty: links are paths
 	guard    *guard
+	ranks    *rankings
 }
 
 func (h *handlers) routes(e *gin.Engine) {
@@ -65,6 +66,31 @@ type postJSON struct {
 	UserCount int64     `json:"user_count"`
 	MyScore   *int      `json:"my_score"`
 	Flags     flagsJSON `json:"flags"`
+	// Distribution counts the current ratings by score 0..5; it adds up
+	// to user_count.
+	Distribution [6]int64 `json:"distribution"`
+	// Rank is the value a sorted list orders by (sort=top: the score
+	// blended with the site's mean; sort=trending: recent honest votes
+	// per window), as of the walk's ranking; absent in the id order.
+	Rank *rankJSON `json:"rank,omitempty"`
+}
+
+// rankJSON is a post's rank in a sorted list: null for a post without one
+// (no score yet in sort=top), listed after every ranked post.
+type rankJSON struct{ v *float64 }
+
+func (r rankJSON) MarshalJSON() ([]byte, error) {
+	if r.v == nil {
+		return []byte("null"), nil
+	}
+	return strconv.AppendFloat(nil, math.Round(*r.v*1e4)/1e4, 'f', -1, 64), nil
+}
+
+func newRank(f float64) *rankJSON {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return &rankJSON{}
+	}
+	return &rankJSON{&f}
 }
 
 // flagsJSON says what is unusual about a post's score now.
@@ -90,6 +116,9 @@ type seedPostJSON struct {
 	RateAverage *float64 `json:"rate_average"`
 	UserCount   int64    `json:"user_count"`
 	MyScore     *int     `json:"my_score"`
+	// Distribution and Rank as in the /v1 shape.
+	Distribution [6]int64  `json:"distribution"`
+	Rank         *rankJSON `json:"rank,omitempty"`
 }
 
 func round2(s *float64) *float64 {
@@ -166,11 +195,13 @@ func mine(m map[int64]int, id int64) *int {
 }
 
 func v1(p *Post, m map[int64]int) postJSON {
-	return postJSON{ID: p.ID, Title: p.Title, Score: round2(p.Score), UserCount: p.UserCount, MyScore: mine(m, p.ID), Flags: flags(p)}
+	return postJSON{ID: p.ID, Title: p.Title, Score: round2(p.Score), UserCount: p.UserCount, MyScore: mine(m, p.ID), Flags: flags(p),
+		Distribution: p.Dist}
 }
 
 func seed(p *Post, m map[int64]int) seedPostJSON {
-	return seedPostJSON{ID: p.ID, Title: p.Title, RateAverage: round2(p.Score), UserCount: p.UserCount, MyScore: mine(m, p.ID)}
+	return seedPostJSON{ID: p.ID, Title: p.Title, RateAverage: round2(p.Score), UserCount: p.UserCount, MyScore: mine(m, p.ID),
+		Distribution: p.Dist}
 }
 
 func (h *handlers) getV1(c *gin.Context) error {
@@ -223,9 +254,17 @@ func (h *handlers) listV1(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	after, err := queryInt(c, "after", 0, 0, math.MaxInt64)
+	order, cur, err := listOrder(c)
 	if err != nil {
 		return err
+	}
+	var after int64
+	if order == "id" {
+		if after, err = queryInt(c, "after", 0, 0, math.MaxInt64); err != nil {
+			return err
+		}
+	} else if _, ok := c.GetQuery("after"); ok {
+		return httpserver.Bad(http.StatusBadRequest, "after", "after pages the id order; a sorted list pages with cursor (next_cursor)")
 	}
 	user, err := h.caller(c)
 	if err != nil {
@@ -234,7 +273,15 @@ func (h *handlers) listV1(c *gin.Context) error {
 	if err := h.viewReady(c); err != nil {
 		return err
 	}
-	posts, more := h.view.After(after, int(limit))
+	var posts []*Post
+	var ranks []float64
+	var nextCursor *cursor
+	more := false
+	if order == "id" {
+		posts, more = h.view.After(after, int(limit))
+	} else {
+		posts, ranks, nextCursor = h.ranks.page(order, cur, int(limit))
+	}
 	m, err := h.myScores(c, user, posts)
 	if err != nil {
 		return unavailable("read your ratings", err)
@@ -242,6 +289,18 @@ func (h *handlers) listV1(c *gin.Context) error {
 	items := make([]postJSON, len(posts))
 	for i, p := range posts {
 		items[i] = v1(p, m)
+		if ranks != nil {
+			items[i].Rank = newRank(ranks[i])
+		}
+	}
+	if order != "id" {
+		var next *string
+		if nextCursor != nil {
+			s := nextCursor.String()
+			next = &s
+		}
+		c.JSON(http.StatusOK, gin.H{"items": items, "sort": order, "next_cursor": next})
+		return nil
 	}
 	var next *int64
 	if more && len(posts) > 0 {
@@ -249,6 +308,27 @@ func (h *handlers) listV1(c *gin.Context) error {
 	}
 	c.JSON(http.StatusOK, gin.H{"items": items, "next_after": next})
 	return nil
+}
+
+// listOrder reads sort (id, top or trending) and cursor; a cursor carries
+// its order, and a sort given with it must be the same.
+func listOrder(c *gin.Context) (string, *cursor, error) {
+	order := c.DefaultQuery("sort", "id")
+	if order != "id" && order != orderTop && order != orderTrending {
+		return "", nil, httpserver.Bad(http.StatusBadRequest, "sort", "sort must be id, top or trending")
+	}
+	raw, ok := c.GetQuery("cursor")
+	if !ok {
+		return order, nil, nil
+	}
+	cur, err := parseCursor(raw)
+	if err != nil {
+		return "", nil, httpserver.Bad(http.StatusBadRequest, "cursor", err.Error())
+	}
+	if _, given := c.GetQuery("sort"); given && order != cur.order {
+		return "", nil, httpserver.Bad(http.StatusBadRequest, "cursor", "the cursor pages sort="+cur.order+", not sort="+order)
+	}
+	return cur.order, &cur, nil
 }
 
 // listSeed is the replaced app's limit/offset page. Like Django REST
@@ -271,7 +351,25 @@ func (h *handlers) listSeed(c *gin.Context) error {
 	if err := h.viewReady(c); err != nil {
 		return err
 	}
-	posts, count := h.view.Page(offset, limit)
+	// Django REST framework's OrderingFilter: -rate_average is the best
+	// first, as sort=top ranks them (confidence-aware), -trending as
+	// sort=trending; any other value is the default order, by id, as
+	// DRF ignores an ordering it does not offer.
+	var posts []*Post
+	var ranks []float64
+	var count int
+	var order, pin string
+	switch c.Query("ordering") {
+	case "-rate_average":
+		order = orderTop
+	case "-trending":
+		order = orderTrending
+	}
+	if order == "" {
+		posts, count = h.view.Page(offset, limit)
+	} else {
+		posts, ranks, count, pin = h.ranks.offsetPage(order, c.Query("ranking"), offset, limit)
+	}
 	m, err := h.myScores(c, user, posts)
 	if err != nil {
 		return unavailable("read your ratings", err)
@@ -279,14 +377,17 @@ func (h *handlers) listSeed(c *gin.Context) error {
 	results := make([]seedPostJSON, len(posts))
 	for i, p := range posts {
 		results[i] = seed(p, m)
+		if ranks != nil {
+			results[i].Rank = newRank(ranks[i])
+		}
 	}
 	var next, prev *string
 	if offset+limit < count {
-		s := h.pageURL(c, limit, offset+limit)
+		s := h.pageURL(c, limit, offset+limit, pin)
 		next = &s
 	}
 	if offset > 0 {
-		s := h.pageURL(c, limit, min(max(offset-limit, 0), max(count-limit, 0)))
+		s := h.pageURL(c, limit, min(max(offset-limit, 0), max(count-limit, 0)), pin)
 		prev = &s
 	}
 	c.JSON(http.StatusOK, gin.H{"limit": limit, "offset": offset, "count": count, "next": next, "previous": prev, "results": results})
@@ -300,10 +401,16 @@ const maxSeedOffset = 1 << 40
 // pageURL is the link to another page of the same list: PUBLIC_URL and
 // the route's path, or the path alone. Nothing of it comes from the
 // request's Host or X-Forwarded-* headers, which any client sets.
-func (h *handlers) pageURL(c *gin.Context, limit, offset int) string {
+// A sorted list's links keep its ordering and pin the ranking the page
+// came from, so that paging through it neither repeats nor skips a post.
+func (h *handlers) pageURL(c *gin.Context, limit, offset int, pin string) string {
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
 	if offset > 0 {
 		q.Set("offset", strconv.Itoa(offset))
+	}
+	if pin != "" {
+		q.Set("ordering", c.Query("ordering"))
+		q.Set("ranking", pin)
 	}
 	return h.public + c.FullPath() + "?" + q.Encode()
 }

@@ -29,6 +29,7 @@ type Config struct {
 	// chooses.
 	PublicURL string `env:"PUBLIC_URL" help:"scheme and host clients reach the API at (e.g. https://ratings.example.com), for /api/post's next and previous links; empty: the links are paths"`
 	Limits    Limits
+	Rank      Rank
 	// The scoring settings, the scorer's own, to explain its scores.
 	Scoring scoring.Config
 	Auth    auth.Config
@@ -89,7 +90,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		return err
 	}
 	h := &handlers{auth: verifier, pool: pool, view: v, mine: mine, hits: hits,
-		strategy: strategy, params: params, public: public, guard: guard}
+		strategy: strategy, params: params, public: public, guard: guard, ranks: newRankings(cfg.Rank, params, v)}
 	h.routes(srv.Engine)
 
 	// Run until SIGTERM or until one part fails. The view and the

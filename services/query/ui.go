@@ -33,6 +33,20 @@ var uiTemplates = template.Must(template.New("").Funcs(template.FuncMap{
 		return strconv.FormatFloat(*f, 'f', 2, 64)
 	},
 	"dur": shortDuration,
+	"rank": func(r *rankJSON) string {
+		if r == nil || r.v == nil {
+			return "–"
+		}
+		return strconv.FormatFloat(*r.v, 'f', 2, 64)
+	},
+	// dist writes a post's ratings by score, 5 first.
+	"dist": func(d [6]int64) string {
+		parts := make([]string, 0, len(d))
+		for s := len(d) - 1; s >= 0; s-- {
+			parts = append(parts, fmt.Sprintf("%d: %d", s, d[s]))
+		}
+		return strings.Join(parts, " · ")
+	},
 	"when": func(t *time.Time) string {
 		if t == nil {
 			return ""
@@ -51,9 +65,16 @@ const (
 type uiRow struct {
 	*Post
 	Spark template.HTML
+	Rank  *rankJSON // sorted lists only
 }
 
+// uiList lists posts by id (after) or sorted, best or trending first
+// (sort, cursor), with the same rankings as the API.
 func (h *handlers) uiList(c *gin.Context) error {
+	order, cur, err := listOrder(c)
+	if err != nil {
+		return err
+	}
 	after, err := queryInt(c, "after", 0, 0, math.MaxInt64)
 	if err != nil {
 		return err
@@ -61,7 +82,22 @@ func (h *handlers) uiList(c *gin.Context) error {
 	if err := h.viewReady(c); err != nil {
 		return err
 	}
-	posts, more := h.view.After(after, uiPageSize)
+	var posts []*Post
+	var ranks []float64
+	next := ""
+	if order == "id" {
+		var more bool
+		posts, more = h.view.After(after, uiPageSize)
+		if more && len(posts) > 0 {
+			next = "/ui/?after=" + strconv.FormatInt(posts[len(posts)-1].ID, 10)
+		}
+	} else {
+		var nc *cursor
+		posts, ranks, nc = h.ranks.page(order, cur, uiPageSize)
+		if nc != nil {
+			next = "/ui/?cursor=" + nc.String()
+		}
+	}
 	sparks, err := h.sparklines(c, posts)
 	if err != nil {
 		return unavailable("read the scores' history", err)
@@ -69,12 +105,12 @@ func (h *handlers) uiList(c *gin.Context) error {
 	rows := make([]uiRow, len(posts))
 	for i, p := range posts {
 		rows[i] = uiRow{Post: p, Spark: sparks[p.ID]}
+		if ranks != nil {
+			rows[i].Rank = newRank(ranks[i])
+		}
 	}
-	var next int64
-	if more && len(posts) > 0 {
-		next = posts[len(posts)-1].ID
-	}
-	return render(c, "list.html", map[string]any{"Rows": rows, "Next": next, "First": after == 0})
+	return render(c, "list.html", map[string]any{"Rows": rows, "Next": next, "First": after == 0 && cur == nil,
+		"Sort": order, "Sorted": order != "id"})
 }
 
 // sparklines draws each post's score over its last six hours of windows.

@@ -278,6 +278,29 @@ func TestWholeSystemThroughHTTP(t *testing.T) {
 		t.Errorf("retraction on an unknown post answered %d", st)
 	}
 
+	// The best first: the rated post ahead of the one whose only rating
+	// was taken back, each with its ratings by score adding up to its
+	// raters.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		_, page := call(t, "GET", s.query+"/v1/posts?sort=top&limit=100", "")
+		pos := map[float64]int{}
+		for i, it := range page["items"].([]any) {
+			item := it.(map[string]any)
+			pos[item["id"].(float64)] = i
+			var sum float64
+			for _, c := range item["distribution"].([]any) {
+				sum += c.(float64)
+			}
+			if sum != item["user_count"].(float64) {
+				return fmt.Errorf("post %v: distribution %v, %v raters", item["id"], item["distribution"], item["user_count"])
+			}
+		}
+		if len(pos) != 5 || pos[float64(p1)] >= pos[float64(p2)] {
+			return fmt.Errorf("sort=top: %v", page["items"])
+		}
+		return nil
+	})
+
 	// Keyset pages list every post once.
 	seen := map[float64]int{}
 	after := "0"

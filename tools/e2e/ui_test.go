@@ -121,6 +121,19 @@ func TestWebPageShowsACampaign(t *testing.T) {
 	if !strings.Contains(flagText, "Under campaign since") || shaded < 2 { // a window on each chart, and the legends
 		t.Errorf("post page: %d shaded rectangles; %q", shaded, flagText)
 	}
+	// The best first, from the order links: a rank column and each
+	// post's ratings by score.
+	_, err = chromedp.Run(ctx, chromedp.Navigate(s.query+"/ui/"))
+	step("open the list again", err)
+	_, err = chromedp.Run(ctx, chromedp.Click(chromedp.CSS(`nav a[href="/ui/?sort=top"]`)))
+	step("follow the top rated link", err)
+	_, err = chromedp.Run(ctx, chromedp.WaitVisible(chromedp.CSS("main table")))
+	step("wait for the sorted table", err)
+	top, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main table")))
+	step("read the sorted list", err)
+	if !strings.Contains(top, "Rank") || !strings.Contains(top, "Ratings by score") || !strings.Contains(top, "5: ") {
+		t.Errorf("top rated page:\n%s", top)
+	}
 	for name, b := range map[string][]byte{"ui-list.png": listShot, "ui-post.png": postShot} {
 		if err := os.WriteFile(filepath.Join(out, name), b, 0o644); err != nil {
 			t.Fatal(err)

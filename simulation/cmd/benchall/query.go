@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	neturl "net/url"
 	"os/exec"
 	"path/filepath"
 	"time"
@@ -84,7 +86,97 @@ func queryBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(figs, heavy...), nil
+	figs = append(figs, heavy...)
+	sorted, err := querySorted(ctx, e, o)
+	if err != nil {
+		return nil, err
+	}
+	return append(figs, sorted...), nil
+}
+
+// sortedPosts is how many posts the sorted lists rank.
+const sortedPosts = 100_000
+
+// querySorted serves 100,000 scored posts and asks for pages at random
+// positions: by id (after a random id), then sorted best first and
+// trending first (from a random cursor of a walk through each list),
+// each as random users. The sorted pages must keep 0.7 of the id order's
+// throughput: they are served from a ranking in memory as the id order is
+// from the view.
+func querySorted(ctx context.Context, e *env, o opts) ([]figure, error) {
+	url, pool, err := e.database(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := pool.Exec(ctx, fmt.Sprintf(`INSERT INTO posts (id, title) SELECT g, 'Post ' || g FROM generate_series(1, %d) g`, sortedPosts)); err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	if err := tally.SynthesizeScores(ctx, pool, 1, sortedPosts); err != nil {
+		return nil, err
+	}
+	addr := freeAddr()
+	if _, err := e.spawn("query", "QUERY_ADDR="+addr, "DATABASE_URL="+url); err != nil {
+		return nil, err
+	}
+	base := "http://" + addr
+	if err := launch.WaitReady(ctx, base, 60*time.Second); err != nil {
+		return nil, err
+	}
+	t := loadgen.Target{Query: base, Posts: sortedPosts, Users: 2000}
+	byID := t.PageRequest()
+	loadgen.Run(ctx, loadgen.Plan{Name: "warm-up", VUs: o.vus, Duration: 2 * time.Second, Request: byID})
+	idRun := loadgen.Run(ctx, loadgen.Plan{Name: "pages by id, 100,000 posts", VUs: o.vus, Duration: o.duration, Request: byID})
+	fmt.Println(idRun)
+	figs := httpFigures("query", "pages by id (100,000 posts)", idRun)
+	for _, order := range []string{"top", "trending"} {
+		began := time.Now()
+		cursors, err := walkCursors(ctx, base, order)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Printf("sort=%s: walked %d pages in %s\n", order, len(cursors), time.Since(began).Round(time.Millisecond))
+		req := func(ctx context.Context, c *http.Client, rng *rand.Rand) int {
+			return loadgen.Do(ctx, c, http.MethodGet, base+"/v1/posts?limit=10&cursor="+cursors[rng.IntN(len(cursors))], "", "X-User-ID", fmt.Sprintf("device-%d", rng.IntN(2000)))
+		}
+		run := loadgen.Run(ctx, loadgen.Plan{Name: "pages sort=" + order + ", 100,000 posts", VUs: o.vus, Duration: o.duration, Request: req})
+		fmt.Println(run)
+		ratio := run.PerSecond / idRun.PerSecond
+		figs = append(figs, httpFigures("query", "pages sort="+order+" (100,000 posts)", run)...)
+		figs = append(figs,
+			target("query", "throughput ratio sort="+order+"/id", ratio, "", ">= 0.7", ratio >= 0.7),
+			target("query", "sort="+order+" errors", float64(run.Errors), "", "0", run.Errors == 0))
+	}
+	return figs, nil
+}
+
+// walkCursors walks a sorted list to its end, ten posts a page, and
+// returns every page's cursor.
+func walkCursors(ctx context.Context, base, order string) ([]string, error) {
+	var out []string
+	path := base + "/v1/posts?limit=10&sort=" + order
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, path, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		var page struct {
+			Next *string `json:"next_cursor"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("walk sort=%s: %d %v", order, resp.StatusCode, err)
+		}
+		if page.Next == nil {
+			return out, nil
+		}
+		out = append(out, neturl.QueryEscape(*page.Next))
+		path = base + "/v1/posts?limit=10&cursor=" + out[len(out)-1]
+	}
 }
 
 // queryHeavy: GET /v1/posts/{id} with my_score at 200/s, alone, then while
