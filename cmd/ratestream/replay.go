@@ -101,12 +101,12 @@ func replay(ctx context.Context, progress io.Writer, cfg broker.Config, url, key
 	if err != nil {
 		return err
 	}
-	defer windower.Stop(15 * time.Second)
+	defer func() { _ = windower.Stop(15 * time.Second) }()
 	scorer, err := spawnSibling("scorer", append(env, "SCORER_ADDR=127.0.0.1:0")...)
 	if err != nil {
 		return err
 	}
-	defer scorer.Stop(15 * time.Second)
+	defer func() { _ = scorer.Stop(15 * time.Second) }()
 
 	total := int64(0)
 	for p, t := range targets {

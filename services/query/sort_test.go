@@ -77,7 +77,7 @@ func TestSortedListsThroughHTTP(t *testing.T) {
 	for _, sort := range []string{"top", "trending"} {
 		seen := map[float64]int{}
 		path := "/v1/posts?limit=9&sort=" + sort
-		var last float64 = 1e9
+		last := 1e9
 		for path != "" {
 			st, _, page := h.do(t, "GET", path, "")
 			if st != 200 || page["sort"] != sort {

@@ -110,8 +110,8 @@ func foldBatch(st *fold.State, b batch, cur position, p scoring.Params, grace ti
 	maxEvent := cur.MaxEventTime
 	for _, e := range b.events {
 		late := !maxEvent.IsZero() && !p.WindowStart(e.RatedAt).Add(p.Window).After(maxEvent.Add(-grace))
-		switch out := st.Apply(e, b.partition); {
-		case out == fold.Superseded:
+		switch out := st.Apply(e, b.partition); out {
+		case fold.Superseded:
 			res.superseded++
 		default:
 			res.applied++
