@@ -41,6 +41,9 @@ type explanation struct {
 	stats  scoring.Stats
 	wins   []scoring.Window
 	now    time.Time
+	// strategy and params are the scorer's, that the explanation is of.
+	strategy scoring.Strategy
+	params   scoring.Params
 }
 
 type strategyJSON struct {
@@ -98,9 +101,8 @@ type explainedWin struct {
 	Why     string  `json:"why"`
 }
 
-func (h *handlers) strategyJSON() strategyJSON {
-	p := h.params
-	return strategyJSON{Name: h.strategy.Name(), Window: p.Window.String(), BaselineTau: p.BaselineTau.String(),
+func newStrategyJSON(strategy scoring.Strategy, p scoring.Params) strategyJSON {
+	return strategyJSON{Name: strategy.Name(), Window: p.Window.String(), BaselineTau: p.BaselineTau.String(),
 		VolumeZ: p.VolumeZ, OpinionZ: p.OpinionZ, Floor: p.Floor, NewPostVolume: p.NewPost}
 }
 
@@ -109,7 +111,8 @@ var errNoPost = errors.New("no such post")
 // explain reads a post's scoring rows and explains its windows of the
 // last `history` of event time before the score's as_of.
 func (h *handlers) explain(ctx context.Context, pool *pgxpool.Pool, id int64, history time.Duration) (*explanation, error) {
-	x := &explanation{PostID: id, Strategy: h.strategyJSON(), Windows: []explainedWin{}}
+	strategy, params := h.scoring.get(ctx)
+	x := &explanation{PostID: id, Strategy: newStrategyJSON(strategy, params), Windows: []explainedWin{}, strategy: strategy, params: params}
 	v, ok, err := tally.View(ctx, pool, id)
 	if err != nil {
 		return nil, err
@@ -133,15 +136,15 @@ func (h *handlers) explain(ctx context.Context, pool *pgxpool.Pool, id int64, hi
 	}
 	older := x.totals
 	for _, w := range x.wins {
-		older.Replace(w, scoring.Window{Start: w.Start, Ref: w.Ref}, h.params)
-		x.Windows = append(x.Windows, h.explainWindow(w))
+		older.Replace(w, scoring.Window{Start: w.Start, Ref: w.Ref}, params)
+		x.Windows = append(x.Windows, explainWindow(strategy, params, w))
 	}
 	x.Older = olderJSON{Raters: older.Count, Weight: float64(older.Weight) / 1e6}
 	return x, nil
 }
 
-func (h *handlers) explainWindow(w scoring.Window) explainedWin {
-	v := scoring.VerdictOf(h.strategy, w, h.params)
+func explainWindow(strategy scoring.Strategy, params scoring.Params, w scoring.Window) explainedWin {
+	v := scoring.VerdictOf(strategy, w, params)
 	r := w.Ref
 	e := explainedWin{Start: w.Start, Votes: w.Count, NewRaters: w.New(), ChangedVotes: w.Rerates, Retractions: w.Retracts, Late: w.Late,
 		Expected: r.Expected, Threshold: finite(r.Threshold), ActivityZ: v.ActivityZ, Sustained: r.Sustained, Anomalous: v.Anomalous,
@@ -151,7 +154,7 @@ func (h *handlers) explainWindow(w scoring.Window) explainedWin {
 	if w.Count > 0 {
 		e.Mean = w.Mean()
 	}
-	e.Why = why(w, v, h.strategy.Name())
+	e.Why = why(w, v, strategy.Name())
 	return e
 }
 
@@ -210,7 +213,8 @@ func (h *handlers) explainV1(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	history, err := h.historyParam(c, h.params.FlagFor()+h.params.Window)
+	_, params := h.scoring.get(c)
+	history, err := h.historyParam(c, params.FlagFor()+params.Window)
 	if err != nil {
 		return err
 	}

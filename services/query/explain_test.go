@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratestream/ratestream/pkg/config"
 	"github.com/ratestream/ratestream/pkg/contract"
 	"github.com/ratestream/ratestream/pkg/fold"
 	"github.com/ratestream/ratestream/pkg/rating"
@@ -164,4 +165,27 @@ func TestWebPages(t *testing.T) {
 	if st, _ := get("/ui/posts/99"); st != 404 {
 		t.Errorf("unknown post page: %d", st)
 	}
+}
+
+// /explain explains a score with the settings the scorer made it with,
+// not with the query service's own copy of them.
+func TestExplainUsesTheScorersSettings(t *testing.T) {
+	h := start(t)
+	campaigned(t, h)
+	var cfg scoring.Config
+	if err := config.Load(&cfg, nil, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	cfg.VolumeZ, cfg.OpinionZ = 5, 6
+	if err := tally.WriteScoringSettings(context.Background(), h.db.Pool, "ratestream-windower", cfg); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() error {
+		st, _, x := h.do(t, "GET", "/v1/posts/1/explain?history=2h", "")
+		strat, _ := x["strategy"].(map[string]any)
+		if st != 200 || strat["volume_z"] != float64(5) || strat["opinion_z"] != float64(6) {
+			return fmt.Errorf("%d strategy %v", st, strat)
+		}
+		return nil
+	})
 }

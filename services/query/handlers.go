@@ -23,7 +23,6 @@ import (
 	"github.com/ratestream/ratestream/pkg/database"
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/rating"
-	"github.com/ratestream/ratestream/pkg/scoring"
 )
 
 const (
@@ -35,16 +34,15 @@ const (
 )
 
 type handlers struct {
-	auth     *auth.Verifier // nil: AUTH_MODE=none
-	pool     *pgxpool.Pool
-	view     *view
-	mine     *myScoreLoader
-	hits     *prometheus.CounterVec
-	strategy scoring.Strategy // the scorer's, for explaining scores
-	params   scoring.Params
-	public   string // PUBLIC_URL without a trailing slash; empty: links are paths
-	guard    *guard
-	ranks    *rankings
+	auth    *auth.Verifier // nil: AUTH_MODE=none
+	pool    *pgxpool.Pool
+	view    *view
+	mine    *myScoreLoader
+	hits    *prometheus.CounterVec
+	scoring *scoringSettings // the scorer's, for explaining scores and ranking
+	public  string           // PUBLIC_URL without a trailing slash; empty: links are paths
+	guard   *guard
+	ranks   *rankings
 }
 
 func (h *handlers) routes(e *gin.Engine) {

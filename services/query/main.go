@@ -17,6 +17,7 @@ import (
 	"github.com/ratestream/ratestream/pkg/logging"
 	"github.com/ratestream/ratestream/pkg/scoring"
 	"github.com/ratestream/ratestream/pkg/service"
+	"github.com/ratestream/ratestream/pkg/tally"
 )
 
 // Config is every setting of the query service.
@@ -30,7 +31,9 @@ type Config struct {
 	PublicURL string `env:"PUBLIC_URL" help:"scheme and host clients reach the API at (e.g. https://ratings.example.com), for /api/post's next and previous links; empty: the links are paths"`
 	Limits    Limits
 	Rank      Rank
-	// The scoring settings, the scorer's own, to explain its scores.
+	// The scorer's group, whose stored scoring settings explain its
+	// scores; the scoring settings stand in until it has stored them.
+	Group   tally.Group
 	Scoring scoring.Config
 	Auth    auth.Config
 	HTTP    httpserver.Config
@@ -89,8 +92,13 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	settings := newScoringSettings(pool, log, cfg.Group.Name, strategy, params)
 	h := &handlers{auth: verifier, pool: pool, view: v, mine: mine, hits: hits,
-		strategy: strategy, params: params, public: public, guard: guard, ranks: newRankings(cfg.Rank, params, v)}
+		scoring: settings, public: public, guard: guard}
+	h.ranks = newRankings(cfg.Rank, func() scoring.Params {
+		_, p := settings.get(context.Background())
+		return p
+	}, v)
 	h.routes(srv.Engine)
 
 	// Run until SIGTERM or until one part fails. The view and the

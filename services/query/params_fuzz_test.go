@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/ratestream/ratestream/pkg/scoring"
 )
 
 // FuzzParams: the path and query parameters a client controls (a post id,
@@ -20,7 +18,7 @@ func FuzzParams(f *testing.F) {
 		f.Add(s, s)
 	}
 	gin.SetMode(gin.ReleaseMode)
-	h := &handlers{params: scoring.DefaultParams(time.Minute)}
+	h := &handlers{}
 	f.Fuzz(func(t *testing.T, id, q string) {
 		c, _ := gin.CreateTestContext(httptest.NewRecorder())
 		c.Request = httptest.NewRequest(http.MethodGet, "/v1/posts/x?"+url.Values{"history": {q}, "limit": {q}, "offset": {q}}.Encode(), nil)

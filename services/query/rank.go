@@ -95,8 +95,10 @@ func (rs *rankings) slice(r *ranking, start, end int) ([]*Post, []float64) {
 // every Rank.Every when the view changed, and the rankings walks still
 // use.
 type rankings struct {
-	cfg    Rank
-	params scoring.Params
+	cfg Rank
+	// params are the scorer's scoring parameters (trending carries a
+	// post's activity forward with them).
+	params func() scoring.Params
 	view   *view
 	now    func() time.Time
 	// instance names this process's rankings in cursors: another replica,
@@ -109,7 +111,7 @@ type rankings struct {
 	latest map[string]*ranking
 }
 
-func newRankings(cfg Rank, params scoring.Params, v *view) *rankings {
+func newRankings(cfg Rank, params func() scoring.Params, v *view) *rankings {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return &rankings{cfg: cfg, params: params, view: v, now: time.Now, instance: binary.BigEndian.Uint32(b[:]),
@@ -210,7 +212,7 @@ func (rs *rankings) rank(order string, p *Post, mean float64, now time.Time) flo
 		if p.ActivityAt == nil {
 			return 0
 		}
-		return rs.params.ActivityAt(p.Activity, *p.ActivityAt, now)
+		return rs.params().ActivityAt(p.Activity, *p.ActivityAt, now)
 	}
 	return math.NaN()
 }

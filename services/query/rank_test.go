@@ -11,7 +11,8 @@ import (
 
 func testRankings(now *time.Time) (*rankings, *view) {
 	v := &view{}
-	rs := newRankings(Rank{PriorWeight: 20, Every: 5 * time.Second, Keep: 2 * time.Minute}, scoring.DefaultParams(time.Minute), v)
+	params := scoring.DefaultParams(time.Minute)
+	rs := newRankings(Rank{PriorWeight: 20, Every: 5 * time.Second, Keep: 2 * time.Minute}, func() scoring.Params { return params }, v)
 	rs.now = func() time.Time { return *now }
 	return rs, v
 }

@@ -156,9 +156,9 @@ func TestSortedListsThroughHTTP(t *testing.T) {
 	}
 
 	for path, field := range map[string]string{
-		"/v1/posts?sort=best":            "sort",
-		"/v1/posts?sort=top&after=3":     "after",
-		"/v1/posts?cursor=bm9wZQ":        "cursor",
+		"/v1/posts?sort=best":        "sort",
+		"/v1/posts?sort=top&after=3": "after",
+		"/v1/posts?cursor=bm9wZQ":    "cursor",
 		"/v1/posts?sort=trending&cursor=" + url.QueryEscape((&cursor{order: "top", next: 1, lastID: 1}).String()): "cursor",
 	} {
 		if st, _, p := h.do(t, "GET", path, ""); st != 400 || p["field"] != field {

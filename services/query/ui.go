@@ -115,6 +115,7 @@ func (h *handlers) uiList(c *gin.Context) error {
 
 // sparklines draws each post's score over its last six hours of windows.
 func (h *handlers) sparklines(ctx context.Context, posts []*Post) (map[int64]template.HTML, error) {
+	strategy, params := h.scoring.get(ctx)
 	out := map[int64]template.HTML{}
 	if len(posts) == 0 {
 		return out, nil
@@ -154,7 +155,7 @@ func (h *handlers) sparklines(ctx context.Context, posts []*Post) (map[int64]tem
 		st[id].wins = ws
 	}
 	for id, x := range st {
-		hist := scoring.History(h.strategy, h.params, x.stats, x.wins, x.now, time.Time{}, sparkMaxPoints)
+		hist := scoring.History(strategy, params, x.stats, x.wins, x.now, time.Time{}, sparkMaxPoints)
 		if len(hist) == 0 {
 			continue
 		}
@@ -222,7 +223,7 @@ func (h *handlers) renderPost(ctx context.Context, pool *pgxpool.Pool, id int64,
 			heldOut = append(heldOut, x.Windows[i])
 		}
 	}
-	data := map[string]any{"Post": p, "X": x, "HeldOut": heldOut, "History": shortDuration(history), "Params": h.params}
+	data := map[string]any{"Post": p, "X": x, "HeldOut": heldOut, "History": shortDuration(history), "Params": x.params}
 	if len(x.wins) > 0 {
 		scoreChart, volumeChart := h.postCharts(p, x)
 		data["ScoreChart"] = template.HTML(scoreChart)   // #nosec G203 -- drawn by pkg/plot, which escapes its text
@@ -243,12 +244,12 @@ func (h *handlers) postCharts(p *Post, x *explanation) (string, string) {
 	start, end := x.wins[0].Start, x.now
 	var spans []plot.Span
 	for _, w := range x.wins {
-		if scoring.VerdictOf(h.strategy, w, h.params).HeldOut() {
-			spans = append(spans, plot.Span{From: w.Start, To: w.Start.Add(h.params.Window)})
+		if scoring.VerdictOf(x.strategy, w, x.params).HeldOut() {
+			spans = append(spans, plot.Span{From: w.Start, To: w.Start.Add(x.params.Window)})
 		}
 	}
-	hist := scoring.History(h.strategy, h.params, x.stats, x.wins, x.now, time.Time{}, 1500)
-	score := plot.Line{Name: "score (" + h.strategy.Name() + ")", Color: plot.Palette[0], Width: 2}
+	hist := scoring.History(x.strategy, x.params, x.stats, x.wins, x.now, time.Time{}, 1500)
+	score := plot.Line{Name: "score (" + x.strategy.Name() + ")", Color: plot.Palette[0], Width: 2}
 	mean := plot.Line{Name: "plain mean", Color: "#000", Dash: "6 4", Width: 1.5}
 	for _, pt := range hist {
 		score.Points = append(score.Points, plot.Point{At: pt.At, Y: pt.Score})
@@ -262,7 +263,7 @@ func (h *handlers) postCharts(p *Post, x *explanation) (string, string) {
 		XLabel: "event time (UTC)", YLabel: "score", Start: start, End: end, YMin: 0, YMax: 5, Clock: true,
 		Spans: spans, SpanLabel: "held out", Lines: []plot.Line{mean, score},
 	}
-	vol := plot.Bars{Name: "votes per window", Color: "#6baed6", Width: h.params.Window}
+	vol := plot.Bars{Name: "votes per window", Color: "#6baed6", Width: x.params.Window}
 	base := plot.Line{Name: "typical activity", Color: "#000", Dash: "6 4", Width: 1.5}
 	thr := plot.Line{Name: "threshold", Color: "#b2182b", Dash: "2 3", Width: 1.5}
 	for _, w := range x.wins {
@@ -275,8 +276,8 @@ func (h *handlers) postCharts(p *Post, x *explanation) (string, string) {
 	vc := plot.Chart{
 		ID:     "volume",
 		Title:  fmt.Sprintf("Votes per window of post %d", p.ID),
-		Desc:   fmt.Sprintf("Votes (first and changed) per %s window against the post's typical activity and its anomaly threshold; %d windows held out (anomalous activity with a departing opinion) are shaded.", h.params.Window, len(spans)),
-		XLabel: "event time (UTC)", YLabel: "votes per window", Start: start, End: end.Add(h.params.Window), Clock: true,
+		Desc:   fmt.Sprintf("Votes (first and changed) per %s window against the post's typical activity and its anomaly threshold; %d windows held out (anomalous activity with a departing opinion) are shaded.", x.params.Window, len(spans)),
+		XLabel: "event time (UTC)", YLabel: "votes per window", Start: start, End: end.Add(x.params.Window), Clock: true,
 		Spans: spans, SpanLabel: "held out", Bars: []plot.Bars{vol}, Lines: []plot.Line{base, thr},
 	}
 	return sc.SVG(), vc.SVG()

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/database"
 	"github.com/ratestream/ratestream/pkg/httpserver"
@@ -74,5 +75,24 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error { return w.run(gctx) })
+	g.Go(func() error { storeSettings(gctx, log, pool, cfg.Group.Name, cfg.Scoring); return nil })
 	return g.Wait()
+}
+
+// storeSettings stores the scoring settings this scorer runs with, for
+// the query service to explain its scores with, retrying while PostgreSQL
+// is away.
+func storeSettings(ctx context.Context, log *zap.Logger, pool *pgxpool.Pool, group string, cfg scoring.Config) {
+	for {
+		err := tally.WriteScoringSettings(ctx, pool, group, cfg)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		log.Warn("could not store the scoring settings; retrying", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
