@@ -107,15 +107,7 @@ func TestFoldMatchesDefinitionOnRandomStreams(t *testing.T) {
 			if post.Totals.Dist != dists[id] {
 				t.Fatalf("seed %d: post %d distribution %v, want %v", seed, id, post.Totals.Dist, dists[id])
 			}
-			var ws, wc, wsum, wweight int64
-			for k, w := range st.Windows {
-				if k.PostID == id {
-					ws += w.Sum
-					wc += w.Count
-					wsum += scoring.ContribMicro(w, p)
-					wweight += scoring.WeightMicro(w, p)
-				}
-			}
+			ws, wc, wsum, wweight := windowSums(st, id)
 			if ws != sums[id] || wc != raters[id] {
 				t.Fatalf("seed %d: post %d windows sum to %d/%d, want %d/%d", seed, id, ws, wc, sums[id], raters[id])
 			}
@@ -169,4 +161,18 @@ func TestReratingMovesTheVoteBetweenWindows(t *testing.T) {
 	if got := st.Apply(mk(1, "u", 4, t0.Add(time.Minute)), 0); got != Superseded {
 		t.Fatalf("an older event must not replace a newer rating, got %v", got)
 	}
+}
+
+// windowSums adds up the windows of post id: their sums, counts, and
+// weighted contributions and weights (which the post's totals must equal).
+func windowSums(st *State, id int64) (sum, count, contrib, weight int64) {
+	for k, w := range st.Windows {
+		if k.PostID == id {
+			sum += w.Sum
+			count += w.Count
+			contrib += scoring.ContribMicro(w, st.Params)
+			weight += scoring.WeightMicro(w, st.Params)
+		}
+	}
+	return sum, count, contrib, weight
 }

@@ -92,13 +92,7 @@ func TestRetractionsMatchTheDefinition(t *testing.T) {
 				t.Fatalf("seed %d: post %d totals %d/%d %v, want %d/%d %v", seed, id,
 					post.Totals.Sum, post.Totals.Count, post.Totals.Dist, total[id], raters[id], dists[id])
 			}
-			var contrib, weight int64
-			for k, w := range st.Windows {
-				if k.PostID == id {
-					contrib += scoring.ContribMicro(w, p)
-					weight += scoring.WeightMicro(w, p)
-				}
-			}
+			_, _, contrib, weight := windowSums(st, id)
 			if contrib != post.Totals.WeightedSum || weight != post.Totals.Weight {
 				t.Fatalf("seed %d: post %d weighted totals drifted from its windows", seed, id)
 			}

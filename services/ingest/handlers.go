@@ -50,9 +50,9 @@ func (h *handlers) rateV1(c *gin.Context) error {
 	if err := h.authenticate(c); err != nil {
 		return err
 	}
-	id, err := strconv.ParseInt(c.Param("post_id"), 10, 64)
-	if err != nil || id < 1 {
-		return h.reject("post_id", httpserver.Bad(http.StatusBadRequest, "post_id", "post id must be a positive integer"))
+	id, err := h.postID(c)
+	if err != nil {
+		return err
 	}
 	f, berr := httpserver.Object(c, maxBody, "user_id", "score")
 	if berr != nil {
@@ -78,9 +78,9 @@ func (h *handlers) retractV1(c *gin.Context) error {
 	if err := h.authenticate(c); err != nil {
 		return err
 	}
-	id, err := strconv.ParseInt(c.Param("post_id"), 10, 64)
-	if err != nil || id < 1 {
-		return h.reject("post_id", httpserver.Bad(http.StatusBadRequest, "post_id", "post id must be a positive integer"))
+	id, err := h.postID(c)
+	if err != nil {
+		return err
 	}
 	if c.Request.ContentLength > 0 {
 		return h.reject("invalid", httpserver.Bad(http.StatusBadRequest, "", "a retraction has no body"))
@@ -109,6 +109,15 @@ func (h *handlers) retractV1(c *gin.Context) error {
 	}
 	c.Data(http.StatusAccepted, jsonType, value)
 	return nil
+}
+
+// postID reads the path's post id.
+func (h *handlers) postID(c *gin.Context) (int64, error) {
+	id, err := strconv.ParseInt(c.Param("post_id"), 10, 64)
+	if err != nil || id < 1 {
+		return 0, h.reject("post_id", httpserver.Bad(http.StatusBadRequest, "post_id", "post id must be a positive integer"))
+	}
+	return id, nil
 }
 
 // rateSeed is the replaced app's route and body, answered with 201.

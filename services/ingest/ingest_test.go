@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,12 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/tools/testenv"
+	"github.com/ratestream/ratestream/tools/testenv/eventschema"
 )
 
 type harness struct {
@@ -186,30 +185,14 @@ func TestPublishesSchemaValidEventsKeyedByPost(t *testing.T) {
 		t.Errorf("seed answer %v", r.body)
 	}
 
-	c := jsonschema.NewCompiler()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(rating.Schema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.AddResource("rating.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	c.AssertFormat()
-	schema, err := c.Compile("rating.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	schema := eventschema.Compile(t)
 	msgs := h.broker.Messages(t, h.broker.Config.Topic)
 	if len(msgs) != 2 {
 		t.Fatalf("%d events in the topic, want 2", len(msgs))
 	}
 	balancer := &kafka.Murmur2Balancer{}
 	for _, m := range msgs {
-		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(m.Value))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := schema.Validate(inst); err != nil {
+		if err := schema.Check(m.Value); err != nil {
 			t.Errorf("event %s fails the schema: %v", m.Value, err)
 		}
 		e, err := rating.Unmarshal(m.Value)
