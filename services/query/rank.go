@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,16 +64,7 @@ func before(ra float64, a int64, rb float64, b int64) bool {
 // find is the position of the first post that comes after (rank, id)
 // in r.
 func (r *ranking) find(rank float64, id int64) int {
-	lo, hi := 0, len(r.ids)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if before(rank, id, r.ranks[m], r.ids[m]) {
-			hi = m
-		} else {
-			lo = m + 1
-		}
-	}
-	return lo
+	return sort.Search(len(r.ids), func(m int) bool { return before(rank, id, r.ranks[m], r.ids[m]) })
 }
 
 // slice is the posts at positions [start, end) that the view still
@@ -179,9 +171,10 @@ func (rs *rankings) build(order string, id uint64, now time.Time) *ranking {
 	if count > 0 {
 		mean = sum / count
 	}
+	params := rs.params()
 	entries := make([]entry, len(posts))
 	for i, p := range posts {
-		entries[i] = entry{id: p.ID, rank: rs.rank(order, p, mean, now)}
+		entries[i] = entry{id: p.ID, rank: rs.rank(order, p, mean, params, now)}
 	}
 	slices.SortFunc(entries, func(a, b entry) int {
 		switch {
@@ -200,7 +193,7 @@ func (rs *rankings) build(order string, id uint64, now time.Time) *ranking {
 }
 
 // rank is a post's value in an order; NaN when it has none.
-func (rs *rankings) rank(order string, p *Post, mean float64, now time.Time) float64 {
+func (rs *rankings) rank(order string, p *Post, mean float64, params scoring.Params, now time.Time) float64 {
 	switch order {
 	case orderTop:
 		if p.Score == nil || p.UserCount == 0 {
@@ -212,7 +205,7 @@ func (rs *rankings) rank(order string, p *Post, mean float64, now time.Time) flo
 		if p.ActivityAt == nil {
 			return 0
 		}
-		return rs.params().ActivityAt(p.Activity, *p.ActivityAt, now)
+		return params.ActivityAt(p.Activity, *p.ActivityAt, now)
 	}
 	return math.NaN()
 }
@@ -265,7 +258,7 @@ func (rs *rankings) page(order string, c *cursor, limit int) ([]*Post, []float64
 	start := 0
 	if c != nil {
 		var ok bool
-		if r, ok = rs.get(c.instance, c.ranking); ok && c.next <= len(r.ids) {
+		if r, ok = rs.get(c.instance, c.ranking); ok && r.order == order && c.next <= len(r.ids) {
 			start = c.next
 		} else {
 			r = rs.current(order)
