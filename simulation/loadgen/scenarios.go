@@ -48,21 +48,39 @@ func (t Target) MixedRequest() Request {
 	}
 }
 
-// ReadWriteRequest mirrors k6/readwrite.js: 35% keyset pages, 35% single
-// posts with X-User-ID, 30% ratings.
+// ReadWriteRequest mirrors k6/readwrite.js: 25% keyset pages by id, 10%
+// the best or trending first, 35% single posts with X-User-ID, 27%
+// ratings, 3% ratings taken back.
 func (t Target) ReadWriteRequest() Request {
 	rate := t.RateRequest()
 	page, post := t.PageRequest(), t.PostRequest()
 	return func(ctx context.Context, c *http.Client, rng *rand.Rand) int {
 		switch x := rng.Float64(); {
-		case x < 0.35:
+		case x < 0.25:
 			return page(ctx, c, rng)
+		case x < 0.35:
+			sort := "top"
+			if x >= 0.3 {
+				sort = "trending"
+			}
+			return Do(ctx, c, http.MethodGet, t.Query+"/v1/posts?limit=10&sort="+sort, "", "X-User-ID", t.device(rng))
 		case x < 0.7:
 			return post(ctx, c, rng)
-		default:
+		case x < 0.97:
 			return rate(ctx, c, rng)
+		default:
+			return t.retract(ctx, c, rng)
 		}
 	}
+}
+
+// retract takes a random user's rating of a random post back.
+func (t Target) retract(ctx context.Context, c *http.Client, rng *rand.Rand) int {
+	url := fmt.Sprintf("%s/v1/posts/%d/ratings", t.Ingest, 1+rng.IntN(t.Posts))
+	if len(t.Tokens) > 0 {
+		return Do(ctx, c, http.MethodDelete, url, "", "Authorization", "Bearer "+t.Tokens[rng.IntN(len(t.Tokens))])
+	}
+	return Do(ctx, c, http.MethodDelete, url, "", "X-User-ID", t.device(rng))
 }
 
 // PageRequest reads a keyset page after a random id, as a random user.
