@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ratestream/ratestream/pkg/scoring"
@@ -46,7 +45,7 @@ type ranking struct {
 	seen  uint64 // the view's version it was built from
 	ids   []int64
 	ranks []float64 // NaN: unranked (no score yet), after every ranked post
-	used  atomic.Int64
+	used  time.Time // when a walk last asked for it (under rankings.mu)
 }
 
 // before reports whether (ra, a) comes before (rb, b) in a ranking:
@@ -101,31 +100,66 @@ type rankings struct {
 	next   uint64
 	byID   map[uint64]*ranking
 	latest map[string]*ranking
+	// building lets one request at a time rank an order again, outside
+	// mu: the others are served the latest ranking meanwhile.
+	building map[string]*sync.Mutex
 }
 
 func newRankings(cfg Rank, params func() scoring.Params, v *view) *rankings {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return &rankings{cfg: cfg, params: params, view: v, now: time.Now, instance: binary.BigEndian.Uint32(b[:]),
-		byID: map[uint64]*ranking{}, latest: map[string]*ranking{}}
+		byID: map[uint64]*ranking{}, latest: map[string]*ranking{},
+		building: map[string]*sync.Mutex{orderTop: {}, orderTrending: {}}}
 }
 
 // current is the order's latest ranking, ranked again first when it is
-// older than Every and the posts changed since.
+// older than Every and the posts changed since. Ranking happens outside
+// the lock that serves walks: while one request ranks an order again,
+// the others get its latest ranking (or, before the first, wait for it).
 func (rs *rankings) current(order string) *ranking {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
 	now := rs.now()
+	rs.mu.Lock()
 	r := rs.latest[order]
-	if r == nil || (now.Sub(r.built) >= rs.cfg.Every && rs.view.Version() != r.seen) {
-		rs.next++
-		r = rs.build(order, rs.next, now)
-		rs.latest[order] = r
-		rs.byID[r.id] = r
-		rs.forget(now)
+	if r != nil && !rs.stale(r, now) {
+		r.used = now
+		rs.mu.Unlock()
+		return r
 	}
-	r.used.Store(now.UnixNano())
+	rs.mu.Unlock()
+	b := rs.building[order]
+	if r == nil {
+		b.Lock()
+	} else if !b.TryLock() {
+		rs.mu.Lock()
+		r.used = now
+		rs.mu.Unlock()
+		return r
+	}
+	defer b.Unlock()
+	rs.mu.Lock()
+	if l := rs.latest[order]; l != nil && !rs.stale(l, now) { // ranked while this one waited
+		l.used = now
+		rs.mu.Unlock()
+		return l
+	}
+	rs.next++
+	id := rs.next
+	rs.mu.Unlock()
+	r = rs.build(order, id, now)
+	r.used = now
+	rs.mu.Lock()
+	rs.latest[order] = r
+	rs.byID[r.id] = r
+	rs.forget(now)
+	rs.mu.Unlock()
 	return r
+}
+
+// stale reports whether r is older than Every and the posts changed
+// since it was built.
+func (rs *rankings) stale(r *ranking, now time.Time) bool {
+	return now.Sub(r.built) >= rs.cfg.Every && rs.view.Version() != r.seen
 }
 
 // get is the ranking a cursor names, if this process still holds it.
@@ -137,7 +171,7 @@ func (rs *rankings) get(instance uint32, id uint64) (*ranking, bool) {
 	defer rs.mu.Unlock()
 	r, ok := rs.byID[id]
 	if ok {
-		r.used.Store(rs.now().UnixNano())
+		r.used = rs.now()
 	}
 	return r, ok
 }
@@ -145,7 +179,7 @@ func (rs *rankings) get(instance uint32, id uint64) (*ranking, bool) {
 // forget drops the rankings no walk used for Keep, except the latest.
 func (rs *rankings) forget(now time.Time) {
 	for id, r := range rs.byID {
-		if rs.latest[r.order] != r && now.Sub(time.Unix(0, r.used.Load())) > rs.cfg.Keep {
+		if rs.latest[r.order] != r && now.Sub(r.used) > rs.cfg.Keep {
 			delete(rs.byID, id)
 		}
 	}
