@@ -4,7 +4,11 @@
 // the window that held it and the new one is added to the window of the
 // new event. A retraction event takes the user's rating back the same way
 // and leaves a tombstone, so that an older rating delivered after it stays
-// out; the retraction itself is activity in its own window. The windower runs it per batch over state loaded from
+// out; the retraction itself is activity in its own window. An erasure
+// (expanded per post by whoever reads the log: see Erasure) takes the
+// user's rating back from the window that held it and deletes the vote,
+// tombstone and all; it is no activity and moves no window forward. The
+// windower runs it per batch over state loaded from
 // PostgreSQL; the simulator runs it over state kept in memory. Both get the
 // same windows from the same events.
 package fold
@@ -100,6 +104,11 @@ const (
 	// NothingToRetract: a retraction found no counted rating (none, or one
 	// taken back already); only its tombstone is stored.
 	NothingToRetract
+	// Erased: an erasure deleted the user's vote on the post (a counted
+	// rating is taken back from its window and the post's totals).
+	Erased
+	// NothingToErase: an erasure found no vote of the user on the post.
+	NothingToErase
 )
 
 // Truncate gives rated_at the precision PostgreSQL stores, so that the
@@ -113,6 +122,9 @@ func (s *State) Apply(e rating.Event, partition int) Outcome {
 	at := Truncate(e.RatedAt)
 	vk := VoteKey{e.PostID, e.UserID}
 	old, had := s.Votes[vk]
+	if e.Erase {
+		return s.erase(vk, old, had)
+	}
 	if had && !rating.Newer(at, e.EventID, old.RatedAt, old.EventID) {
 		return Superseded
 	}
@@ -164,6 +176,41 @@ func (s *State) Apply(e rating.Event, partition int) Outcome {
 		return Replaced
 	}
 	return Counted
+}
+
+// erase deletes the vote at vk (old, if had): whatever its time, since
+// an erasure is the user's last word on every post. A post with a vote
+// has a Post row: the loader loads it.
+func (s *State) erase(vk VoteKey, old Vote, had bool) Outcome {
+	if !had {
+		return NothingToErase
+	}
+	if !old.Retracted {
+		post := s.Posts[vk.PostID]
+		d := scoring.Delta{Sum: -int64(old.Score), Count: -1}
+		if old.Rerate {
+			d.Rerates, d.RerateSum = -1, -int64(old.Score)
+		}
+		s.change(post, WindowKey{vk.PostID, old.Window}, d)
+		post.Totals.Voted(old.Score, true, -1)
+		s.DirtyPosts[vk.PostID] = struct{}{}
+	}
+	delete(s.Votes, vk)
+	s.DirtyVotes[vk] = struct{}{} // dirty and absent: the row is deleted
+	return Erased
+}
+
+// Erasure expands an erasure read from a partition into one event per
+// post: posts are the posts the user has a vote on (sorted, any order
+// gives the same state), and the events keep the erasure's id and time.
+func Erasure(e rating.Event, posts []int64) []rating.Event {
+	out := make([]rating.Event, len(posts))
+	for i, id := range posts {
+		x := e
+		x.PostID = id
+		out[i] = x
+	}
+	return out
 }
 
 func (s *State) change(post *Post, k WindowKey, d scoring.Delta) {

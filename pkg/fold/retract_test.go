@@ -2,6 +2,7 @@ package fold
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -37,65 +38,140 @@ func TestRetractionsMatchTheDefinition(t *testing.T) {
 		for _, e := range events {
 			st.Apply(e, 0)
 		}
-		latest := map[VoteKey]rating.Event{}
-		rated := map[VoteKey]bool{}  // a rating of the key took effect
-		rerate := map[VoteKey]bool{} // the latest rating followed an effective one
-		retracts := map[WindowKey]int64{}
+		matchesDefinition(t, seed, p, st, events)
+	}
+}
+
+// With erasures too: an erasure deletes every vote of the user as if the
+// user had never rated (their earlier retractions stay counted as
+// activity), whatever the times of their votes.
+func TestErasuresMatchTheDefinition(t *testing.T) {
+	p := scoring.DefaultParams(time.Second)
+	for seed := uint64(1); seed <= 300; seed++ {
+		events := withErasures(seed, withRetractions(seed, stream(seed, 300)))
+		st := NewState(p, 0)
+		erased := 0
 		for _, e := range events {
-			k := VoteKey{e.PostID, e.UserID}
-			old, ok := latest[k]
-			if ok && !rating.Newer(Truncate(e.RatedAt), e.EventID, Truncate(old.RatedAt), old.EventID) {
+			if !e.Erase {
+				st.Apply(e, 0)
 				continue
 			}
-			if e.Retract && ok && !old.Retract {
-				retracts[WindowKey{e.PostID, p.WindowStart(Truncate(e.RatedAt))}]++
-			}
-			if !e.Retract {
-				rerate[k] = rated[k]
-				rated[k] = true
-			}
-			latest[k] = e
-		}
-		type sums struct{ sum, count, rerates, rerateSum int64 }
-		win := map[WindowKey]sums{}
-		raters, total := map[int64]int64{}, map[int64]int64{}
-		dists := map[int64][6]int64{}
-		for k, e := range latest {
-			v := st.Votes[k]
-			if v.EventID != e.EventID || v.Retracted != e.Retract {
-				t.Fatalf("seed %d: vote %v = %+v, want event %+v", seed, k, v, e)
-			}
-			if e.Retract {
-				continue
-			}
-			wk := WindowKey{k.PostID, p.WindowStart(Truncate(e.RatedAt))}
-			s := win[wk]
-			s.sum, s.count = s.sum+int64(e.Score), s.count+1
-			if rerate[k] {
-				s.rerates, s.rerateSum = s.rerates+1, s.rerateSum+int64(e.Score)
-			}
-			win[wk] = s
-			raters[k.PostID]++
-			total[k.PostID] += int64(e.Score)
-			d := dists[k.PostID]
-			d[e.Score]++
-			dists[k.PostID] = d
-		}
-		for k, w := range st.Windows {
-			want := win[k]
-			if w.Sum != want.sum || w.Count != want.count || w.Rerates != want.rerates || w.RerateSum != want.rerateSum || w.Retracts != retracts[k] {
-				t.Fatalf("seed %d: window %v = %+v, want %+v and %d retractions", seed, k, w, want, retracts[k])
+			for _, x := range Erasure(e, postsOf(st, e.UserID)) {
+				if st.Apply(x, 0) != Erased {
+					t.Fatalf("seed %d: a vote to erase was not erased", seed)
+				}
+				erased++
 			}
 		}
-		for id, post := range st.Posts {
-			if post.Totals.Count != raters[id] || post.Totals.Sum != total[id] || post.Totals.Dist != dists[id] {
-				t.Fatalf("seed %d: post %d totals %d/%d %v, want %d/%d %v", seed, id,
-					post.Totals.Sum, post.Totals.Count, post.Totals.Dist, total[id], raters[id], dists[id])
+		if erased == 0 && seed < 10 {
+			t.Fatalf("seed %d: nothing erased", seed)
+		}
+		matchesDefinition(t, seed, p, st, events)
+	}
+}
+
+// withErasures adds an erasure of a random user of the stream at a few
+// random places, timed like its neighbour (or earlier: an erasure wins
+// whatever the times).
+func withErasures(seed uint64, events []rating.Event) []rating.Event {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	out := slices.Clone(events)
+	for range 3 {
+		i := rng.IntN(len(out))
+		user := out[rng.IntN(len(out))].UserID
+		e, _ := rating.NewErasure(user, out[i].RatedAt.Add(-time.Duration(rng.IntN(3))*time.Second))
+		out = slices.Insert(out, i, e)
+	}
+	return out
+}
+
+// postsOf lists the posts user has a vote on, as the windower finds them.
+func postsOf(st *State, user string) []int64 {
+	var ids []int64
+	for k := range st.Votes {
+		if k.UserID == user {
+			ids = append(ids, k.PostID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// matchesDefinition checks st against the definition of the fold over
+// events (see the tests above).
+func matchesDefinition(t *testing.T, seed uint64, p scoring.Params, st *State, events []rating.Event) {
+	t.Helper()
+	latest := map[VoteKey]rating.Event{}
+	rated := map[VoteKey]bool{}  // a rating of the key took effect
+	rerate := map[VoteKey]bool{} // the latest rating followed an effective one
+	retracts := map[WindowKey]int64{}
+	for _, e := range events {
+		if e.Erase {
+			for k := range latest {
+				if k.UserID == e.UserID {
+					delete(latest, k)
+					delete(rated, k)
+					delete(rerate, k)
+				}
 			}
-			_, _, contrib, weight := windowSums(st, id)
-			if contrib != post.Totals.WeightedSum || weight != post.Totals.Weight {
-				t.Fatalf("seed %d: post %d weighted totals drifted from its windows", seed, id)
-			}
+			continue
+		}
+		k := VoteKey{e.PostID, e.UserID}
+		old, ok := latest[k]
+		if ok && !rating.Newer(Truncate(e.RatedAt), e.EventID, Truncate(old.RatedAt), old.EventID) {
+			continue
+		}
+		if e.Retract && ok && !old.Retract {
+			retracts[WindowKey{e.PostID, p.WindowStart(Truncate(e.RatedAt))}]++
+		}
+		if !e.Retract {
+			rerate[k] = rated[k]
+			rated[k] = true
+		}
+		latest[k] = e
+	}
+	if len(st.Votes) != len(latest) {
+		t.Fatalf("seed %d: %d votes stored, want %d", seed, len(st.Votes), len(latest))
+	}
+	type sums struct{ sum, count, rerates, rerateSum int64 }
+	win := map[WindowKey]sums{}
+	raters, total := map[int64]int64{}, map[int64]int64{}
+	dists := map[int64][6]int64{}
+	for k, e := range latest {
+		v := st.Votes[k]
+		if v.EventID != e.EventID || v.Retracted != e.Retract {
+			t.Fatalf("seed %d: vote %v = %+v, want event %+v", seed, k, v, e)
+		}
+		if e.Retract {
+			continue
+		}
+		wk := WindowKey{k.PostID, p.WindowStart(Truncate(e.RatedAt))}
+		s := win[wk]
+		s.sum, s.count = s.sum+int64(e.Score), s.count+1
+		if rerate[k] {
+			s.rerates, s.rerateSum = s.rerates+1, s.rerateSum+int64(e.Score)
+		}
+		win[wk] = s
+		raters[k.PostID]++
+		total[k.PostID] += int64(e.Score)
+		d := dists[k.PostID]
+		d[e.Score]++
+		dists[k.PostID] = d
+	}
+	for k, w := range st.Windows {
+		want := win[k]
+		if w.Sum != want.sum || w.Count != want.count || w.Rerates != want.rerates || w.RerateSum != want.rerateSum || w.Retracts != retracts[k] {
+			t.Fatalf("seed %d: window %v = %+v, want %+v and %d retractions", seed, k, w, want, retracts[k])
+		}
+	}
+	for id, post := range st.Posts {
+		if post.Totals.Count != raters[id] || post.Totals.Sum != total[id] || post.Totals.Dist != dists[id] {
+			t.Fatalf("seed %d: post %d totals %d/%d %v, want %d/%d %v", seed, id,
+				post.Totals.Sum, post.Totals.Count, post.Totals.Dist, total[id], raters[id], dists[id])
+		}
+		_, _, contrib, weight := windowSums(st, id)
+		if contrib != post.Totals.WeightedSum || weight != post.Totals.Weight {
+			t.Fatalf("seed %d: post %d weighted totals drifted from its windows", seed, id)
 		}
 	}
 }

@@ -7,7 +7,13 @@
 // at). A new version is produced only for an event an older reader would
 // misread: ingest still writes every rating as version 1, so readers
 // built before retractions keep reading every rating, and a retraction,
-// which they cannot understand, is version 2.
+// which they cannot understand, is version 2. An erasure, which concerns a
+// user on every post, is version 3 and has no post.
+//
+// user_id is the user's pseudonym, not the id a client sent: ingest maps
+// each user id to a random pseudonym (package pseudonym), and erasing the
+// user deletes the mapping, so that nothing on the topic ties an event to
+// the person any more.
 package rating
 
 import (
@@ -33,6 +39,7 @@ import (
 const (
 	Version  = 1
 	Version2 = 2
+	Version3 = 3
 )
 
 // MaxScore is the highest score; scores are whole numbers from 0.
@@ -46,8 +53,10 @@ const MaxUserIDBytes = 128
 //go:embed rating-event.schema.json
 var Schema []byte
 
-// Event is one rating, or the retraction of the user's rating of the post.
-// The Kafka key is PostID in decimal.
+// Event is one rating, or the retraction of the user's rating of the post,
+// or the erasure of the user. The Kafka key is PostID in decimal; an
+// erasure has no post (PostID 0, no key) and is written to every
+// partition.
 type Event struct {
 	V       int       `json:"v"`
 	EventID uuid.UUID `json:"event_id"`
@@ -58,6 +67,9 @@ type Event struct {
 	// Retract says the user takes back their rating of the post (version
 	// 2, op "retract"); RatedAt is when.
 	Retract bool `json:"-"`
+	// Erase says every rating of the user goes, on every post, with no
+	// trace (version 3, op "erase"); RatedAt is when it was requested.
+	Erase bool `json:"-"`
 }
 
 // MarshalJSON is the event as the topic carries it (AppendJSON).
@@ -97,6 +109,15 @@ func NewRetraction(postID int64, userID string, now time.Time) (Event, error) {
 		return Event{}, fmt.Errorf("new event id: %w", err)
 	}
 	return Event{V: Version2, EventID: id, PostID: postID, UserID: userID, RatedAt: now.UTC(), Retract: true}, nil
+}
+
+// NewErasure stamps the erasure of user (a pseudonym) requested now.
+func NewErasure(user string, now time.Time) (Event, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Event{}, fmt.Errorf("new event id: %w", err)
+	}
+	return Event{V: Version3, EventID: id, UserID: user, RatedAt: now.UTC(), Erase: true}, nil
 }
 
 // ValidateUserID checks a user id that a client sends (the ingest body,
@@ -155,17 +176,23 @@ func ValidateScore(s int) error {
 // ValidateUserID are checked at the door, not here).
 func (e Event) Validate() error {
 	switch {
-	case e.V != Version && e.V != Version2:
+	case e.V < Version || e.V > Version3:
 		return &FieldError{"v", fmt.Sprintf("unsupported version %d", e.V)}
 	case e.Retract && e.V < Version2:
 		return &FieldError{"v", "a retraction is version 2 or later"}
-	case e.Retract && e.Score != 0:
-		return &FieldError{"score", "a retraction has no score"}
+	case e.Erase && e.V < Version3:
+		return &FieldError{"v", "an erasure is version 3 or later"}
+	case e.Retract && e.Erase:
+		return &FieldError{"op", "one op per event"}
+	case (e.Retract || e.Erase) && e.Score != 0:
+		return &FieldError{"score", "a " + e.Op() + " has no score"}
+	case e.Erase && e.PostID != 0:
+		return &FieldError{"post_id", "an erasure concerns every post and names none"}
 	}
 	if e.EventID.Version() != 7 || e.EventID.Variant() != uuid.RFC4122 {
 		return &FieldError{"event_id", "must be a UUIDv7"}
 	}
-	if e.PostID < 1 {
+	if e.PostID < 1 && !e.Erase {
 		return &FieldError{"post_id", "must be a positive integer"}
 	}
 	if err := schemaUserID(e.UserID); err != nil {
@@ -180,8 +207,14 @@ func (e Event) Validate() error {
 	return nil
 }
 
-// Key is the Kafka message key of the event: the post id in decimal.
-func (e Event) Key() []byte { return strconv.AppendInt(nil, e.PostID, 10) }
+// Key is the Kafka message key of the event: the post id in decimal; an
+// erasure has none.
+func (e Event) Key() []byte {
+	if e.Erase {
+		return nil
+	}
+	return strconv.AppendInt(nil, e.PostID, 10)
+}
 
 // Marshal encodes the event as its schema describes.
 func (e Event) Marshal() ([]byte, error) {
@@ -202,11 +235,14 @@ func (e Event) AppendJSON(b []byte) []byte {
 	}
 	b = append(b, `,"event_id":"`...)
 	b = append(b, e.EventID.String()...)
-	b = append(b, `","post_id":`...)
-	b = strconv.AppendInt(b, e.PostID, 10)
+	b = append(b, '"')
+	if !e.Erase {
+		b = append(b, `,"post_id":`...)
+		b = strconv.AppendInt(b, e.PostID, 10)
+	}
 	b = append(b, `,"user_id":`...)
 	b = appendJSONString(b, e.UserID)
-	if !e.Retract {
+	if !e.Retract && !e.Erase {
 		b = append(b, `,"score":`...)
 		b = strconv.AppendInt(b, int64(e.Score), 10)
 	}
@@ -215,18 +251,22 @@ func (e Event) AppendJSON(b []byte) []byte {
 	return append(b, `"}`...)
 }
 
-// Op is what the event does: "rate" or "retract".
+// Op is what the event does: "rate", "retract" or "erase".
 func (e Event) Op() string {
-	if e.Retract {
+	switch {
+	case e.Retract:
 		return OpRetract
+	case e.Erase:
+		return OpErase
 	}
 	return OpRate
 }
 
-// The ops of version 2.
+// The ops of version 2, and version 3's erase.
 const (
 	OpRate    = "rate"
 	OpRetract = "retract"
+	OpErase   = "erase"
 )
 
 // appendJSONString appends s as a JSON string the way encoding/json
@@ -313,10 +353,10 @@ func Unmarshal(b []byte) (Event, error) {
 	if dec.More() {
 		return Event{}, fmt.Errorf("%w: trailing data", ErrMalformed)
 	}
-	if w.V == nil || w.EventID == nil || w.PostID == nil || w.UserID == nil || w.RatedAt == nil {
+	if w.V == nil || w.EventID == nil || w.UserID == nil || w.RatedAt == nil {
 		return Event{}, fmt.Errorf("%w: missing field", ErrMalformed)
 	}
-	retract := false
+	retract, erase := false, false
 	switch {
 	case *w.V < Version2 && w.Op != nil:
 		return Event{}, fmt.Errorf("%w: op: not in version %d", ErrMalformed, *w.V)
@@ -327,10 +367,18 @@ func Unmarshal(b []byte) (Event, error) {
 			return Event{}, fmt.Errorf("%w: score: a retraction has none", ErrMalformed)
 		}
 		retract = true
+	case w.Op != nil && *w.Op == OpErase && *w.V >= Version3:
+		if w.Score != nil || w.PostID != nil {
+			return Event{}, fmt.Errorf("%w: an erasure has no score and no post_id", ErrMalformed)
+		}
+		erase = true
 	case w.Op != nil && *w.Op != OpRate:
-		return Event{}, fmt.Errorf("%w: op %q: want rate or retract", ErrMalformed, *w.Op)
+		return Event{}, fmt.Errorf("%w: op %q: want rate or retract (or erase from version 3)", ErrMalformed, *w.Op)
 	}
-	if !retract && w.Score == nil {
+	if !erase && w.PostID == nil {
+		return Event{}, fmt.Errorf("%w: missing field post_id", ErrMalformed)
+	}
+	if !retract && !erase && w.Score == nil {
 		return Event{}, fmt.Errorf("%w: missing field score", ErrMalformed)
 	}
 	score := 0
@@ -345,7 +393,11 @@ func Unmarshal(b []byte) (Event, error) {
 	if err != nil || !strings.HasSuffix(*w.RatedAt, "Z") {
 		return Event{}, fmt.Errorf("%w: rated_at: not an RFC 3339 UTC time", ErrMalformed)
 	}
-	e := Event{V: *w.V, EventID: id, PostID: *w.PostID, UserID: *w.UserID, Score: score, RatedAt: at.UTC(), Retract: retract}
+	var post int64
+	if w.PostID != nil {
+		post = *w.PostID
+	}
+	e := Event{V: *w.V, EventID: id, PostID: post, UserID: *w.UserID, Score: score, RatedAt: at.UTC(), Retract: retract, Erase: erase}
 	if err := e.Validate(); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}

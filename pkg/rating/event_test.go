@@ -293,12 +293,48 @@ func TestVersion2Refuses(t *testing.T) {
 		"unknown op":              strings.Replace(ok, `"retract"`, `"erase"`, 1),
 		"no op":                   strings.Replace(ok, `"op":"retract",`, ``, 1),
 		"op in version 1":         strings.Replace(ok, `"v":2`, `"v":1`, 1),
-		"version 3":               strings.Replace(ok, `"v":2`, `"v":3`, 1),
+		"version 4":               strings.Replace(ok, `"v":2`, `"v":4`, 1),
 		"op not a string":         strings.Replace(ok, `"retract"`, `1`, 1),
 	}
 	for name, v := range bad {
 		if _, err := Unmarshal([]byte(v)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
 		}
+	}
+}
+
+func TestErasureRoundTrip(t *testing.T) {
+	e, err := NewErasure("p-1", time.Date(2026, 12, 7, 1, 2, 3, 4, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Key() != nil {
+		t.Fatalf("an erasure has a key: %q", e.Key())
+	}
+	b, _ := e.Marshal()
+	want := `{"v":3,"op":"erase","event_id":"` + e.EventID.String() + `","user_id":"p-1","rated_at":"2026-12-07T01:02:03.000000004Z"}`
+	if string(b) != want {
+		t.Fatalf("got  %s\nwant %s", b, want)
+	}
+	got, err := Unmarshal(b)
+	if err != nil || got != e {
+		t.Fatalf("Unmarshal = %+v, %v; want %+v", got, err, e)
+	}
+	bad := map[string]string{
+		"erase in version 2":     strings.Replace(want, `"v":3`, `"v":2`, 1),
+		"erase with a post":      strings.Replace(want, `"user_id"`, `"post_id":1,"user_id"`, 1),
+		"erase with post 0":      strings.Replace(want, `"user_id"`, `"post_id":0,"user_id"`, 1),
+		"erase with a score":     strings.Replace(want, `"rated_at"`, `"score":0,"rated_at"`, 1),
+		"rating without a post":  strings.Replace(strings.Replace(want, `"erase"`, `"rate"`, 1), `"rated_at"`, `"score":1,"rated_at"`, 1),
+		"retract without a post": strings.Replace(want, `"erase"`, `"retract"`, 1),
+		"erase without a user":   strings.Replace(want, `"user_id":"p-1",`, ``, 1),
+	}
+	for name, v := range bad {
+		if _, err := Unmarshal([]byte(v)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+		}
+	}
+	if err := (Event{V: Version3, EventID: e.EventID, PostID: 0, UserID: "u", Score: 1, RatedAt: e.RatedAt}).Validate(); err == nil {
+		t.Error("a rating of post 0 validated")
 	}
 }

@@ -103,6 +103,42 @@ func QueueVotes(b *pgx.Batch, r *VoteRows) {
 		  retracted = excluded.retracted`, r.args()...)
 }
 
+// QueueDeleteVotes deletes the votes of the given pairs (erased users'),
+// tombstones included.
+func QueueDeleteVotes(b *pgx.Batch, keys []fold.VoteKey) {
+	if len(keys) == 0 {
+		return
+	}
+	posts, users := make([]int64, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		posts[i], users[i] = k.PostID, k.UserID
+	}
+	b.Queue(`DELETE FROM ratings r USING unnest($1::bigint[], $2::text[]) AS k(post_id, user_id)
+		WHERE r.post_id = k.post_id AND r.user_id = k.user_id`, posts, users)
+}
+
+// PostsRatedBy lists the posts of partition that user has a vote on (a
+// tombstone included), sorted: the posts an erasure of the user read
+// from that partition touches. A post's partition is the one post_stats
+// records; ratings.user_id is indexed for this.
+func PostsRatedBy(ctx context.Context, db DB, user string, partition int) ([]int64, error) {
+	rows, err := db.Query(ctx, `
+		SELECT r.post_id FROM ratings r JOIN post_stats s ON s.post_id = r.post_id
+		WHERE r.user_id = $1 AND s.partition = $2 ORDER BY r.post_id`, user, partition)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
+}
+
+// HasVotesBy reports whether any vote (a tombstone included) is stored
+// under user.
+func HasVotesBy(ctx context.Context, db DB, user string) (bool, error) {
+	var any bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ratings WHERE user_id = $1)`, user).Scan(&any)
+	return any, err
+}
+
 // UserVote is one user's latest score of one post.
 type UserVote struct {
 	UserID string
@@ -111,13 +147,15 @@ type UserVote struct {
 }
 
 // VotesOf reads the votes of the given (user, post) pairs that exist and
-// were not taken back.
+// were not taken back. users are the ids clients send; the votes are
+// stored under their pseudonyms (pkg/pseudonym).
 func VotesOf(ctx context.Context, db DB, users []string, posts []int64) ([]UserVote, error) {
 	rows, err := db.Query(ctx, `
-		SELECT r.user_id, r.post_id, r.score
+		SELECT k.user_id, r.post_id, r.score
 		FROM unnest($1::text[], $2::bigint[]) AS k(user_id, post_id)
+		JOIN user_pseudonyms m ON m.user_id = k.user_id
 		CROSS JOIN LATERAL (
-		  SELECT * FROM ratings r WHERE r.post_id = k.post_id AND r.user_id = k.user_id AND NOT r.retracted) r`, users, posts)
+		  SELECT * FROM ratings r WHERE r.post_id = k.post_id AND r.user_id = m.pseudonym AND NOT r.retracted) r`, users, posts)
 	if err != nil {
 		return nil, err
 	}

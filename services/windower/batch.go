@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -69,6 +71,9 @@ type txn interface {
 	// lockPosition reads where the partition stands and holds it until
 	// the transaction ends, so that two instances cannot both apply.
 	lockPosition(ctx context.Context, partition int) (position, error)
+	// ratedBy lists the posts of the partition that user has a vote on
+	// (a tombstone included), sorted.
+	ratedBy(ctx context.Context, user string, partition int) ([]int64, error)
 	// load fills st with every stored row the events can touch.
 	load(ctx context.Context, st *fold.State, events []rating.Event) error
 	// write stores what st marks as changed, the rescore marks and the
@@ -78,7 +83,8 @@ type txn interface {
 
 // applyBatch is the windower's unit of work, the same on every store:
 //  1. fence: the stored position must be the one the batch follows;
-//  2. load what the events can touch;
+//  2. expand erasures into one event per post, and load what the events
+//     can touch;
 //  3. fold the events, one user one vote, counting late ones;
 //  4. write the changed rows together with the new position.
 func applyBatch(ctx context.Context, t txn, b batch, p scoring.Params, grace time.Duration) (result, error) {
@@ -88,6 +94,9 @@ func applyBatch(ctx context.Context, t txn, b batch, p scoring.Params, grace tim
 	}
 	if cur.Exists != b.expected.Exists || cur.Next != b.expected.Next {
 		return result{}, errFenced
+	}
+	if b.events, err = expandErasures(ctx, t, b.events, b.partition); err != nil {
+		return result{}, err
 	}
 	st := fold.NewState(p, len(b.events))
 	if err := t.load(ctx, st, b.events); err != nil {
@@ -100,6 +109,38 @@ func applyBatch(ctx context.Context, t txn, b batch, p scoring.Params, grace tim
 	return res, nil
 }
 
+// expandErasures replaces each erasure with one event per post of the
+// partition the user has a vote on: those stored before the batch (read
+// under the batch's lock, so replay finds the same) and those the batch
+// rated before it. Posts of other partitions are erased by the erasure
+// written to their own partition.
+func expandErasures(ctx context.Context, t txn, events []rating.Event, partition int) ([]rating.Event, error) {
+	first := slices.IndexFunc(events, func(e rating.Event) bool { return e.Erase })
+	if first < 0 {
+		return events, nil
+	}
+	out := slices.Clone(events[:first])
+	for i := first; i < len(events); i++ {
+		e := events[i]
+		if !e.Erase {
+			out = append(out, e)
+			continue
+		}
+		posts, err := t.ratedBy(ctx, e.UserID, partition)
+		if err != nil {
+			return nil, fmt.Errorf("posts rated by an erased user: %w", err)
+		}
+		for _, x := range events[:i] {
+			if x.UserID == e.UserID && !x.Erase {
+				posts = append(posts, x.PostID)
+			}
+		}
+		slices.Sort(posts)
+		out = append(out, fold.Erasure(e, slices.Compact(posts))...)
+	}
+	return out, nil
+}
+
 // foldBatch applies the events to st and says where the partition stands after
 // them. An event is late when its window had closed by the watermark (the
 // newest event time before it, less the grace), taken event by event so
@@ -109,6 +150,12 @@ func foldBatch(st *fold.State, b batch, cur position, p scoring.Params, grace ti
 	var res result
 	maxEvent := cur.MaxEventTime
 	for _, e := range b.events {
+		if e.Erase { // no activity, no event time: a request, not a rating
+			if st.Apply(e, b.partition) == fold.Erased {
+				res.applied++
+			}
+			continue
+		}
 		late := !maxEvent.IsZero() && !p.WindowStart(e.RatedAt).Add(p.Window).After(maxEvent.Add(-grace))
 		switch out := st.Apply(e, b.partition); out {
 		case fold.Superseded:

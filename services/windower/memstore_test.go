@@ -74,10 +74,21 @@ func (t *memTxn) lockPosition(_ context.Context, partition int) (position, error
 	return t.m.pos[partition], nil
 }
 
+func (t *memTxn) ratedBy(_ context.Context, user string, partition int) ([]int64, error) {
+	var ids []int64
+	for k := range t.m.votes {
+		if k.UserID == user && t.m.posts[k.PostID].Partition == partition {
+			ids = append(ids, k.PostID)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
 func (t *memTxn) load(_ context.Context, st *fold.State, events []rating.Event) error {
 	upTo := map[int64]time.Time{}
 	for _, e := range events {
-		if _, wk := st.Needs(e); wk.Start.After(upTo[e.PostID]) {
+		if _, wk := st.Needs(e); !e.Erase && wk.Start.After(upTo[e.PostID]) {
 			upTo[e.PostID] = wk.Start
 		}
 	}
@@ -113,7 +124,11 @@ func (t *memTxn) write(_ context.Context, st *fold.State, partition int, to posi
 		}
 	}
 	for k := range st.DirtyVotes {
-		t.m.votes[k] = st.Votes[k]
+		if v, ok := st.Votes[k]; ok {
+			t.m.votes[k] = v
+		} else {
+			delete(t.m.votes, k)
+		}
 	}
 	for k := range st.DirtyWindows {
 		t.m.windows[k] = st.Windows[k]

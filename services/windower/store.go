@@ -94,6 +94,10 @@ func (t *pgTxn) lockPosition(ctx context.Context, partition int) (position, erro
 	return cur, err
 }
 
+func (t *pgTxn) ratedBy(ctx context.Context, user string, partition int) ([]int64, error) {
+	return tally.PostsRatedBy(ctx, t.tx, user, partition)
+}
+
 // load fills st with what the events can touch. New (post, user) pairs
 // are written straight away with the newest of their events in the batch,
 // with ON CONFLICT DO NOTHING: the insert is the existence check, and only
@@ -106,8 +110,18 @@ func (t *pgTxn) load(ctx context.Context, st *fold.State, events []rating.Event)
 	newest := make(map[fold.VoteKey]rating.Event, len(events))
 	winKeys := map[fold.WindowKey]struct{}{}
 	upTo := map[int64]time.Time{} // the newest window each post's events reach
+	var erasing []fold.VoteKey
 	for _, e := range events {
 		vk, wk := st.Needs(e)
+		if e.Erase {
+			// An erasure reads the vote and its post; it inserts nothing
+			// and has no window of its own.
+			erasing = append(erasing, vk)
+			if _, ok := upTo[e.PostID]; !ok {
+				upTo[e.PostID] = time.Time{}
+			}
+			continue
+		}
 		if cur, ok := newest[vk]; !ok || rating.Newer(fold.Truncate(e.RatedAt), e.EventID, fold.Truncate(cur.RatedAt), cur.EventID) {
 			newest[vk] = e
 		}
@@ -119,7 +133,7 @@ func (t *pgTxn) load(ctx context.Context, st *fold.State, events []rating.Event)
 	if err := t.insertNew(ctx, newest); err != nil {
 		return err
 	}
-	if err := t.loadVotes(ctx, st, newest, winKeys); err != nil {
+	if err := t.loadVotes(ctx, st, newest, erasing, winKeys); err != nil {
 		return err
 	}
 	if err := t.loadPosts(ctx, st, upTo); err != nil {
@@ -157,12 +171,18 @@ func (t *pgTxn) insertNew(ctx context.Context, newest map[fold.VoteKey]rating.Ev
 	return tally.InsertNewVotes(ctx, t.tx, &r, func(k fold.VoteKey) { t.fresh[k] = newest[k].EventID })
 }
 
-// loadVotes reads the stored votes of the pairs that were not new, and
-// adds the windows holding them to winKeys.
-func (t *pgTxn) loadVotes(ctx context.Context, st *fold.State, newest map[fold.VoteKey]rating.Event, winKeys map[fold.WindowKey]struct{}) error {
+// loadVotes reads the stored votes of the pairs that were not new and of
+// the pairs to erase that no rating of the batch touches, and adds the
+// windows holding them to winKeys.
+func (t *pgTxn) loadVotes(ctx context.Context, st *fold.State, newest map[fold.VoteKey]rating.Event, erasing []fold.VoteKey, winKeys map[fold.WindowKey]struct{}) error {
 	var keys []fold.VoteKey
 	for k := range newest {
 		if _, ok := t.fresh[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range erasing {
+		if _, ok := newest[k]; !ok {
 			keys = append(keys, k)
 		}
 	}
@@ -218,14 +238,20 @@ func (t *pgTxn) write(ctx context.Context, st *fold.State, partition int, to pos
 	t.st = st
 	b := &pgx.Batch{}
 	var votes tally.VoteRows
+	var gone []fold.VoteKey
 	for k := range st.DirtyVotes {
-		v := st.Votes[k]
+		v, ok := st.Votes[k]
+		if !ok {
+			gone = append(gone, k) // erased
+			continue
+		}
 		if id, ok := t.fresh[k]; ok && id == v.EventID && !v.Rerate {
 			continue // inserted by load with exactly this vote
 		}
 		votes.Add(k, v)
 	}
 	tally.QueueVotes(b, &votes)
+	tally.QueueDeleteVotes(b, gone)
 	var windows tally.WindowRows
 	for k := range st.DirtyWindows {
 		w := st.Windows[k]
