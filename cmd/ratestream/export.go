@@ -73,10 +73,10 @@ type eventRow struct {
 	Partition int32  `parquet:"partition"`
 	Offset    int64  `parquet:"offset"`
 	EventID   string `parquet:"event_id"`
-	PostID    int64  `parquet:"post_id"`
-	UserID    string `parquet:"user_id,dict"`
-	Op        string `parquet:"op,dict"`        // rate or retract
-	Score     *int32 `parquet:"score,optional"` // null in a retraction
+	PostID    *int64 `parquet:"post_id,optional"` // null in an erasure
+	UserID    string `parquet:"user_id,dict"`     // the user's pseudonym
+	Op        string `parquet:"op,dict"`          // rate, retract or erase
+	Score     *int32 `parquet:"score,optional"`   // null in a retraction
 	RatedAt   int64  `parquet:"rated_at,timestamp(microsecond)"`
 }
 
@@ -180,7 +180,11 @@ func export(ctx context.Context, what, format string, w io.Writer, f exportFilte
 				if r.Score != nil {
 					score = itoa(int64(*r.Score))
 				}
-				return []string{itoa(int64(r.Partition)), itoa(r.Offset), r.EventID, itoa(r.PostID), asText(r.UserID), r.Op, score, us(r.RatedAt)}
+				post := ""
+				if r.PostID != nil {
+					post = itoa(*r.PostID)
+				}
+				return []string{itoa(int64(r.Partition)), itoa(r.Offset), r.EventID, post, asText(r.UserID), r.Op, score, us(r.RatedAt)}
 			}, func(emit func(eventRow) error) error { return topicEvents(ctx, cfg, f, emit) })
 	case "ratings", "windows", "scores":
 	default:
@@ -250,12 +254,16 @@ func topicEvents(ctx context.Context, cfg broker.Config, f exportFilter, emit fu
 	for _, p := range parts {
 		err := broker.ReadPartition(ctx, cfg, cfg.Topic, p, func(m kafka.Message) error {
 			e, err := rating.Unmarshal(m.Value)
-			if err != nil || !f.post(e.PostID) || !f.at(e.RatedAt) {
+			// An erasure concerns every post: it is in every range.
+			if err != nil || (!e.Erase && !f.post(e.PostID)) || !f.at(e.RatedAt) {
 				return nil // not an event (see ratestream dlq), or filtered out
 			}
-			row := eventRow{Partition: int32(m.Partition), Offset: m.Offset, EventID: e.EventID.String(), PostID: e.PostID,
+			row := eventRow{Partition: int32(m.Partition), Offset: m.Offset, EventID: e.EventID.String(),
 				UserID: e.UserID, Op: e.Op(), RatedAt: e.RatedAt.UnixMicro()}
-			if !e.Retract {
+			if !e.Erase {
+				row.PostID = &e.PostID
+			}
+			if !e.Retract && !e.Erase {
 				score := int32(e.Score)
 				row.Score = &score
 			}

@@ -35,7 +35,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(tokenCmd(), lagCmd(), resetOffsetsCmd(), dlqCmd(), tailCmd(), verifyCmd(), replayCmd(), exportCmd(), backtestCmd())
+	root.AddCommand(tokenCmd(), lagCmd(), resetOffsetsCmd(), dlqCmd(), tailCmd(), verifyCmd(), replayCmd(), exportCmd(), backtestCmd(), eraseCmd())
 	bindEnv(root)
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return applyEnv(cmd) }
 	return root

@@ -104,7 +104,7 @@ func tail(ctx context.Context, w io.Writer, cfg broker.Config, parts []int, from
 					} else {
 						line.Event = &e
 					}
-					if post == 0 || (line.Event != nil && line.Event.PostID == post) {
+					if post == 0 || (line.Event != nil && (line.Event.PostID == post || line.Event.Erase)) {
 						mu.Lock()
 						err = enc.Encode(line)
 						mu.Unlock()

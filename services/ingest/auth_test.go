@@ -75,8 +75,8 @@ func TestJWTSaysWhoRates(t *testing.T) {
 	}
 	for _, m := range msgs {
 		e, err := rating.Unmarshal(m.Value)
-		if err != nil || accepted[e.EventID.String()] != e.UserID {
-			t.Errorf("published %+v (%v), not an accepted rating", e, err)
+		if err != nil || h.pseudonymOf(t, accepted[e.EventID.String()]) != e.UserID {
+			t.Errorf("published %+v (%v), not an accepted rating under its user's pseudonym", e, err)
 		}
 	}
 }

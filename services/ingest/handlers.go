@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/ratestream/ratestream/pkg/auth"
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/limit"
+	"github.com/ratestream/ratestream/pkg/pseudonym"
 	"github.com/ratestream/ratestream/pkg/rating"
 )
 
@@ -26,6 +28,8 @@ type handlers struct {
 	posts   *postIDs
 	auth    *auth.Verifier // nil: AUTH_MODE=none
 	pub     *publisher
+	names   *pseudonym.Resolver
+	eraser  *pseudonym.Eraser
 	users   *limit.Limiter
 	ips     *limit.Limiter
 	metrics *metrics
@@ -35,6 +39,40 @@ func (h *handlers) routes(e *gin.Engine) {
 	e.POST("/v1/posts/:post_id/ratings", httpserver.Handle(h.rateV1))
 	e.POST("/api/rate", httpserver.Handle(h.rateSeed))
 	e.DELETE("/v1/posts/:post_id/ratings", httpserver.Handle(h.retractV1))
+	e.DELETE("/v1/me", httpserver.Handle(h.eraseMe))
+}
+
+// eraseMe erases the caller (the token's subject): every rating on every
+// post, and the pseudonym that tied their events on the topic to them.
+// 202 once the erase events are durable on every partition; the tables
+// follow within seconds (docs/data.md). Without identities nobody can
+// prove who they are, so it is refused: operators use ratestream erase.
+func (h *handlers) eraseMe(c *gin.Context) error {
+	if h.auth == nil {
+		return h.reject("unauthenticated", httpserver.Bad(http.StatusForbidden, "",
+			"erasing yourself needs identities (AUTH_MODE=jwt); an operator erases a user with ratestream erase"))
+	}
+	if err := h.authenticate(c); err != nil {
+		return err
+	}
+	if c.Request.ContentLength > 0 {
+		return h.reject("invalid", httpserver.Bad(http.StatusBadRequest, "", "an erasure has no body"))
+	}
+	uid, err := h.who(c, "", false)
+	if err != nil {
+		return err
+	}
+	if ok, wait := h.users.Allow(uid); !ok {
+		return h.reject("rate_limit_user", httpserver.TooMany(wait, "too many requests from this user"))
+	}
+	r, err := h.eraser.Erase(c.Request.Context(), uid)
+	if err != nil {
+		h.metrics.rejected.WithLabelValues("erase_failed").Inc()
+		return httpserver.Unavailable(time.Second, "the erasure could not be completed; retry later (what was done stays done)", err)
+	}
+	h.metrics.erasures.Inc()
+	c.JSON(http.StatusAccepted, gin.H{"user_id": uid, "erased": r.Mapped || r.InClear, "erase_events": r.Erasures, "partitions": r.Partitions})
+	return nil
 }
 
 // request is a validated rating request, or a retraction (no score).
@@ -216,8 +254,8 @@ func (h *handlers) who(c *gin.Context, claimed string, sent bool) (string, error
 	return id.Subject, nil
 }
 
-// publish publishes the rating and returns the event's JSON value, which is
-// also the answer's body.
+// publish publishes the rating under the user's pseudonym and returns the
+// event's JSON value with the user's own id, which is the answer's body.
 func (h *handlers) publish(c *gin.Context, req request) ([]byte, error) {
 	if err := h.posts.Ready(c); err != nil {
 		// Until the post ids are loaded every post would look unknown.
@@ -242,18 +280,41 @@ func (h *handlers) publish(c *gin.Context, req request) ([]byte, error) {
 	}
 	var value []byte
 	if err == nil {
-		value = e.AppendJSON(make([]byte, 0, 192))
-		err = h.pub.Publish(c.Request.Context(), e, value)
+		value, err = h.publishAs(c, e)
 	}
 	if err != nil {
 		reasonLabel := "broker_unavailable"
-		if errors.Is(err, errBusy) {
+		switch {
+		case errors.Is(err, errBusy):
 			reasonLabel = "overloaded"
+		case errors.Is(err, errNames):
+			reasonLabel = "database_unavailable"
 		}
 		h.metrics.rejected.WithLabelValues(reasonLabel).Inc()
 		return nil, httpserver.Unavailable(time.Second, "the "+e.Op()+" could not be stored durably; retry later", err)
 	}
 	return value, nil
+}
+
+// errNames means the user's pseudonym could not be read or created.
+var errNames = errors.New("no pseudonym")
+
+// publishAs publishes e under its user's pseudonym, holding the
+// pseudonym until the broker answers (an erasure of the user waits for
+// it), and returns e as the client sees it.
+func (h *handlers) publishAs(c *gin.Context, e rating.Event) ([]byte, error) {
+	p, done, err := h.names.Get(c.Request.Context(), e.UserID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errNames, err)
+	}
+	defer done()
+	out := e
+	out.UserID = p
+	buf := out.AppendJSON(make([]byte, 0, 384))
+	if err := h.pub.Publish(c.Request.Context(), out, buf); err != nil {
+		return nil, err
+	}
+	return e.AppendJSON(buf[len(buf):]), nil
 }
 
 // reject counts a refused request by reason and returns its problem.

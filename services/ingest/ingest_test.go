@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/ratestream/ratestream/pkg/pseudonym"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/tools/testenv"
 	"github.com/ratestream/ratestream/tools/testenv/eventschema"
@@ -25,6 +26,17 @@ type harness struct {
 	base   string
 	db     *testenv.Database
 	broker *testenv.Broker
+}
+
+// pseudonymOf is the pseudonym ingest publishes user's events under
+// ("" for none).
+func (h *harness) pseudonymOf(t *testing.T, user string) string {
+	t.Helper()
+	got, err := pseudonym.Lookup(context.Background(), h.db.Pool, []string{user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got[user]
 }
 
 // start runs the ingest service in-process against a fresh database and
@@ -198,6 +210,11 @@ func TestPublishesSchemaValidEventsKeyedByPost(t *testing.T) {
 		e, err := rating.Unmarshal(m.Value)
 		if err != nil {
 			t.Fatalf("decode %s: %v", m.Value, err)
+		}
+		// The topic carries the user's pseudonym, never the id itself.
+		user := map[int64]string{2: "u-1", 3: "device-id-9"}[e.PostID]
+		if e.UserID != h.pseudonymOf(t, user) || strings.Contains(string(m.Value), user) {
+			t.Errorf("event %s: user_id is not %s's pseudonym %q", m.Value, user, h.pseudonymOf(t, user))
 		}
 		if string(m.Key) != fmt.Sprint(e.PostID) {
 			t.Errorf("key %q for post %d", m.Key, e.PostID)

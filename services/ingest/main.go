@@ -16,6 +16,7 @@ import (
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/limit"
 	"github.com/ratestream/ratestream/pkg/logging"
+	"github.com/ratestream/ratestream/pkg/pseudonym"
 	"github.com/ratestream/ratestream/pkg/service"
 )
 
@@ -29,6 +30,8 @@ type Config struct {
 	IPRate         float64       `env:"RATE_LIMIT_IP" default:"100000" help:"requests per second per client IP (0: off)"`
 	IPBurst        int           `env:"RATE_LIMIT_IP_BURST" default:"200000" help:"burst per client IP"`
 	PostRefresh    time.Duration `env:"POST_CACHE_REFRESH" default:"60s" help:"full reload interval of the post-id cache"`
+	NameBatch      int           `env:"PSEUDONYM_BATCH" default:"1000" help:"users whose pseudonyms one round trip to PostgreSQL looks up or creates"`
+	NameParallel   int           `env:"PSEUDONYM_PARALLEL" default:"6" help:"pseudonym batches in flight, each holding a database connection until its events are acknowledged"`
 	Auth           auth.Config
 	HTTP           httpserver.Config
 	Kafka          broker.Config
@@ -47,7 +50,7 @@ func main() {
 }
 
 func run(ctx context.Context, log *zap.Logger, cfg Config) error {
-	// Database: only the post-id cache reads it.
+	// Database: the post-id cache, the users' pseudonyms and erasures.
 	pool, err := database.Open(ctx, cfg.DB)
 	if err != nil {
 		return err
@@ -70,6 +73,10 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	eraseWriter, err := pseudonym.NewEraseWriter(cfg.Kafka, cfg.Writer)
+	if err != nil {
+		return err
+	}
 
 	// HTTP.
 	srv := httpserver.New(log, cfg.HTTP, cfg.Addr,
@@ -81,7 +88,9 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	m := newMetrics(srv.Registry)
 	pub := newPublisher(writer, cfg.ProduceTimeout, cfg.MaxInFlight, m)
 	users, ips := limit.New(cfg.UserRate, cfg.UserBurst), limit.New(cfg.IPRate, cfg.IPBurst)
-	h := &handlers{posts: posts, auth: verifier, pub: pub, users: users, ips: ips, metrics: m}
+	names := pseudonym.NewResolver(pool, cfg.NameBatch, cfg.NameParallel)
+	eraser := &pseudonym.Eraser{Pool: pool, Kafka: cfg.Kafka, Writer: eraseWriter}
+	h := &handlers{posts: posts, auth: verifier, pub: pub, names: names, eraser: eraser, users: users, ips: ips, metrics: m}
 	h.routes(srv.Engine)
 
 	// Run until SIGTERM or until one part fails. The post cache and the
@@ -91,6 +100,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { defer stopBackground(); return srv.Run(gctx) })
 	g.Go(func() error { posts.Run(bg); return nil })
+	g.Go(func() error { names.Run(bg); return nil })
 	g.Go(func() error { _ = broker.EnsureTopics(gctx, cfg.Kafka, log, cfg.Kafka.Topic); return nil })
 	g.Go(func() error { pub.collectStats(bg, 5*time.Second); return nil })
 	g.Go(func() error { users.Sweep(bg, users.SweepInterval()); return nil })
@@ -99,6 +109,9 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	log.Info("flushing writer")
 	if cerr := writer.Close(); cerr != nil {
 		log.Warn("writer close", zap.Error(cerr))
+	}
+	if cerr := eraseWriter.Close(); cerr != nil {
+		log.Warn("erase writer close", zap.Error(cerr))
 	}
 	log.Info("stopped")
 	return err

@@ -10,6 +10,7 @@ type metrics struct {
 	batchSize      prometheus.Gauge
 	batchSizeMax   prometheus.Gauge
 	inFlight       prometheus.Gauge
+	erasures       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,7 +38,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ingest_in_flight", Help: "Ratings waiting for the broker.",
 		}),
+		erasures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ingest_erasures_total", Help: "Users erased through DELETE /v1/me.",
+		}),
 	}
-	reg.MustRegister(m.rejected, m.produced, m.produceErrors, m.produceLatency, m.batchSize, m.batchSizeMax, m.inFlight)
+	reg.MustRegister(m.rejected, m.produced, m.produceErrors, m.produceLatency, m.batchSize, m.batchSizeMax, m.inFlight, m.erasures)
 	return m
 }

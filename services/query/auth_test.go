@@ -37,7 +37,10 @@ func TestJWTForReadsAndCreates(t *testing.T) {
 	}
 	id := int64(p["id"].(float64))
 	if _, err := h.db.Pool.Exec(context.Background(), `INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
-		VALUES ($1, 'u-1', 4, now(), '01a21210-a2ee-7374-aba6-54a3e2cb9927', date_trunc('minute', now()))`, id); err != nil {
+		VALUES ($1, 'p-u-1', 4, now(), '01a21210-a2ee-7374-aba6-54a3e2cb9927', date_trunc('minute', now()))`, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.db.Pool.Exec(context.Background(), `INSERT INTO user_pseudonyms VALUES ('u-1', 'p-u-1')`); err != nil {
 		t.Fatal(err)
 	}
 	path := fmt.Sprintf("/v1/posts/%d", id)

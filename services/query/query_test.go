@@ -189,8 +189,14 @@ func TestSeedPagesAndMyScore(t *testing.T) {
 	}
 	if _, err := h.db.Pool.Exec(context.Background(), `
 		INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
-		VALUES (2, 'me', 4, now(), gen_random_uuid(), now()), (3, 'someone', 1, now(), gen_random_uuid(), now())`); err != nil {
+		VALUES (2, 'pseudonym-of-me', 4, now(), gen_random_uuid(), now()), (3, 'me', 1, now(), gen_random_uuid(), now());
+		INSERT INTO user_pseudonyms VALUES ('me', 'pseudonym-of-me')`); err != nil {
 		t.Fatal(err)
+	}
+	// Votes are stored under pseudonyms: "me"'s is post 2's; the vote
+	// stored under the clear id "me" (post 3) is someone else's pseudonym.
+	if _, _, p := h.do(t, "GET", "/api/post", "", "X-User-ID", "pseudonym-of-me"); strings.Contains(fmt.Sprint(p), "my_score:4") {
+		t.Errorf("a pseudonym passed for a user id: %v", p)
 	}
 	st, _, p := h.do(t, "GET", "/api/post", "", "X-User-ID", "me")
 	if st != 200 || p["count"] != float64(12) || p["limit"] != float64(10) || p["offset"] != float64(0) || p["previous"] != nil {
@@ -260,7 +266,8 @@ func TestConcurrentCallersGetTheirOwnScores(t *testing.T) {
 	if _, err := h.db.Pool.Exec(context.Background(), `
 		INSERT INTO ratings (post_id, user_id, score, rated_at, event_id, window_start)
 		SELECT p, 'user-' || u, (p + u) % 6, now(), gen_random_uuid(), now()
-		FROM generate_series(1, 5) p, generate_series(0, 39) u WHERE (p + u) % 3 <> 0`); err != nil {
+		FROM generate_series(1, 5) p, generate_series(0, 39) u WHERE (p + u) % 3 <> 0;
+		INSERT INTO user_pseudonyms SELECT DISTINCT user_id, user_id FROM ratings`); err != nil {
 		t.Fatal(err)
 	}
 	errs := make(chan error, 40)

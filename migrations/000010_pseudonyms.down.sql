@@ -1,0 +1,3 @@
+DROP INDEX ratings_user;
+DROP TABLE erasures;
+DROP TABLE user_pseudonyms;
