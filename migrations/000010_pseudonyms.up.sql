@@ -22,5 +22,12 @@ CREATE TABLE erasures (
     requested_at timestamptz NOT NULL DEFAULT now()
 );
 
--- An erasure reads every vote of a user.
-CREATE INDEX ratings_user ON ratings (user_id);
+-- An erasure reads every vote of a user. Byte order (COLLATE "C"): the
+-- cheapest comparisons, and pseudonyms sort by age, so a new user's votes
+-- go to the end of it.
+CREATE INDEX ratings_user ON ratings (user_id COLLATE "C");
+
+-- Per partition, the pseudonyms erased in the last ten minutes of event
+-- time, {"pseudonym": "erased_at"}: the windower drops their later events
+-- (ratings that read the pseudonym just before the mapping went).
+ALTER TABLE consumer_offsets ADD COLUMN erased jsonb;

@@ -54,9 +54,8 @@ type toPartition struct{}
 
 func (toPartition) Balance(m kafka.Message, _ ...int) int { return m.Partition }
 
-// Erase erases user: after the fence (see the package doc) it deletes the
-// user's mapping and queues the pseudonym in the erasures table, in one
-// transaction; then it writes an erase event to every partition for each
+// Erase erases user: it deletes the user's mapping and queues the
+// pseudonym in the erasures table, in one transaction; then it writes an erase event to every partition for each
 // queued pseudonym and dequeues it. A failure after the commit leaves the
 // pseudonym queued: the next Erase (of anyone) or Finish writes it. An
 // unknown user is no error: there is nothing to erase but what another
@@ -64,9 +63,6 @@ func (toPartition) Balance(m kafka.Message, _ ...int) int { return m.Partition }
 func (e *Eraser) Erase(ctx context.Context, user string) (Report, error) {
 	var r Report
 	err := pgx.BeginFunc(ctx, e.Pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+lockKey+`) FROM (SELECT $1::text AS u) x`, user); err != nil {
-			return err
-		}
 		var p string
 		switch err := tx.QueryRow(ctx, `DELETE FROM user_pseudonyms WHERE user_id = $1 RETURNING pseudonym`, user).Scan(&p); {
 		case err == nil:

@@ -11,13 +11,13 @@
 // windows, and a replay of the topic does the same at the same place in
 // the log. Once the row is gone, nothing ties the events to the person.
 //
-// The fence. Between reading a user's pseudonym and the broker's
-// acknowledgement of the event, ingest holds a shared advisory lock keyed
-// by the user id (Resolver). Erase takes the same key exclusively before
-// it deletes the mapping, so every event published under the old
-// pseudonym is on the topic before the erase events that follow: no
-// rating accepted before the erasure can outlive it, and one accepted
-// after it gets a new pseudonym.
+// The fence. A rating may read the user's pseudonym just before the
+// mapping is deleted and reach the broker just after the erase events. The
+// windower therefore remembers, per partition, the pseudonyms erased in
+// the last ErasedFor of event time and drops any later event of theirs:
+// after the mapping is gone no new event can carry the pseudonym, so every
+// one that follows its erase event is such a straggler. Nothing in ingest
+// waits for erasures, and no rating holds a lock.
 package pseudonym
 
 import (
@@ -26,38 +26,54 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// New returns a fresh pseudonym: 16 random bytes, base64url without
-// padding (22 characters).
+// New returns a fresh pseudonym: 16 bytes, the first 6 the time in
+// milliseconds and the other 10 random, written with a base64 alphabet in
+// ASCII order (22 characters), so that pseudonyms sort by when they were
+// made: a new user's votes go to the end of the index that erasures read
+// (ratings.user_id), not to a random page of it. The time says no more
+// than the user's first event does.
 func New() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	ms := uint64(time.Now().UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	_, _ = rand.Read(b[6:]) // never fails (crypto/rand)
+	return ordered.EncodeToString(b[:])
 }
 
-// lockKey is the advisory lock key of a user id, computed by PostgreSQL so
-// that every process agrees on it.
-const lockKey = `hashtextextended(u, 7046)`
+// ordered is base64 with its 64 characters in ASCII order.
+var ordered = base64.NewEncoding("-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz").WithPadding(base64.NoPadding)
+
+// roundTripTimeout bounds a batch's round trip (a stopped database): its
+// requests fail instead of waiting.
+const roundTripTimeout = 5 * time.Second
 
 // ErrClosed means the resolver stopped.
 var ErrClosed = errors.New("pseudonym resolver stopped")
 
+// ErasedFor is how long, in event time after an erasure, the windower
+// drops late events of the erased pseudonym (ratings that read it before
+// the mapping went): far longer than any rating waits for the broker.
+const ErasedFor = 10 * time.Minute
+
 // Resolver gives concurrent requests their users' pseudonyms, creating
-// the missing ones, in batches: the requests that arrive while a batch
-// is in flight share the next one, which is one round trip (lock, insert
-// the new users, read every user's pseudonym) on a connection that keeps
-// the users' locks until every request of the batch has released its
-// pseudonym.
+// the missing ones, in batches: the requests that arrive within wait of a
+// batch's first share one round trip (read every user's pseudonym, insert
+// the new users'), committed before any of them is published.
 type Resolver struct {
 	pool     *pgxpool.Pool
+	wait     time.Duration // how long a batch's first request waits for company
 	maxBatch int
 	in       chan *pending
-	slots    chan struct{} // batches in flight, each holding a connection
+	slots    chan struct{} // round trips in flight
 }
 
 type pending struct {
@@ -67,66 +83,31 @@ type pending struct {
 
 type held struct {
 	pseudonym string
-	b         *batch
 	err       error
 }
 
-// batch is one round trip's requests; the connection goes back to the
-// pool, its locks released, when the last of them is done.
-type batch struct {
-	mu   sync.Mutex
-	left int
-	conn *pgxpool.Conn
-	free func()
-}
-
 // NewResolver returns a resolver making batches of at most maxBatch
-// users, at most parallel of them at a time (each holds a connection while
-// its events are published).
-func NewResolver(pool *pgxpool.Pool, maxBatch, parallel int) *Resolver {
-	return &Resolver{pool: pool, maxBatch: maxBatch, in: make(chan *pending, 4*maxBatch), slots: make(chan struct{}, parallel)}
+// users, gathered for up to wait, at most parallel round trips at a time.
+// Fewer, larger batches cost PostgreSQL less per user.
+func NewResolver(pool *pgxpool.Pool, wait time.Duration, maxBatch, parallel int) *Resolver {
+	return &Resolver{pool: pool, wait: wait, maxBatch: maxBatch, in: make(chan *pending, 4*maxBatch), slots: make(chan struct{}, parallel)}
 }
 
-// Get returns user's pseudonym (a new one if the user has none) and a
-// done function to call once the event published under it is
-// acknowledged or has failed: until then an erasure of the user waits.
-func (r *Resolver) Get(ctx context.Context, user string) (string, func(), error) {
+// Get returns user's pseudonym, a new one if the user has none; the
+// mapping is durable when it returns.
+func (r *Resolver) Get(ctx context.Context, user string) (string, error) {
 	p := &pending{user: user, reply: make(chan held, 1)}
 	select {
 	case r.in <- p:
 	case <-ctx.Done():
-		return "", nil, ctx.Err()
+		return "", ctx.Err()
 	}
-	// Once queued, the answer is awaited whatever the client does: the
-	// batch counts on every request to say it is done.
-	h := <-p.reply
-	if h.err != nil {
-		return "", nil, h.err
+	select {
+	case h := <-p.reply:
+		return h.pseudonym, h.err
+	case <-ctx.Done():
+		return "", ctx.Err()
 	}
-	var once sync.Once
-	return h.pseudonym, func() { once.Do(h.b.done) }, nil
-}
-
-func (b *batch) done() {
-	b.mu.Lock()
-	b.left--
-	last := b.left == 0
-	b.mu.Unlock()
-	if last {
-		b.release()
-	}
-}
-
-// release unlocks the batch's users and returns the connection; a
-// connection that cannot say it unlocked them is closed, which unlocks
-// them too.
-func (b *batch) release() {
-	ctx := context.Background()
-	if _, err := b.conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
-		_ = b.conn.Conn().Close(ctx)
-	}
-	b.conn.Release()
-	b.free()
 }
 
 // Run makes batches until ctx ends; requests still queued then get
@@ -148,15 +129,17 @@ func (r *Resolver) Run(ctx context.Context) {
 			return
 		}
 		reqs := []*pending{first}
+		timer := time.NewTimer(r.wait)
 	fill:
 		for len(reqs) < r.maxBatch {
 			select {
 			case p := <-r.in:
 				reqs = append(reqs, p)
-			default:
+			case <-timer.C:
 				break fill
 			}
 		}
+		timer.Stop()
 		go r.resolve(ctx, reqs)
 	}
 }
@@ -172,17 +155,9 @@ func (r *Resolver) drain() {
 	}
 }
 
-// resolve runs one batch: in one round trip (one implicit transaction,
-// committed before anyone publishes) it locks the users shared, inserts a
-// fresh pseudonym for each user without one and reads every user's.
+// resolve runs one batch: one statement, one implicit transaction.
 func (r *Resolver) resolve(ctx context.Context, reqs []*pending) {
-	free := func() { <-r.slots }
-	fail := func(err error) {
-		for _, p := range reqs {
-			p.reply <- held{err: err}
-		}
-		free()
-	}
+	defer func() { <-r.slots }()
 	users := make([]string, 0, len(reqs))
 	seen := make(map[string]struct{}, len(reqs))
 	for _, p := range reqs {
@@ -195,39 +170,36 @@ func (r *Resolver) resolve(ctx context.Context, reqs []*pending) {
 	for i := range fresh {
 		fresh[i] = New()
 	}
-	conn, err := r.pool.Acquire(ctx)
-	if err != nil {
-		fail(fmt.Errorf("pseudonyms: %w", err))
-		return
+	qctx, cancel := context.WithTimeout(ctx, roundTripTimeout)
+	got, err := getOrCreate(qctx, r.pool, users, fresh)
+	for try := 0; try < 3 && isUniqueViolation(err); try++ {
+		got, err = getOrCreate(qctx, r.pool, users, fresh)
 	}
-	got, err := lockAndResolve(ctx, conn, users, fresh)
+	cancel()
 	if err != nil {
-		_ = conn.Conn().Close(context.Background()) // whatever it locked goes with it
-		conn.Release()
-		fail(fmt.Errorf("pseudonyms: %w", err))
-		return
+		err = fmt.Errorf("pseudonyms: %w", err)
 	}
-	b := &batch{left: len(reqs), conn: conn, free: free}
 	for _, p := range reqs {
-		p.reply <- held{pseudonym: got[p.user], b: b}
+		p.reply <- held{pseudonym: got[p.user], err: err}
 	}
 }
 
-func lockAndResolve(ctx context.Context, conn *pgxpool.Conn, users, fresh []string) (map[string]string, error) {
-	b := &pgx.Batch{}
-	b.Queue(`SELECT count(pg_advisory_lock_shared(`+lockKey+`)) FROM unnest($1::text[]) u`, users)
-	b.Queue(`INSERT INTO user_pseudonyms (user_id, pseudonym)
-		SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (user_id) DO NOTHING`, users, fresh)
-	b.Queue(`SELECT user_id, pseudonym FROM user_pseudonyms WHERE user_id = ANY($1::text[])`, users)
-	res := conn.SendBatch(ctx, b)
-	defer res.Close()
-	if _, err := res.Exec(); err != nil {
-		return nil, err
-	}
-	if _, err := res.Exec(); err != nil {
-		return nil, err
-	}
-	rows, err := res.Query()
+// getOrCreate reads the users' pseudonyms and inserts the fresh ones of
+// those without: each read an index probe (LATERAL), whatever the planner
+// believes of the table; a plain insert, not ON CONFLICT (whose
+// speculative insertion costs half as much again per row), so a user
+// another batch inserted meanwhile fails the statement, which runs again
+// and then finds it.
+func getOrCreate(ctx context.Context, db *pgxpool.Pool, users, fresh []string) (map[string]string, error) {
+	rows, err := db.Query(ctx, `WITH found AS (
+		  SELECT m.user_id, m.pseudonym FROM unnest($1::text[]) AS u(id)
+		  CROSS JOIN LATERAL (SELECT * FROM user_pseudonyms m WHERE m.user_id = u.id) m),
+		ins AS (
+		  INSERT INTO user_pseudonyms (user_id, pseudonym)
+		  SELECT * FROM unnest($1::text[], $2::text[]) AS n(user_id, pseudonym)
+		  WHERE NOT EXISTS (SELECT 1 FROM found f WHERE f.user_id = n.user_id)
+		  RETURNING user_id, pseudonym)
+		SELECT user_id, pseudonym FROM found UNION ALL SELECT user_id, pseudonym FROM ins`, users, fresh)
 	if err != nil {
 		return nil, err
 	}
@@ -237,11 +209,14 @@ func lockAndResolve(ctx context.Context, conn *pgxpool.Conn, users, fresh []stri
 		return nil, err
 	}
 	if len(got) != len(users) {
-		// A user erased between the insert and the read: impossible while
-		// the lock is held, so something else is wrong.
 		return nil, fmt.Errorf("%d of %d users have no pseudonym after the insert", len(users)-len(got), len(users))
 	}
-	return got, res.Close()
+	return got, nil
+}
+
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
 // Lookup returns the pseudonyms of the users that have one: what readers
@@ -249,7 +224,8 @@ func lockAndResolve(ctx context.Context, conn *pgxpool.Conn, users, fresh []stri
 func Lookup(ctx context.Context, db interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }, users []string) (map[string]string, error) {
-	rows, err := db.Query(ctx, `SELECT user_id, pseudonym FROM user_pseudonyms WHERE user_id = ANY($1::text[])`, users)
+	rows, err := db.Query(ctx, `SELECT m.user_id, m.pseudonym FROM unnest($1::text[]) AS u(id)
+		CROSS JOIN LATERAL (SELECT * FROM user_pseudonyms m WHERE m.user_id = u.id) m`, users)
 	if err != nil {
 		return nil, err
 	}

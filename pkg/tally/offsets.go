@@ -27,6 +27,10 @@ type Position struct {
 	// same database (a replay or a second windower group pointed at it):
 	// another writer of the derived tables. Zero: there is none.
 	Others time.Time
+	// Erased holds the pseudonyms whose erase event the partition read
+	// recently, with its time: their later events are dropped (see
+	// pkg/pseudonym). Shared: copy before changing.
+	Erased map[string]time.Time
 }
 
 // ReadPosition reads where a partition stands. With lock it holds the
@@ -37,16 +41,16 @@ type Position struct {
 // in Others.
 func ReadPosition(ctx context.Context, db DB, k Key, partition int, lock bool) (Position, error) {
 	const others = `(SELECT max(o.updated_at) FROM consumer_offsets o WHERE o.consumer <> $1 OR o.topic <> $2)`
-	q := `SELECT next_offset, max_event_time, foreign_writes, last_message, ` + others + `
+	q := `SELECT next_offset, max_event_time, foreign_writes, last_message, erased, ` + others + `
 		FROM consumer_offsets WHERE consumer = $1 AND topic = $2 AND partition = $3`
 	if lock {
 		q = `UPDATE consumer_offsets SET next_offset = next_offset
 		WHERE consumer = $1 AND topic = $2 AND partition = $3
-		RETURNING next_offset, max_event_time, foreign_writes, last_message, ` + others
+		RETURNING next_offset, max_event_time, foreign_writes, last_message, erased, ` + others
 	}
 	var p Position
 	var met, oth *time.Time
-	err := db.QueryRow(ctx, q, k.Consumer, k.Topic, partition).Scan(&p.Next, &met, &p.Foreign, &p.Last, &oth)
+	err := db.QueryRow(ctx, q, k.Consumer, k.Topic, partition).Scan(&p.Next, &met, &p.Foreign, &p.Last, &p.Erased, &oth)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Position{}, nil
 	}
@@ -96,13 +100,17 @@ func QueuePosition(b *pgx.Batch, k Key, partition int, to Position, grace time.D
 	if !to.MaxEventTime.IsZero() {
 		met, wm = to.MaxEventTime, to.MaxEventTime.Add(-grace)
 	}
+	var erased any // NULL, not {}, when there is none
+	if len(to.Erased) > 0 {
+		erased = to.Erased
+	}
 	b.Queue(`
-		INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, max_event_time, watermark, last_message, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+		INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, max_event_time, watermark, last_message, erased, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
 		ON CONFLICT (consumer, topic, partition) DO UPDATE SET
 		  next_offset = excluded.next_offset, max_event_time = excluded.max_event_time,
-		  watermark = excluded.watermark, last_message = excluded.last_message, updated_at = now()`,
-		k.Consumer, k.Topic, partition, to.Next, met, wm, to.Last)
+		  watermark = excluded.watermark, last_message = excluded.last_message, erased = excluded.erased, updated_at = now()`,
+		k.Consumer, k.Topic, partition, to.Next, met, wm, to.Last, erased)
 }
 
 // QueueForeignWrites records that a batch wrote posts of the given

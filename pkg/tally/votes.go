@@ -124,7 +124,7 @@ func QueueDeleteVotes(b *pgx.Batch, keys []fold.VoteKey) {
 func PostsRatedBy(ctx context.Context, db DB, user string, partition int) ([]int64, error) {
 	rows, err := db.Query(ctx, `
 		SELECT r.post_id FROM ratings r JOIN post_stats s ON s.post_id = r.post_id
-		WHERE r.user_id = $1 AND s.partition = $2 ORDER BY r.post_id`, user, partition)
+		WHERE r.user_id COLLATE "C" = $1 AND s.partition = $2 ORDER BY r.post_id`, user, partition)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +135,7 @@ func PostsRatedBy(ctx context.Context, db DB, user string, partition int) ([]int
 // under user.
 func HasVotesBy(ctx context.Context, db DB, user string) (bool, error) {
 	var any bool
-	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ratings WHERE user_id = $1)`, user).Scan(&any)
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ratings WHERE user_id COLLATE "C" = $1)`, user).Scan(&any)
 	return any, err
 }
 

@@ -5,16 +5,15 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/ratestream/ratestream/pkg/auth/authtest"
-	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/pseudonym"
 	"github.com/ratestream/ratestream/pkg/rating"
+	"github.com/ratestream/ratestream/tools/testenv"
 	"github.com/ratestream/ratestream/tools/testenv/eventschema"
 )
 
@@ -89,72 +88,49 @@ func TestDeleteMeErasesTheCaller(t *testing.T) {
 	}
 }
 
-// The fence: ratings of a user accepted while the user is erased are
-// either on the topic before the erase event of their partition (so the
-// erasure takes them), or under a new pseudonym. Without it a rating that
-// read the old pseudonym before the erasure and reached the broker after
-// it would outlive the erasure (a second vote, once the user rates again).
-func TestNoRatingOutlivesItsUsersErasure(t *testing.T) {
-	h := start(t, func(c *Config) { c.UserRate = 0 })
-	w, err := pseudonym.NewEraseWriter(h.broker.Config, broker.WriterTuning{BatchSize: 100, BatchTimeout: time.Millisecond, WriteTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
+// Two ingest replicas meeting the same new users at the same moment give
+// each one pseudonym: whoever inserts first wins, the other reads it.
+func TestReplicasAgreeOnNewUsersPseudonyms(t *testing.T) {
+	db := testenv.NewDatabase(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	replicas := []*pseudonym.Resolver{pseudonym.NewResolver(db.Pool, time.Millisecond, 50, 3), pseudonym.NewResolver(db.Pool, 0, 7, 2)}
+	for _, r := range replicas {
+		go r.Run(ctx)
 	}
-	defer w.Close()
-	eraser := &pseudonym.Eraser{Pool: h.db.Pool, Kafka: h.broker.Config, Writer: w}
-	ctx := context.Background()
-	var erased []string
-	for round := range 4 {
-		user := fmt.Sprintf("racer-%d", round)
-		send(t, "POST", h.base+"/v1/posts/1/ratings", "application/json", `{"user_id":"`+user+`","score":1}`)
-		erased = append(erased, h.pseudonymOf(t, user))
-		var stop atomic.Bool
-		var wg sync.WaitGroup
-		for g := range 16 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; !stop.Load(); i++ {
-					post := 1 + (g+i)%3
-					send(t, "POST", fmt.Sprintf("%s/v1/posts/%d/ratings", h.base, post), "application/json", `{"user_id":"`+user+`","score":3}`)
+	const users, askers = 300, 8
+	got := make([][]string, askers)
+	var wg sync.WaitGroup
+	for a := range askers {
+		got[a] = make([]string, users)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for u := range users {
+				p, err := replicas[a%2].Get(ctx, fmt.Sprintf("new-%d", u))
+				if err != nil {
+					t.Error(err)
+					return
 				}
-			}()
-		}
-		time.Sleep(150 * time.Millisecond)
-		r, err := eraser.Erase(ctx, user)
-		if err != nil || !r.Mapped || r.Erasures != 1 {
-			t.Fatalf("erase: %+v %v", r, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-		stop.Store(true)
-		wg.Wait()
-	}
-	// In each partition, nothing of an erased pseudonym after its erase.
-	isErased := map[string]bool{}
-	for _, p := range erased {
-		isErased[p] = true
-	}
-	after := map[string]map[int]bool{} // pseudonym -> partitions whose erase event was read
-	ratings := 0
-	for _, m := range h.broker.Messages(t, h.broker.Config.Topic) {
-		e, err := rating.Unmarshal(m.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case e.Erase:
-			if after[e.UserID] == nil {
-				after[e.UserID] = map[int]bool{}
+				got[a][u] = p
 			}
-			after[e.UserID][m.Partition] = true
-		case isErased[e.UserID]:
-			ratings++
-			if after[e.UserID][m.Partition] {
-				t.Errorf("a rating of erased %s on partition %d after its erase event", e.UserID, m.Partition)
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for u := range users {
+		for a := range askers {
+			if got[a][u] != got[0][u] || len(got[0][u]) != 22 {
+				t.Fatalf("user %d: pseudonyms %q and %q", u, got[0][u], got[a][u])
 			}
 		}
+		if seen[got[0][u]] {
+			t.Fatalf("two users share pseudonym %s", got[0][u])
+		}
+		seen[got[0][u]] = true
 	}
-	if ratings < 100 {
-		t.Fatalf("only %d ratings raced the erasures", ratings)
+	stored, err := pseudonym.Lookup(ctx, db.Pool, []string{"new-0", "new-299"})
+	if err != nil || stored["new-0"] != got[0][0] || stored["new-299"] != got[0][299] {
+		t.Fatalf("stored %v (%v)", stored, err)
 	}
 }

@@ -299,15 +299,13 @@ func (h *handlers) publish(c *gin.Context, req request) ([]byte, error) {
 // errNames means the user's pseudonym could not be read or created.
 var errNames = errors.New("no pseudonym")
 
-// publishAs publishes e under its user's pseudonym, holding the
-// pseudonym until the broker answers (an erasure of the user waits for
-// it), and returns e as the client sees it.
+// publishAs publishes e under its user's pseudonym and returns e as the
+// client sees it.
 func (h *handlers) publishAs(c *gin.Context, e rating.Event) ([]byte, error) {
-	p, done, err := h.names.Get(c.Request.Context(), e.UserID)
+	p, err := h.names.Get(c.Request.Context(), e.UserID)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errNames, err)
 	}
-	defer done()
 	out := e
 	out.UserID = p
 	buf := out.AppendJSON(make([]byte, 0, 384))

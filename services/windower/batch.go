@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/ratestream/ratestream/pkg/fold"
+	"github.com/ratestream/ratestream/pkg/pseudonym"
 	"github.com/ratestream/ratestream/pkg/rating"
 	"github.com/ratestream/ratestream/pkg/scoring"
 	"github.com/ratestream/ratestream/pkg/tally"
@@ -98,22 +100,28 @@ func applyBatch(ctx context.Context, t txn, b batch, p scoring.Params, grace tim
 	if b.events, err = expandErasures(ctx, t, b.events, b.partition); err != nil {
 		return result{}, err
 	}
+	var erased map[string]time.Time
+	var dropped int
+	b.events, erased, dropped = screen(b.events, cur)
 	st := fold.NewState(p, len(b.events))
 	if err := t.load(ctx, st, b.events); err != nil {
 		return result{}, err
 	}
 	res := foldBatch(st, b, cur, p, grace)
+	res.position.Erased = erased
+	res.superseded += dropped
 	if err := t.write(ctx, st, b.partition, res.position); err != nil {
 		return result{}, err
 	}
 	return res, nil
 }
 
-// expandErasures replaces each erasure with one event per post of the
+// expandErasures follows each erasure with one event per post of the
 // partition the user has a vote on: those stored before the batch (read
 // under the batch's lock, so replay finds the same) and those the batch
 // rated before it. Posts of other partitions are erased by the erasure
-// written to their own partition.
+// written to their own partition. The erasure itself stays (PostID 0) for
+// screen.
 func expandErasures(ctx context.Context, t txn, events []rating.Event, partition int) ([]rating.Event, error) {
 	first := slices.IndexFunc(events, func(e rating.Event) bool { return e.Erase })
 	if first < 0 {
@@ -136,9 +144,59 @@ func expandErasures(ctx context.Context, t txn, events []rating.Event, partition
 			}
 		}
 		slices.Sort(posts)
+		out = append(out, e)
 		out = append(out, fold.Erasure(e, slices.Compact(posts))...)
 	}
 	return out, nil
+}
+
+// screen returns the events the fold applies, and the pseudonyms erased
+// in the partition after them. An erasure (PostID 0) goes, and its
+// pseudonym is remembered with its time; for pseudonym.ErasedFor of event
+// time after it every later event of the pseudonym is dropped (dropped
+// counts them): only a rating that read the pseudonym before its mapping
+// went can carry it, and it must not outlive the erasure. An erasure's
+// per-post events stay. Which events are dropped depends only on the
+// partition's log, never on where batches begin: the event time that
+// ends an erasure's memory is the running newest one, as in foldBatch.
+func screen(events []rating.Event, cur position) ([]rating.Event, map[string]time.Time, int) {
+	erased, own := cur.Erased, false
+	change := func() {
+		if !own {
+			erased, own = maps.Clone(erased), true
+			if erased == nil {
+				erased = map[string]time.Time{}
+			}
+		}
+	}
+	maxEvent := cur.MaxEventTime
+	out := make([]rating.Event, 0, len(events))
+	dropped := 0
+	for _, e := range events {
+		switch at, gone := erased[e.UserID]; {
+		case e.Erase && e.PostID == 0:
+			change()
+			if t := fold.Truncate(e.RatedAt); t.After(at) {
+				erased[e.UserID] = t
+			}
+		case e.Erase:
+			out = append(out, e)
+		case gone && !maxEvent.After(at.Add(pseudonym.ErasedFor)):
+			dropped++
+		default:
+			out = append(out, e)
+			if t := fold.Truncate(e.RatedAt); t.After(maxEvent) {
+				maxEvent = t
+			}
+		}
+	}
+	for u, at := range erased {
+		if maxEvent.After(at.Add(pseudonym.ErasedFor)) {
+			change()
+			delete(erased, u)
+		}
+	}
+	return out, erased, dropped
 }
 
 // foldBatch applies the events to st and says where the partition stands after

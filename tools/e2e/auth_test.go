@@ -59,4 +59,37 @@ func TestJWTOverTheWholeStack(t *testing.T) {
 			t.Errorf("%s: %d my_score %v", name, st, p["my_score"])
 		}
 	}
+
+	// Alice erases herself: her rating goes from the post within seconds,
+	// bob's stays, and rating again is a first rating.
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if st, body := call(t, "POST", rate, `{"score":2}`, bearer(bob)...); st != 202 {
+			return fmt.Errorf("bob's rating: %d %v", st, body)
+		}
+		return nil
+	})
+	userCount := func(want float64, mine any) {
+		t.Helper()
+		testenv.Eventually(t, 60*time.Second, func() error {
+			if _, p := call(t, "GET", get, "", bearer(alice)...); p["user_count"] != want || p["my_score"] != mine {
+				return fmt.Errorf("user_count %v, alice's my_score %v; want %v, %v", p["user_count"], p["my_score"], want, mine)
+			}
+			return nil
+		})
+	}
+	userCount(2, float64(4))
+	if st, p := call(t, "DELETE", s.ingest+"/v1/me", ""); st != 401 {
+		t.Fatalf("DELETE /v1/me without a token: %d %v", st, p)
+	}
+	if st, p := call(t, "DELETE", s.ingest+"/v1/me", "", bearer(alice)...); st != 202 || p["erased"] != true || p["user_id"] != "alice" {
+		t.Fatalf("DELETE /v1/me: %d %v", st, p)
+	}
+	userCount(1, nil)
+	if _, p := call(t, "GET", get, "", bearer(bob)...); p["my_score"] != float64(2) {
+		t.Errorf("bob's my_score %v after alice's erasure", p["my_score"])
+	}
+	if st, body := call(t, "POST", rate, `{"score":5}`, bearer(alice)...); st != 202 {
+		t.Fatalf("alice rates again: %d %v", st, body)
+	}
+	userCount(2, float64(5))
 }
