@@ -128,20 +128,41 @@ func (r *Resolver) Run(ctx context.Context) {
 			r.drain()
 			return
 		}
-		reqs := []*pending{first}
-		timer := time.NewTimer(r.wait)
-	fill:
+		reqs := r.gather([]*pending{first})
+		go r.resolve(ctx, reqs)
+	}
+}
+
+// gather adds to reqs every request already waiting (those that came
+// while the previous round trips were in flight), then those that come
+// within wait, up to maxBatch.
+func (r *Resolver) gather(reqs []*pending) []*pending {
+	drain := func() {
 		for len(reqs) < r.maxBatch {
 			select {
 			case p := <-r.in:
 				reqs = append(reqs, p)
-			case <-timer.C:
-				break fill
+			default:
+				return
 			}
 		}
-		timer.Stop()
-		go r.resolve(ctx, reqs)
 	}
+	drain()
+	if r.wait <= 0 || len(reqs) >= r.maxBatch {
+		return reqs
+	}
+	timer := time.NewTimer(r.wait)
+	defer timer.Stop()
+	for len(reqs) < r.maxBatch {
+		select {
+		case p := <-r.in:
+			reqs = append(reqs, p)
+		case <-timer.C:
+			drain()
+			return reqs
+		}
+	}
+	return reqs
 }
 
 func (r *Resolver) drain() {

@@ -30,9 +30,9 @@ type Config struct {
 	IPRate         float64       `env:"RATE_LIMIT_IP" default:"100000" help:"requests per second per client IP (0: off)"`
 	IPBurst        int           `env:"RATE_LIMIT_IP_BURST" default:"200000" help:"burst per client IP"`
 	PostRefresh    time.Duration `env:"POST_CACHE_REFRESH" default:"60s" help:"full reload interval of the post-id cache"`
-	NameWait       time.Duration `env:"PSEUDONYM_WAIT" default:"1ms" help:"how long a rating waits for others to share the round trip to PostgreSQL for their users' pseudonyms"`
+	NameWait       time.Duration `env:"PSEUDONYM_WAIT" default:"500us" help:"how long a rating waits for others to share the round trip to PostgreSQL for their users' pseudonyms"`
 	NameBatch      int           `env:"PSEUDONYM_BATCH" default:"1000" help:"users whose pseudonyms one round trip to PostgreSQL looks up or creates"`
-	NameParallel   int           `env:"PSEUDONYM_PARALLEL" default:"6" help:"pseudonym round trips to PostgreSQL in flight"`
+	NameParallel   int           `env:"PSEUDONYM_PARALLEL" default:"2" help:"pseudonym round trips to PostgreSQL in flight"`
 	Auth           auth.Config
 	HTTP           httpserver.Config
 	Kafka          broker.Config
