@@ -102,7 +102,8 @@ func replay(ctx context.Context, progress io.Writer, cfg broker.Config, url, key
 		return err
 	}
 	defer func() { _ = windower.Stop(15 * time.Second) }()
-	scorer, err := spawnSibling("scorer", append(env, "SCORER_ADDR=127.0.0.1:0")...)
+	// The replay's scores are not news: they stay off the live score topic.
+	scorer, err := spawnSibling("scorer", append(env, "SCORER_ADDR=127.0.0.1:0", "SCORER_PUBLISH=false")...)
 	if err != nil {
 		return err
 	}

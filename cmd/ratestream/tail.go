@@ -13,37 +13,45 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ratestream/ratestream/pkg/broker"
+	"github.com/ratestream/ratestream/pkg/postscore"
 	"github.com/ratestream/ratestream/pkg/rating"
 )
 
 // tailLine is one event as `ratestream tail` prints it.
 type tailLine struct {
-	Partition int           `json:"partition"`
-	Offset    int64         `json:"offset"`
-	Event     *rating.Event `json:"event,omitempty"`
-	Error     string        `json:"error,omitempty"` // not a valid event: why
-	Raw       string        `json:"raw,omitempty"`   // its value, when not valid
+	Partition int               `json:"partition"`
+	Offset    int64             `json:"offset"`
+	Event     *rating.Event     `json:"event,omitempty"`
+	Score     *postscore.Record `json:"score,omitempty"` // --scores
+	Error     string            `json:"error,omitempty"` // not a valid event: why
+	Raw       string            `json:"raw,omitempty"`   // its value, when not valid
 }
 
 func tailCmd() *cobra.Command {
 	var (
 		post, partition int64
 		from            string
-		follow          bool
+		follow, scores  bool
 	)
 	c := &cobra.Command{
-		Use:   "tail [--post ID | --partition N] [--from OFFSET|TIME] [--follow=false]",
-		Short: "Print rating events as JSON lines",
+		Use:   "tail [--scores] [--post ID | --partition N] [--from OFFSET|TIME] [--follow=false]",
+		Short: "Print rating events, or with --scores score records, as JSON lines",
 		Long: `Print the rating topic's events as JSON lines (partition, offset, the
-decoded event, or why a message is not one). --post reads only the
-partition that post lives on and keeps only its events; --from starts at
-an offset or at an RFC 3339 time (looked up by the broker), by default
-at the end; --follow=false stops at the end present at the start.`,
+decoded event, or why a message is not one); with --scores the score
+topic's records instead (KAFKA_SCORE_TOPIC, post-scores.v1: every change
+of a post's score). --post reads only the partition that post lives on
+and keeps only its events (and erasures, which concern every post);
+--from starts at an offset or at an RFC 3339 time (looked up by the
+broker), by default at the end; --follow=false stops at the end present
+at the start.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := kafkaSettings()
 			if err != nil {
 				return err
+			}
+			if scores {
+				cfg.Topic = cfg.ScoreTopic
 			}
 			ctx := cmd.Context()
 			parts, err := broker.Partitions(ctx, cfg, cfg.Topic)
@@ -56,17 +64,18 @@ at the end; --follow=false stops at the end present at the start.`,
 			case partition >= 0:
 				parts = []int{int(partition)}
 			}
-			return tail(ctx, cmd.OutOrStdout(), cfg, parts, from, follow, post)
+			return tail(ctx, cmd.OutOrStdout(), cfg, parts, from, follow, post, scores)
 		},
 	}
 	c.Flags().Int64Var(&post, "post", 0, "only this post's events")
 	c.Flags().Int64Var(&partition, "partition", -1, "only this partition")
 	c.Flags().StringVar(&from, "from", "end", "first offset, an RFC 3339 time, 'start' or 'end'")
 	c.Flags().BoolVar(&follow, "follow", true, "keep printing new events")
+	c.Flags().BoolVar(&scores, "scores", false, "the score topic's records instead of rating events")
 	return c
 }
 
-func tail(ctx context.Context, w io.Writer, cfg broker.Config, parts []int, from string, follow bool, post int64) error {
+func tail(ctx context.Context, w io.Writer, cfg broker.Config, parts []int, from string, follow bool, post int64, scores bool) error {
 	ends, err := broker.LogBounds(ctx, cfg, cfg.Topic)
 	if err != nil {
 		return err
@@ -99,12 +108,19 @@ func tail(ctx context.Context, w io.Writer, cfg broker.Config, parts []int, from
 						return err
 					}
 					line := tailLine{Partition: m.Partition, Offset: m.Offset}
-					if e, err := rating.Unmarshal(m.Value); err != nil {
+					var of int64 // the post it concerns; 0: every post
+					if scores {
+						if r, err := postscore.Unmarshal(m.Value); err != nil {
+							line.Error, line.Raw = err.Error(), string(m.Value)
+						} else {
+							line.Score, of = &r, r.PostID
+						}
+					} else if e, err := rating.Unmarshal(m.Value); err != nil {
 						line.Error, line.Raw = err.Error(), string(m.Value)
 					} else {
-						line.Event = &e
+						line.Event, of = &e, e.PostID
 					}
-					if post == 0 || (line.Event != nil && (line.Event.PostID == post || line.Event.Erase)) {
+					if post == 0 || (line.Error == "" && (of == post || of == 0)) {
 						mu.Lock()
 						err = enc.Encode(line)
 						mu.Unlock()

@@ -24,6 +24,7 @@ import (
 type Config struct {
 	Brokers    []string `env:"KAFKA_BROKERS" default:"127.0.0.1:9092" help:"comma-separated bootstrap brokers"`
 	Topic      string   `env:"KAFKA_TOPIC" default:"ratings.v1" help:"rating topic"`
+	ScoreTopic string   `env:"KAFKA_SCORE_TOPIC" default:"post-scores.v1" help:"the compacted topic of every post's latest score (the scorer publishes it)"`
 	DLQ        string   `env:"KAFKA_DLQ_TOPIC" help:"dead-letter topic (default: the rating topic + .dlq)"`
 	Partitions int      `env:"KAFKA_PARTITIONS" default:"12" help:"partitions of the rating topic when it has to be created"`
 	Replicas   int      `env:"KAFKA_REPLICATION" default:"1" help:"replication factor when a topic has to be created"`
@@ -41,8 +42,14 @@ func (c Config) DLQTopic() string {
 }
 
 // EnsureTopic creates topic with the given partition count unless it
-// exists. It is safe to call from every instance at start-up.
+// exists. It is safe to call from every instance at start-up. The score
+// topic is compacted (a table: the latest record per post); every other
+// keeps its events.
 func EnsureTopic(ctx context.Context, cfg Config, topic string, partitions int) error {
+	policy := "delete"
+	if topic == cfg.ScoreTopic {
+		policy = "compact"
+	}
 	// Zero is not a retention a rating topic can have (it would delete
 	// events at once): an unset value keeps everything, as the default.
 	retention := cfg.Retention
@@ -57,7 +64,7 @@ func EnsureTopic(ctx context.Context, cfg Config, topic string, partitions int) 
 		Topic: topic, NumPartitions: partitions, ReplicationFactor: cfg.Replicas,
 		ConfigEntries: []kafka.ConfigEntry{
 			{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(retention, 10)},
-			{ConfigName: "cleanup.policy", ConfigValue: "delete"},
+			{ConfigName: "cleanup.policy", ConfigValue: policy},
 			{ConfigName: "min.insync.replicas", ConfigValue: strconv.Itoa(max(cfg.MinISR, 1))},
 		}}}})
 	if err == nil {
@@ -448,6 +455,9 @@ func EnsureTopics(ctx context.Context, cfg Config, log *zap.Logger, topics ...st
 				return nil // a retention was asked for
 			}
 			for _, t := range topics {
+				if t == cfg.ScoreTopic {
+					continue // compacted on purpose: a table, not a history
+				}
 				warnings, err := ReplayWarnings(ectx, cfg, t)
 				if err != nil {
 					log.Warn("cannot check the topic's retention", zap.String("topic", t), zap.Error(err))

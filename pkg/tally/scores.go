@@ -183,8 +183,17 @@ type Score struct {
 	ActivityAt time.Time
 }
 
-// WriteScores stores the scores and names the posts on the post_scores
-// channel.
+// scoreRecord builds a post-scores.v1 record (pkg/postscore) from a
+// written post_scores row: times in RFC 3339 UTC, a NaN (which JSON
+// cannot carry) as null.
+const scoreRecord = `json_build_object('v', 1, 'post_id', post_id, 'version', version,
+	'score', nullif(score, 'NaN'), 'user_count', user_count, 'mean', nullif(mean, 'NaN'), 'distribution', dist,
+	'flags', json_build_object('under_campaign', campaign_since IS NOT NULL,
+	  'since', to_char(campaign_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')),
+	'as_of', to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), 'strategy', strategy)`
+
+// WriteScores stores the scores, queues their records for the score
+// topic and names the posts on the post_scores channel.
 func WriteScores(ctx context.Context, db DB, scores []Score) error {
 	n := len(scores)
 	ids, parts, counts := make([]int64, n), make([]int32, n), make([]int64, n)
@@ -206,20 +215,28 @@ func WriteScores(ctx context.Context, db DB, scores []Score) error {
 		}
 	}
 	b := &pgx.Batch{}
+	// The scores, and in the same statement the records of the score
+	// topic (post-scores.v1, pkg/postscore) into the outbox that the
+	// scorer's relay publishes: both commit or neither.
 	b.Queue(`
-		INSERT INTO post_scores (post_id, score, user_count, mean, strategy, partition, as_of, stable_at, campaign_since,
-		                         dist, activity, activity_at, updated_at)
-		SELECT id, score, cnt, mean, strat, part, as_of, stable_at, campaign_since,
-		       ARRAY[d0, d1, d2, d3, d4, d5], activity, activity_at, now()
-		FROM unnest($1::bigint[], $2::float8[], $3::bigint[], $4::float8[], $5::text[], $6::int[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[],
-		            $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::float8[], $17::timestamptz[])
-		  AS t(id, score, cnt, mean, strat, part, as_of, stable_at, campaign_since, d0, d1, d2, d3, d4, d5, activity, activity_at)
-		ON CONFLICT (post_id) DO UPDATE SET
-		  score = excluded.score, user_count = excluded.user_count, mean = excluded.mean,
-		  strategy = excluded.strategy, partition = excluded.partition,
-		  as_of = excluded.as_of, stable_at = excluded.stable_at,
-		  campaign_since = excluded.campaign_since, dist = excluded.dist,
-		  activity = excluded.activity, activity_at = excluded.activity_at, updated_at = now()`,
+		WITH w AS (
+		  INSERT INTO post_scores (post_id, score, user_count, mean, strategy, partition, as_of, stable_at, campaign_since,
+		                           dist, activity, activity_at, version, updated_at)
+		  SELECT id, score, cnt, mean, strat, part, as_of, stable_at, campaign_since,
+		         ARRAY[d0, d1, d2, d3, d4, d5], activity, activity_at, 1, now()
+		  FROM unnest($1::bigint[], $2::float8[], $3::bigint[], $4::float8[], $5::text[], $6::int[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[],
+		              $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::float8[], $17::timestamptz[])
+		    AS t(id, score, cnt, mean, strat, part, as_of, stable_at, campaign_since, d0, d1, d2, d3, d4, d5, activity, activity_at)
+		  ON CONFLICT (post_id) DO UPDATE SET
+		    score = excluded.score, user_count = excluded.user_count, mean = excluded.mean,
+		    strategy = excluded.strategy, partition = excluded.partition,
+		    as_of = excluded.as_of, stable_at = excluded.stable_at,
+		    campaign_since = excluded.campaign_since, dist = excluded.dist,
+		    activity = excluded.activity, activity_at = excluded.activity_at,
+		    version = post_scores.version + 1, updated_at = now()
+		  RETURNING post_id, version, score, user_count, mean, dist, campaign_since, as_of, strategy)
+		INSERT INTO score_outbox (post_id, version, record)
+		SELECT post_id, version, `+scoreRecord+`::text FROM w ORDER BY post_id`,
 		ids, vals, counts, means, strategies, parts, asOf, stable, campaign,
 		dist[0], dist[1], dist[2], dist[3], dist[4], dist[5], activity, activityAt)
 	for _, payload := range chunkIDs(ids, 7000) {
@@ -451,5 +468,56 @@ func Unscored(ctx context.Context, db DB) (int64, error) {
 func Scores(ctx context.Context, db DB, lo, hi int64) (map[int64]Score, error) {
 	out := map[int64]Score{}
 	err := EachScore(ctx, db, Range{From: lo, To: hi}, func(s Score) error { out[s.PostID] = s; return nil })
+	return out, err
+}
+
+// Outboxed is a record waiting in the outbox for the score topic.
+type Outboxed struct {
+	Seq    int64
+	PostID int64
+	Record []byte
+}
+
+// ReadOutbox reads up to limit records waiting to be published, oldest
+// first: the order in which their scores committed, for each post.
+func ReadOutbox(ctx context.Context, db DB, limit int) ([]Outboxed, error) {
+	rows, err := db.Query(ctx, `SELECT seq, post_id, record FROM score_outbox ORDER BY seq LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read the score outbox: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Outboxed, error) {
+		var o Outboxed
+		err := r.Scan(&o.Seq, &o.PostID, &o.Record)
+		return o, err
+	})
+}
+
+// DeleteOutbox deletes published records.
+func DeleteOutbox(ctx context.Context, db DB, seqs []int64) error {
+	if _, err := db.Exec(ctx, `DELETE FROM score_outbox WHERE seq = ANY($1)`, seqs); err != nil {
+		return fmt.Errorf("delete published score records: %w", err)
+	}
+	return nil
+}
+
+// OutboxBacklog is how many records wait and how old the oldest is.
+func OutboxBacklog(ctx context.Context, db DB) (int64, error) {
+	var n int64
+	err := db.QueryRow(ctx, `SELECT count(*) FROM score_outbox`).Scan(&n)
+	return n, err
+}
+
+// ScoreRecords reads every post's record as the
+// outbox would build it now: what the latest record of each post on the
+// score topic must be once the outbox is empty.
+func ScoreRecords(ctx context.Context, db DB) (map[int64][]byte, error) {
+	rows, err := db.Query(ctx, `SELECT post_id, `+scoreRecord+`::text FROM post_scores`)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int64][]byte{}
+	var id int64
+	var rec []byte
+	_, err = pgx.ForEachRow(rows, []any{&id, &rec}, func() error { out[id] = rec; return nil })
 	return out, err
 }

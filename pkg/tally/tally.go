@@ -5,6 +5,7 @@
 //	rating_averages  a post's event-time windows and what each was judged against (windows.go)
 //	post_stats       a post's running totals and tracker (posts.go)
 //	post_scores      what the query service serves (scores.go)
+//	score_outbox     its changes waiting for the score topic (scores.go)
 //	rescore_queue    posts whose windows changed since they were scored (scores.go)
 //	consumer_offsets where each windower group stands in each partition (offsets.go)
 //
@@ -47,7 +48,7 @@ type Key struct {
 }
 
 // Tables lists the derived tables, in the order a fingerprint reads them.
-var Tables = []string{"ratings", "rating_averages", "post_stats", "post_scores", "rescore_queue", "consumer_offsets"}
+var Tables = []string{"ratings", "rating_averages", "post_stats", "post_scores", "rescore_queue", "consumer_offsets", "score_outbox"}
 
 // Range selects rows by post id (From..To, inclusive) and event time
 // (Since, Until); zero values leave a side open.

@@ -29,9 +29,12 @@ type Config struct {
 	Batch   int           `env:"SCORER_BATCH" default:"500" help:"posts scored per transaction"`
 	Gather  time.Duration `env:"SCORER_GATHER" default:"100ms" help:"after a notification, how long to gather others before a round: one round then serves every partition's batches of that moment"`
 	Revisit time.Duration `env:"SCORER_REVISIT" default:"1s" help:"how often a post whose score may still change is rescored while no window closed since its last score (one that closed is rescored at once)"`
+	Relay   int           `env:"SCORER_RELAY_BATCH" default:"2000" help:"score records the relay publishes to the score topic per round"`
+	Publish bool          `env:"SCORER_PUBLISH" default:"true" help:"publish score changes to the score topic; false empties the outbox without publishing (ratestream replay sets it: a replay's scores are not news)"`
 	Group   tally.Group
 	Scoring scoring.Config
 	Kafka   broker.Config
+	Writer  broker.WriterTuning
 	HTTP    httpserver.Config
 	DB      database.Config
 	Log     logging.Config
@@ -59,22 +62,38 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	}
 	defer pool.Close()
 
+	// Kafka: the score topic, made sure of in the background.
+	if err := cfg.Kafka.Check(); err != nil {
+		return err
+	}
+	writer, err := broker.NewWriter(cfg.Kafka, cfg.Kafka.ScoreTopic, cfg.Writer)
+	if err != nil {
+		return err
+	}
+	defer writer.Close()
+
 	// HTTP: health and metrics only.
 	srv := httpserver.New(log, cfg.HTTP, cfg.Addr,
 		httpserver.Check{Name: "postgres", Fn: func(ctx context.Context) error { return pool.Ping(ctx) }},
+		httpserver.Check{Name: "kafka", Fn: func(ctx context.Context) error { return broker.Ping(ctx, cfg.Kafka) }},
 	)
 
 	// Business.
+	rl := &relay{pool: pool, w: writer, publish: cfg.Publish, log: log, batch: cfg.Relay, idle: 250 * time.Millisecond,
+		wake: make(chan struct{}, 1), m: newRelayMetrics(srv.Registry)}
 	w := &worker{
-		log: log, pool: pool, sweep: cfg.Sweep, gather: cfg.Gather, m: newMetrics(srv.Registry),
+		log: log, pool: pool, sweep: cfg.Sweep, gather: cfg.Gather, m: newMetrics(srv.Registry), scored: rl.notify,
 		r: &rescorer{pool: pool, strategy: strategy, params: params, key: tally.Key{Consumer: cfg.Group.Name, Topic: cfg.Kafka.Topic}, limit: cfg.Batch, revisit: cfg.Revisit},
 	}
 
 	// Run until SIGTERM or until one part fails; a claim in flight
-	// either commits or rolls back.
+	// either commits or rolls back, and the relay publishes what
+	// committed before it stops.
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error { return w.run(gctx) })
+	g.Go(func() error { return rl.run(gctx) })
+	g.Go(func() error { _ = broker.EnsureTopics(gctx, cfg.Kafka, log, cfg.Kafka.ScoreTopic); return nil })
 	g.Go(func() error { storeSettings(gctx, log, pool, cfg.Group.Name, cfg.Scoring); return nil })
 	return g.Wait()
 }

@@ -33,8 +33,10 @@ func newPipeline(t *testing.T, b *testenv.Broker, strategy string, batch string)
 	p.cfg.DB.URL, p.cfg.Kafka = p.db.URL, b.Config
 	p.cfg.Scoring.Window, p.cfg.Scoring.Strategy = time.Second, strategy
 	p.cfg.Sweep = 100 * time.Millisecond
-	// Pipelines sharing a broker must not share a consumer group.
+	// Pipelines sharing a broker must not share a consumer group, nor a
+	// score topic.
 	p.cfg.Group.Name = "windower-" + strings.TrimPrefix(p.db.URL[strings.LastIndexByte(p.db.URL, '/')+1:], "test_")
+	p.cfg.Kafka.ScoreTopic = "post-scores-" + p.cfg.Group.Name
 
 	testenv.Launch(t, launch.Spec{Path: testenv.Binary(t, "windower"), Env: []string{
 		"WINDOWER_ADDR=" + testenv.FreeAddr(t),

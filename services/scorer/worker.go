@@ -24,6 +24,9 @@ type worker struct {
 	// them costs less than a round each.
 	gather time.Duration
 	m      *metrics
+	// scored hears that a round committed scores (the relay publishes
+	// their records).
+	scored func()
 }
 
 type metrics struct {
@@ -112,6 +115,9 @@ func (w *worker) drain(ctx context.Context) {
 		if n > 0 {
 			w.m.scored.Add(float64(n))
 			w.m.rounds.Observe(time.Since(start).Seconds())
+			if w.scored != nil {
+				w.scored()
+			}
 		}
 		if n < w.r.limit {
 			return

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -15,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ratestream/ratestream/pkg/tally"
 	"github.com/ratestream/ratestream/tools/testenv"
 )
 
@@ -70,6 +74,45 @@ func crashRun(t *testing.T, seed uint64, replicas int) {
 	began := time.Now()
 	waitUserCounts(t, s, ids, raters, 90*time.Second)
 	t.Logf("every post's user_count right %s after the load ended", time.Since(began).Round(time.Millisecond))
+	scoreTopicEqualsPostScores(t, s, 60*time.Second)
+}
+
+// scoreTopicEqualsPostScores waits until the latest record of every post
+// on the score topic, read from the beginning by kcat (librdkafka), is
+// the record its post_scores row makes, byte for byte, and no record
+// waits in the outbox.
+func scoreTopicEqualsPostScores(t *testing.T, s *stack, within time.Duration) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), strings.TrimPrefix(s.env[0], "DATABASE_URL="))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	testenv.Eventually(t, within, func() error {
+		waiting, err := tally.OutboxBacklog(t.Context(), conn)
+		if err != nil || waiting != 0 {
+			return fmt.Errorf("%d records in the outbox (%v)", waiting, err)
+		}
+		want, err := tally.ScoreRecords(t.Context(), conn)
+		if err != nil {
+			return err
+		}
+		latest := map[string]string{}
+		for _, m := range readTopic(t, s, "post-scores.v1") {
+			if m.Key != nil && m.Payload != nil {
+				latest[*m.Key] = *m.Payload
+			}
+		}
+		if len(latest) != len(want) {
+			return fmt.Errorf("%d posts on the score topic, %d in post_scores", len(latest), len(want))
+		}
+		for id, rec := range want {
+			if got := latest[strconv.FormatInt(id, 10)]; got != string(rec) {
+				return fmt.Errorf("post %d: latest record %s, post_scores makes %s", id, got, rec)
+			}
+		}
+		return nil
+	})
 }
 
 // waitUserCounts waits until every post's user_count equals its distinct

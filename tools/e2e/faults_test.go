@@ -17,7 +17,8 @@ import (
 // is stopped and started again, and the windower is killed with SIGKILL.
 // Nobody restarts anything by hand. Afterwards every post's user_count
 // equals the distinct users who got a 2xx for it: nothing lost, nothing
-// counted twice. The recovery time of each fault is logged: from the fault
+// counted twice; and the score topic's latest record of every post is the
+// one post_scores makes. The recovery time of each fault is logged: from the fault
 // until ratings are accepted again and every partition has moved on.
 func TestFaultsLoseNothing(t *testing.T) {
 	if testing.Short() {
@@ -143,4 +144,7 @@ func TestFaultsLoseNothing(t *testing.T) {
 		n += len(r)
 	}
 	t.Logf("%d distinct accepted raters, every post's user_count right %s after the load ended", n, time.Since(began).Round(10*time.Millisecond))
+	// The score topic lost nothing to the broker's death or PostgreSQL's
+	// restart: its latest record of every post is post_scores'.
+	scoreTopicEqualsPostScores(t, s, 90*time.Second)
 }

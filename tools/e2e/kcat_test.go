@@ -56,8 +56,14 @@ type kcatMessage struct {
 
 func readAll(t *testing.T, s *stack) []kcatMessage {
 	t.Helper()
+	return readTopic(t, s, "ratings.v1")
+}
+
+// readTopic reads a topic from the beginning to its end with kcat.
+func readTopic(t *testing.T, s *stack, topic string) []kcatMessage {
+	t.Helper()
 	var msgs []kcatMessage
-	for line := range strings.Lines(kcat(t, s, "", "-C", "-t", "ratings.v1", "-o", "beginning", "-e", "-J")) {
+	for line := range strings.Lines(kcat(t, s, "", "-C", "-t", topic, "-o", "beginning", "-e", "-J")) {
 		var m kcatMessage
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("kcat -J line %q: %v", line, err)

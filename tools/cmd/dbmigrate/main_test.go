@@ -22,8 +22,8 @@ func tables(t *testing.T, db *testenv.Database) int {
 
 func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 	db := testenv.NewDatabase(t) // already migrated up
-	if n := tables(t, db); n != 10 {
-		t.Fatalf("%d tables after up, want 10 (posts, the six derived tables, scoring_settings, user_pseudonyms, erasures)", n)
+	if n := tables(t, db); n != 11 {
+		t.Fatalf("%d tables after up, want 11 (posts, the six derived tables, scoring_settings, user_pseudonyms, erasures, score_outbox)", n)
 	}
 	if err := migrate.Down(db.URL); err != nil {
 		t.Fatal(err)
@@ -48,7 +48,7 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 		WHERE (table_name, column_name) IN (('ratings', 'rerate'), ('rating_averages', 'rerate_count'), ('rating_averages', 'late_count'), ('post_scores', 'campaign_since'))`).Scan(&cols); err != nil || cols != 4 {
 		t.Fatalf("the second migration's columns: %d of 4, %v", cols, err)
 	}
-	if n := tables(t, db); n != 10 {
-		t.Fatalf("%d tables after up again, want 10", n)
+	if n := tables(t, db); n != 11 {
+		t.Fatalf("%d tables after up again, want 11", n)
 	}
 }

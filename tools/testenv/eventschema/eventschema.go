@@ -1,5 +1,6 @@
-// Package eventschema compiles the rating event's JSON Schema for tests that
-// check what reaches the topic.
+// Package eventschema compiles the JSON Schemas of the topics' records
+// (the rating event, the score record) for tests that check what reaches
+// a topic.
 package eventschema
 
 import (
@@ -8,6 +9,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/ratestream/ratestream/pkg/postscore"
 	"github.com/ratestream/ratestream/pkg/rating"
 )
 
@@ -25,19 +27,30 @@ func (s Schema) Check(value []byte) error {
 	return s.s.Validate(inst)
 }
 
-// Compile compiles the schema.
+// Compile compiles the rating event's schema.
 func Compile(t testing.TB) Schema {
 	t.Helper()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(rating.Schema))
+	return compile(t, "rating-event.schema.json", rating.Schema)
+}
+
+// CompileScores compiles the score record's schema (post-scores.v1).
+func CompileScores(t testing.TB) Schema {
+	t.Helper()
+	return compile(t, "post-score.schema.json", postscore.Schema)
+}
+
+func compile(t testing.TB, name string, raw []byte) Schema {
+	t.Helper()
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := jsonschema.NewCompiler()
-	if err := c.AddResource("rating-event.schema.json", doc); err != nil {
+	if err := c.AddResource(name, doc); err != nil {
 		t.Fatal(err)
 	}
 	c.AssertFormat()
-	schema, err := c.Compile("rating-event.schema.json")
+	schema, err := c.Compile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
