@@ -147,15 +147,16 @@ type UserVote struct {
 }
 
 // VotesOf reads the votes of the given (user, post) pairs that exist and
-// were not taken back. users are the ids clients send; the votes are
-// stored under their pseudonyms (pkg/pseudonym).
+// were not taken back. users are the ids clients send; ingest stores the
+// votes under their pseudonyms (pkg/pseudonym); a user without one is
+// read under the id itself (events another producer wrote in clear).
 func VotesOf(ctx context.Context, db DB, users []string, posts []int64) ([]UserVote, error) {
 	rows, err := db.Query(ctx, `
 		SELECT k.user_id, r.post_id, r.score
 		FROM unnest($1::text[], $2::bigint[]) AS k(user_id, post_id)
-		JOIN user_pseudonyms m ON m.user_id = k.user_id
+		LEFT JOIN user_pseudonyms m ON m.user_id = k.user_id
 		CROSS JOIN LATERAL (
-		  SELECT * FROM ratings r WHERE r.post_id = k.post_id AND r.user_id = m.pseudonym AND NOT r.retracted) r`, users, posts)
+		  SELECT * FROM ratings r WHERE r.post_id = k.post_id AND r.user_id = coalesce(m.pseudonym, k.user_id) AND NOT r.retracted) r`, users, posts)
 	if err != nil {
 		return nil, err
 	}
