@@ -52,18 +52,7 @@ func TestAnErasureOutlivesItsStragglers(t *testing.T) {
 	b.Produce(t, after)
 	total := int64(len(before) + parts + len(stragglers) + len(after))
 
-	var dumps []map[string]string
-	var db *testenv.Database
-	for _, batch := range []int{5000, 3} {
-		db = testenv.NewDatabase(t)
-		cfg := testConfig(t, db, b)
-		cfg.MaxBatch = batch
-		cfg.Group.Name = "windower-stragglers-" + string(rune('a'+len(dumps)))
-		start(t, cfg)
-		waitConsumed(t, db, total, 90*time.Second)
-		dumps = append(dumps, dump(t, db))
-	}
-	sameDump(t, "batches of 5000 vs 3", dumps[0], dumps[1])
+	db := sameTablesInBatches(t, b, "stragglers", total, 5000, 3)
 
 	ctx := context.Background()
 	rows, err := db.Pool.Query(ctx, `SELECT post_id FROM ratings WHERE user_id = 'gone' ORDER BY 1`)

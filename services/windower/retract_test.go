@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -32,18 +33,7 @@ func TestRetractionsTakeRatingsBackExactlyOnce(t *testing.T) {
 	b := testenv.NewBroker(t, 3)
 	b.Produce(t, evs)
 
-	var dumps []map[string]string
-	var db *testenv.Database
-	for _, batch := range []int{5000, 37} {
-		db = testenv.NewDatabase(t)
-		cfg := testConfig(t, db, b)
-		cfg.MaxBatch = batch
-		cfg.Group.Name = "windower-retract-" + string(rune('a'+len(dumps)))
-		start(t, cfg)
-		waitConsumed(t, db, int64(len(evs)), 90*time.Second)
-		dumps = append(dumps, dump(t, db))
-	}
-	sameDump(t, "batches of 5000 vs 37", dumps[0], dumps[1])
+	db := sameTablesInBatches(t, b, "retract", int64(len(evs)), 5000, 37)
 
 	// The definition: the fold over each post's events in log order.
 	p := scoring.DefaultParams(time.Second)
@@ -125,18 +115,7 @@ func TestErasuresDeleteEveryVoteOfTheUser(t *testing.T) {
 	b.Produce(t, second)
 	total := int64(len(first) + len(second) + parts*len(erasures))
 
-	var dumps []map[string]string
-	var db *testenv.Database
-	for _, batch := range []int{5000, 29} {
-		db = testenv.NewDatabase(t)
-		cfg := testConfig(t, db, b)
-		cfg.MaxBatch = batch
-		cfg.Group.Name = "windower-erase-" + string(rune('a'+len(dumps)))
-		start(t, cfg)
-		waitConsumed(t, db, total, 90*time.Second)
-		dumps = append(dumps, dump(t, db))
-	}
-	sameDump(t, "batches of 5000 vs 29", dumps[0], dumps[1])
+	db := sameTablesInBatches(t, b, "erase", total, 5000, 29)
 
 	// The definition: the fold in log order, each erasure expanded over
 	// the user's votes.
@@ -199,4 +178,27 @@ func TestErasuresDeleteEveryVoteOfTheUser(t *testing.T) {
 	if windowCount != wantCounted {
 		t.Fatalf("windows count %d votes, %d are counted", windowCount, wantCounted)
 	}
+}
+
+// sameTablesInBatches consumes b's topic (total messages) with one
+// windower per batch size, each into a database of its own, checks that
+// every database holds the same tables (replay is deterministic whatever
+// the batches) and returns the last database.
+func sameTablesInBatches(t *testing.T, b *testenv.Broker, group string, total int64, sizes ...int) *testenv.Database {
+	t.Helper()
+	var dumps []map[string]string
+	var db *testenv.Database
+	for i, batch := range sizes {
+		db = testenv.NewDatabase(t)
+		cfg := testConfig(t, db, b)
+		cfg.MaxBatch = batch
+		cfg.Group.Name = fmt.Sprintf("windower-%s-%d", group, i)
+		start(t, cfg)
+		waitConsumed(t, db, total, 90*time.Second)
+		dumps = append(dumps, dump(t, db))
+		if i > 0 {
+			sameDump(t, fmt.Sprintf("batches of %d vs %d", sizes[0], batch), dumps[0], dumps[i])
+		}
+	}
+	return db
 }
