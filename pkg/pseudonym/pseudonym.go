@@ -4,8 +4,8 @@
 //
 // The topic is kept forever (replay is a feature), so it can never hold
 // anything that identifies a person: ingest publishes each event under
-// the user's pseudonym, a random 128-bit string stored only in the
-// user_pseudonyms table. Erasing a user deletes that row and writes an
+// the user's pseudonym, 128 bits (when it was made and 80 random bits)
+// stored only in the user_pseudonyms table. Erasing a user deletes that row and writes an
 // erase event (rating event version 3) to every partition; the windower
 // then deletes every vote of the pseudonym and takes it back from its
 // windows, and a replay of the topic does the same at the same place in
@@ -118,14 +118,14 @@ func (r *Resolver) Run(ctx context.Context) {
 		select {
 		case first = <-r.in:
 		case <-ctx.Done():
-			r.drain()
+			r.refuseQueued()
 			return
 		}
 		select {
 		case r.slots <- struct{}{}:
 		case <-ctx.Done():
 			first.reply <- held{err: ErrClosed}
-			r.drain()
+			r.refuseQueued()
 			return
 		}
 		reqs := r.gather([]*pending{first})
@@ -165,7 +165,8 @@ func (r *Resolver) gather(reqs []*pending) []*pending {
 	return reqs
 }
 
-func (r *Resolver) drain() {
+// refuseQueued answers every queued request with ErrClosed.
+func (r *Resolver) refuseQueued() {
 	for {
 		select {
 		case p := <-r.in:
