@@ -86,13 +86,17 @@ func (r *relay) lead(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The lock lives with the session: closing the connection lets go.
+	var got bool
+	// The lock lives with the session: closing the connection lets go. A
+	// standby's connection goes back to the pool as it is.
 	defer func() {
-		_ = conn.Conn().Close(context.Background())
+		if got {
+			_ = conn.Conn().Close(context.Background())
+		}
 		conn.Release()
 	}()
-	var got bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(relayLock)).Scan(&got); err != nil {
+		got = true // whatever the session holds goes with it
 		return err
 	}
 	if !got {
