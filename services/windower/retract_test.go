@@ -21,15 +21,7 @@ import (
 // activity in their windows), and two windowers with different batch
 // sizes write identical tables: replay stays deterministic.
 func TestRetractionsTakeRatingsBackExactlyOnce(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 5))
-	evs := events(41, 3000, 20, 60)
-	for i := range evs {
-		if rng.IntN(4) == 0 {
-			e := evs[i]
-			e.V, e.Retract, e.Score = rating.Version2, true, 0
-			evs[i] = e
-		}
-	}
+	evs := withRetractions(events(41, 3000, 20, 60), rand.New(rand.NewPCG(5, 5)), 4)
 	b := testenv.NewBroker(t, 3)
 	b.Produce(t, evs)
 
@@ -83,15 +75,7 @@ func TestRetractionsTakeRatingsBackExactlyOnce(t *testing.T) {
 // no row of an erased user is left.
 func TestErasuresDeleteEveryVoteOfTheUser(t *testing.T) {
 	const parts = 3
-	rng := rand.New(rand.NewPCG(6, 6))
-	evs := events(43, 4000, 20, 60)
-	for i := range evs {
-		if rng.IntN(6) == 0 {
-			e := evs[i]
-			e.V, e.Retract, e.Score = rating.Version2, true, 0
-			evs[i] = e
-		}
-	}
+	evs := withRetractions(events(43, 4000, 20, 60), rand.New(rand.NewPCG(6, 6)), 6)
 	erased := map[string]bool{}
 	var erasures []rating.Event
 	for _, u := range []int{3, 17, 42} {
@@ -201,4 +185,17 @@ func sameTablesInBatches(t *testing.T, b *testenv.Broker, group string, total in
 		}
 	}
 	return db
+}
+
+// withRetractions turns about one event in oneIn of evs (chosen by rng)
+// into a retraction by the same user of the same post at the same time.
+func withRetractions(evs []rating.Event, rng *rand.Rand, oneIn int) []rating.Event {
+	for i := range evs {
+		if rng.IntN(oneIn) == 0 {
+			e := evs[i]
+			e.V, e.Retract, e.Score = rating.Version2, true, 0
+			evs[i] = e
+		}
+	}
+	return evs
 }
