@@ -7,14 +7,11 @@ package contract
 const (
 	// ChannelPosts: a post was created (payload: its id). Sent by the
 	// trigger on posts (migrations/000001_init.up.sql); followed by
-	// ingest's post-id cache and the query service's view.
+	// ingest's post-id cache and the query service's titles.
 	ChannelPosts = "posts"
 	// ChannelRescore: a windower batch marked posts for rescoring
 	// (payload: the partition). Followed by the scorer.
 	ChannelRescore = "rescore"
-	// ChannelPostScores: the scorer wrote new scores (payload: the post
-	// ids, comma-separated). Followed by the query service's view.
-	ChannelPostScores = "post_scores"
 )
 
 // Dead-letter headers: a message parked on the dead-letter topic keeps its

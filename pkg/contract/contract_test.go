@@ -12,7 +12,7 @@ import (
 // this package names.
 func TestMigrationsNotifyOnNamedChannels(t *testing.T) {
 	t.Parallel()
-	named := map[string]bool{ChannelPosts: true, ChannelRescore: true, ChannelPostScores: true}
+	named := map[string]bool{ChannelPosts: true, ChannelRescore: true}
 	re := regexp.MustCompile(`pg_notify\('([^']+)'`)
 	found := 0
 	err := fs.WalkDir(migrations.FS, ".", func(path string, d fs.DirEntry, err error) error {

@@ -42,6 +42,10 @@ type Table[V any] struct {
 	Query    string
 	IDColumn string
 	Scan     func(pgx.Rows) (int64, V, error)
+	// Changed, when set, is called with the rows each load or
+	// notification read (every row after a load), after the table holds
+	// them: what a reader that derives something from the rows follows.
+	Changed func(rows map[int64]V)
 
 	mu      sync.RWMutex
 	rows    map[int64]V
@@ -121,8 +125,9 @@ func (t *Table[V]) refresher(ctx context.Context) {
 			}
 			continue
 		}
-		for id, v := range rows {
-			t.Put(id, v)
+		t.PutMany(rows)
+		if t.Changed != nil {
+			t.Changed(rows)
 		}
 	}
 }
@@ -159,6 +164,9 @@ func (t *Table[V]) reload(ctx context.Context) error {
 	t.rows, t.ids = rows, ids
 	t.mu.Unlock()
 	t.version.Add(1)
+	if t.Changed != nil {
+		t.Changed(rows)
+	}
 	t.loaded.Store(true)
 	return nil
 }
@@ -175,6 +183,31 @@ func (t *Table[V]) Put(id int64, v V) {
 		t.ids = slices.Insert(t.ids, i, id)
 	}
 	t.rows[id] = v
+	t.version.Add(1)
+}
+
+// PutMany inserts or replaces rows: one sort for many new ids, where Put
+// would shift the ids once per row.
+func (t *Table[V]) PutMany(rows map[int64]V) {
+	if len(rows) == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.rows == nil {
+		t.rows = map[int64]V{}
+	}
+	grew := false
+	for id, v := range rows {
+		if _, ok := t.rows[id]; !ok {
+			t.ids = append(t.ids, id)
+			grew = true
+		}
+		t.rows[id] = v
+	}
+	if grew {
+		slices.Sort(t.ids)
+	}
 	t.version.Add(1)
 }
 

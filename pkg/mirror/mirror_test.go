@@ -45,3 +45,17 @@ func TestTablePagesInIDOrder(t *testing.T) {
 		t.Errorf("Has/Len wrong: %v %v %d", tb.Has(9), tb.Has(2), tb.Len())
 	}
 }
+
+// PutMany keeps the id order whatever mix of new and known ids it gets.
+func TestPutManyKeepsIDOrder(t *testing.T) {
+	t.Parallel()
+	var tb Table[string]
+	tb.Put(5, "e")
+	before := tb.Version()
+	tb.PutMany(map[int64]string{9: "i", 1: "a", 5: "E", 3: "c"})
+	tb.PutMany(nil)
+	got, more := tb.After(0, 10)
+	if !reflect.DeepEqual(got, []string{"a", "c", "E", "i"}) || more || tb.Version() != before+1 {
+		t.Fatalf("After PutMany: %v more %v, version %d after %d", got, more, tb.Version(), before)
+	}
+}

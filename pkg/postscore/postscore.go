@@ -37,6 +37,11 @@ type Record struct {
 	Flags        Flags     `json:"flags"`
 	AsOf         time.Time `json:"as_of"`
 	Strategy     string    `json:"strategy"`
+	// Activity is the post's typical honest votes per window as of the
+	// window that starts at ActivityAt (nil: none yet): what trending
+	// orders by.
+	Activity   float64    `json:"activity"`
+	ActivityAt *time.Time `json:"activity_at"`
 }
 
 // Flags says what is unusual about the score, as the query service's

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-const rec = `{"v":1,"post_id":7,"version":3,"score":3.5,"user_count":2,"mean":3.5,"distribution":[0,0,0,1,1,0],"flags":{"under_campaign":true,"since":"2026-12-07T18:00:00.000000Z"},"as_of":"2026-12-07T18:01:00.000000Z","strategy":"surge-guard"}`
+const rec = `{"v":1,"post_id":7,"version":3,"score":3.5,"user_count":2,"mean":3.5,"distribution":[0,0,0,1,1,0],"flags":{"under_campaign":true,"since":"2026-12-07T18:00:00.000000Z"},"as_of":"2026-12-07T18:01:00.000000Z","strategy":"surge-guard","activity":2.5,"activity_at":"2026-12-07T18:00:00.000000Z"}`
 
 func TestUnmarshalAndTable(t *testing.T) {
 	r, err := Unmarshal([]byte(rec))

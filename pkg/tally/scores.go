@@ -3,13 +3,10 @@ package tally
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ratestream/ratestream/pkg/contract"
 	"github.com/ratestream/ratestream/pkg/fold"
 	"github.com/ratestream/ratestream/pkg/scoring"
 )
@@ -190,10 +187,12 @@ const scoreRecord = `json_build_object('v', 1, 'post_id', post_id, 'version', ve
 	'score', nullif(score, 'NaN'), 'user_count', user_count, 'mean', nullif(mean, 'NaN'), 'distribution', dist,
 	'flags', json_build_object('under_campaign', campaign_since IS NOT NULL,
 	  'since', to_char(campaign_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')),
-	'as_of', to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), 'strategy', strategy)`
+	'as_of', to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), 'strategy', strategy,
+	'activity', COALESCE(nullif(activity, 'NaN'), 0),
+	'activity_at', to_char(activity_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))`
 
-// WriteScores stores the scores, queues their records for the score
-// topic and names the posts on the post_scores channel.
+// WriteScores stores the scores and queues their records for the score
+// topic (which is what readers of scores follow).
 func WriteScores(ctx context.Context, db DB, scores []Score) error {
 	n := len(scores)
 	ids, parts, counts := make([]int64, n), make([]int32, n), make([]int64, n)
@@ -214,11 +213,10 @@ func WriteScores(ctx context.Context, db DB, scores []Score) error {
 			activityAt[i] = &scores[i].ActivityAt
 		}
 	}
-	b := &pgx.Batch{}
 	// The scores, and in the same statement the records of the score
 	// topic (post-scores.v1, pkg/postscore) into the outbox that the
 	// scorer's relay publishes: both commit or neither.
-	b.Queue(`
+	_, err := db.Exec(ctx, `
 		WITH w AS (
 		  INSERT INTO post_scores (post_id, score, user_count, mean, strategy, partition, as_of, stable_at, campaign_since,
 		                           dist, activity, activity_at, version, updated_at)
@@ -234,40 +232,32 @@ func WriteScores(ctx context.Context, db DB, scores []Score) error {
 		    campaign_since = excluded.campaign_since, dist = excluded.dist,
 		    activity = excluded.activity, activity_at = excluded.activity_at,
 		    version = post_scores.version + 1, updated_at = now()
-		  RETURNING post_id, version, score, user_count, mean, dist, campaign_since, as_of, strategy)
+		  RETURNING post_id, version, score, user_count, mean, dist, campaign_since, as_of, strategy, activity, activity_at)
 		INSERT INTO score_outbox (post_id, version, record)
 		SELECT post_id, version, `+scoreRecord+`::text FROM w ORDER BY post_id`,
 		ids, vals, counts, means, strategies, parts, asOf, stable, campaign,
 		dist[0], dist[1], dist[2], dist[3], dist[4], dist[5], activity, activityAt)
-	for _, payload := range chunkIDs(ids, 7000) {
-		b.Queue(`SELECT pg_notify($1, $2)`, contract.ChannelPostScores, payload)
-	}
-	if err := db.SendBatch(ctx, b).Close(); err != nil {
+	if err != nil {
 		return fmt.Errorf("write scores: %w", err)
 	}
 	return nil
 }
 
-// chunkIDs joins ids with commas in payloads under max bytes (NOTIFY
-// payloads are limited to 8000 bytes).
-func chunkIDs(ids []int64, max int) []string {
-	var out []string
-	var sb strings.Builder
-	for _, id := range ids {
-		s := strconv.FormatInt(id, 10)
-		if sb.Len() > 0 && sb.Len()+1+len(s) > max {
-			out = append(out, sb.String())
-			sb.Reset()
-		}
-		if sb.Len() > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteString(s)
+// QueueUnpublished queues a record for every score row that has never
+// had one (version 0: written before the score topic existed, or made up
+// by a benchmark), so that readers of the topic see every scored post
+// after an upgrade. It returns how many it queued.
+func QueueUnpublished(ctx context.Context, db DB) (int64, error) {
+	tag, err := db.Exec(ctx, `
+		WITH w AS (
+		  UPDATE post_scores SET version = 1 WHERE version = 0
+		  RETURNING post_id, version, score, user_count, mean, dist, campaign_since, as_of, strategy, activity, activity_at)
+		INSERT INTO score_outbox (post_id, version, record)
+		SELECT post_id, version, `+scoreRecord+`::text FROM w ORDER BY post_id`)
+	if err != nil {
+		return 0, fmt.Errorf("queue unpublished scores: %w", err)
 	}
-	if sb.Len() > 0 {
-		out = append(out, sb.String())
-	}
-	return out
+	return tag.RowsAffected(), nil
 }
 
 // Backlog is the scorer's work left: posts marked and how long the

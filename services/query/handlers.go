@@ -35,7 +35,8 @@ const (
 
 type handlers struct {
 	auth    *auth.Verifier // nil: AUTH_MODE=none
-	pool    *pgxpool.Pool
+	pool    *pgxpool.Pool  // the primary: writes, and posts created a moment ago
+	read    *pgxpool.Pool  // DATABASE_READ_URL (the primary when unset)
 	view    *view
 	mine    *myScoreLoader
 	hits    *prometheus.CounterVec
@@ -492,8 +493,7 @@ func (h *handlers) create(c *gin.Context) (*Post, error) {
 	if err := h.pool.QueryRow(c, `INSERT INTO posts (title) VALUES ($1) RETURNING id`, t).Scan(&p.ID); err != nil {
 		return nil, unavailable("create the post", err)
 	}
-	h.view.Put(p.ID, p)
-	return p, nil
+	return h.view.addTitle(p.ID, t), nil
 }
 
 func (h *handlers) createV1(c *gin.Context) error {

@@ -20,7 +20,10 @@ type harness struct {
 	*testenv.Service
 	base string
 	db   *testenv.Database
-	logs *observer.ObservedLogs
+	// kafka has the score topic, fed from db's outbox by the scorer's
+	// relay.
+	kafka *testenv.Broker
+	logs  *observer.ObservedLogs
 }
 
 func start(t *testing.T, tweak ...func(*Config)) *harness {
@@ -28,6 +31,8 @@ func start(t *testing.T, tweak ...func(*Config)) *harness {
 	h := &harness{db: testenv.NewDatabase(t)}
 	cfg := testenv.Defaults(t, func(c *Config) *string { return &c.Addr })
 	cfg.DB.URL = h.db.URL
+	h.kafka = relayScores(t, h.db)
+	cfg.Kafka = h.kafka.Config
 	for _, f := range tweak {
 		f(&cfg)
 	}
@@ -243,26 +248,6 @@ func TestSeedPagesAndMyScore(t *testing.T) {
 	}
 }
 
-func TestScoresReachTheViewThroughNotifications(t *testing.T) {
-	h := start(t)
-	h.do(t, "POST", "/v1/posts", `{"title":"scored"}`)
-	if _, err := h.db.Pool.Exec(context.Background(), `
-		INSERT INTO post_scores (post_id, score, user_count, mean, strategy, partition, as_of, stable_at)
-		VALUES (1, 3.14159, 7, 3.2, 'surge-guard', 0, now(), now())`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.db.Pool.Exec(context.Background(), `SELECT pg_notify('post_scores', '1')`); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, time.Second, func() error {
-		_, _, p := h.do(t, "GET", "/v1/posts/1", "")
-		if p["score"] != 3.14 || p["user_count"] != float64(7) {
-			return fmt.Errorf("post is %v", p)
-		}
-		return nil
-	})
-}
-
 // Concurrent callers share my_score queries; each must get its own
 // ratings and nobody else's.
 func TestConcurrentCallersGetTheirOwnScores(t *testing.T) {
@@ -366,7 +351,7 @@ func TestColdStartAnswers200Or503(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := testenv.Defaults(t, func(c *Config) *string { return &c.Addr })
-	cfg.DB.URL = db.URL
+	cfg.DB.URL, cfg.Kafka = db.URL, relayScores(t, db).Config
 	testenv.Serve(t, "query", cfg.Addr, func(ctx context.Context, log *zap.Logger) error { return run(ctx, log, cfg) })
 	seen := map[int]int{}
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {

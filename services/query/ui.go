@@ -124,11 +124,11 @@ func (h *handlers) sparklines(ctx context.Context, posts []*Post) (map[int64]tem
 	for i, p := range posts {
 		ids[i] = p.ID
 	}
-	stats, err := tally.Posts(ctx, h.pool, ids)
+	stats, err := tally.Posts(ctx, h.read, ids)
 	if err != nil {
 		return nil, err
 	}
-	asOf, err := tally.ScoredAt(ctx, h.pool, ids)
+	asOf, err := tally.ScoredAt(ctx, h.read, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +147,7 @@ func (h *handlers) sparklines(ctx context.Context, posts []*Post) (map[int64]tem
 		st[id] = &state{stats: p.Stats, now: now}
 		spans = append(spans, tally.Span{Post: id, After: now.Add(-sparkHistory).Add(-time.Nanosecond)})
 	}
-	wins, err := tally.WindowsIn(ctx, h.pool, spans)
+	wins, err := tally.WindowsIn(ctx, h.read, spans)
 	if err != nil {
 		return nil, err
 	}

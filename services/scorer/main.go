@@ -17,6 +17,7 @@ import (
 	"github.com/ratestream/ratestream/pkg/database"
 	"github.com/ratestream/ratestream/pkg/httpserver"
 	"github.com/ratestream/ratestream/pkg/logging"
+	"github.com/ratestream/ratestream/pkg/postscore"
 	"github.com/ratestream/ratestream/pkg/scoring"
 	"github.com/ratestream/ratestream/pkg/service"
 	"github.com/ratestream/ratestream/pkg/tally"
@@ -79,10 +80,13 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	)
 
 	// Business.
-	rl := &relay{pool: pool, w: writer, publish: cfg.Publish, log: log, batch: cfg.Relay, idle: 250 * time.Millisecond,
-		wake: make(chan struct{}, 1), m: newRelayMetrics(srv.Registry)}
+	pub := writer
+	if !cfg.Publish {
+		pub = nil
+	}
+	rl := postscore.NewRelay(pool, pub, cfg.Relay, log, srv.Registry)
 	w := &worker{
-		log: log, pool: pool, sweep: cfg.Sweep, gather: cfg.Gather, m: newMetrics(srv.Registry), scored: rl.notify,
+		log: log, pool: pool, sweep: cfg.Sweep, gather: cfg.Gather, m: newMetrics(srv.Registry), scored: rl.Notify,
 		r: &rescorer{pool: pool, strategy: strategy, params: params, key: tally.Key{Consumer: cfg.Group.Name, Topic: cfg.Kafka.Topic}, limit: cfg.Batch, revisit: cfg.Revisit},
 	}
 
@@ -92,18 +96,25 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error { return w.run(gctx) })
-	g.Go(func() error { return rl.run(gctx) })
+	g.Go(func() error { return rl.Run(gctx) })
 	g.Go(func() error { _ = broker.EnsureTopics(gctx, cfg.Kafka, log, cfg.Kafka.ScoreTopic); return nil })
 	g.Go(func() error { storeSettings(gctx, log, pool, cfg.Group.Name, cfg.Scoring); return nil })
 	return g.Wait()
 }
 
 // storeSettings stores the scoring settings this scorer runs with, for
-// the query service to explain its scores with, retrying while PostgreSQL
-// is away.
+// the query service to explain its scores with, and queues the scores
+// written before the score topic existed, retrying while PostgreSQL is
+// away.
 func storeSettings(ctx context.Context, log *zap.Logger, pool *pgxpool.Pool, group string, cfg scoring.Config) {
 	for {
 		err := tally.WriteScoringSettings(ctx, pool, group, cfg)
+		if err == nil {
+			var n int64
+			if n, err = tally.QueueUnpublished(ctx, pool); n > 0 {
+				log.Info("queued the scores written before the score topic for it", zap.Int64("posts", n))
+			}
+		}
 		if err == nil || ctx.Err() != nil {
 			return
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
 
 	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/postscore"
@@ -110,6 +111,35 @@ func TestTheScoreTopicFollowsPostScores(t *testing.T) {
 	// Created compacted: a table, not a history.
 	if !compacted(t, p) {
 		t.Fatal("the score topic is not compacted")
+	}
+}
+
+// Scores written before the score topic existed (version 0, as an
+// upgraded database has them) are published when the scorer starts, so a
+// reader of the topic sees every scored post, not only those rescored
+// since.
+func TestScoresFromBeforeTheTopicArePublished(t *testing.T) {
+	b := testenv.NewBroker(t, 4)
+	p := &pipeline{db: testenv.NewDatabase(t), b: b}
+	ctx := context.Background()
+	if _, err := p.db.Pool.Exec(ctx, `INSERT INTO posts (title) SELECT 'p' || g FROM generate_series(1, 50) g`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tally.SynthesizeScores(ctx, p.db.Pool, 1, 50); err != nil {
+		t.Fatal(err)
+	}
+	p.cfg = testenv.Defaults(t, func(c *Config) *string { return &c.Addr })
+	p.cfg.DB.URL, p.cfg.Kafka = p.db.URL, b.Config
+	testenv.Serve(t, "scorer", p.cfg.Addr, func(ctx context.Context, log *zap.Logger) error { return run(ctx, log, p.cfg) })
+	testenv.Eventually(t, 10*time.Second, func() error {
+		var left int
+		if err := p.db.Pool.QueryRow(ctx, `SELECT count(*) FROM post_scores WHERE version = 0`).Scan(&left); err != nil || left > 0 {
+			return fmt.Errorf("%d scores never queued (%v)", left, err)
+		}
+		return nil
+	})
+	if n := scoreTopicMatches(t, p); n != 50 {
+		t.Fatalf("%d records for 50 posts", n)
 	}
 }
 

@@ -113,7 +113,7 @@ func NewBroker(t testing.TB, partitions int) *Broker {
 	t.Helper()
 	b := &Broker{t: t, Port: FreePort(t), dataDir: t.TempDir()}
 	b.Config = broker.Config{
-		Brokers: []string{fmt.Sprintf("127.0.0.1:%d", b.Port)}, Topic: "ratings.v1",
+		Brokers: []string{fmt.Sprintf("127.0.0.1:%d", b.Port)}, Topic: "ratings.v1", ScoreTopic: "post-scores.v1",
 		Partitions: partitions, Replicas: 1,
 	}
 	b.Start()
@@ -137,7 +137,7 @@ func NewSecureBroker(t testing.TB, partitions int, user, password string) *Broke
 		kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", user, password),
 	}}
 	b.Config = broker.Config{
-		Brokers: []string{fmt.Sprintf("127.0.0.1:%d", b.Port)}, Topic: "ratings.v1", Partitions: partitions, Replicas: 1,
+		Brokers: []string{fmt.Sprintf("127.0.0.1:%d", b.Port)}, Topic: "ratings.v1", ScoreTopic: "post-scores.v1", Partitions: partitions, Replicas: 1,
 		Security: broker.Security{TLS: true, TLSCAFile: certFile, SASLMechanism: "SCRAM-SHA-256", SASLUser: user, SASLPasswordFile: pwFile},
 	}
 	b.Start()

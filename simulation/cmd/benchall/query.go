@@ -10,16 +10,64 @@ import (
 	neturl "net/url"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/segmentio/kafka-go"
 
+	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/launch"
 	"github.com/ratestream/ratestream/pkg/tally"
 	"github.com/ratestream/ratestream/simulation/loadgen"
 )
 
 const queryPosts = 10_000
+
+// startQuery publishes the scores of the database to a fresh broker's
+// score topic, as the scorer's relay does, starts a query service over
+// both and says how long it took to be ready.
+func startQuery(ctx context.Context, e *env, url string, pool *pgxpool.Pool) (string, time.Duration, error) {
+	const partitions = 12
+	brokerAddr, err := e.broker(partitions)
+	if err != nil {
+		return "", 0, err
+	}
+	cfg := broker.Config{Brokers: []string{brokerAddr}, Topic: "ratings.v1", ScoreTopic: "post-scores.v1", Partitions: partitions, Replicas: 1}
+	if err := broker.EnsureTopic(ctx, cfg, cfg.ScoreTopic, partitions); err != nil {
+		return "", 0, err
+	}
+	if _, err := tally.QueueUnpublished(ctx, pool); err != nil { // made-up scores get their first version
+		return "", 0, err
+	}
+	recs, err := tally.ScoreRecords(ctx, pool)
+	if err != nil {
+		return "", 0, err
+	}
+	w, err := broker.NewWriter(cfg, cfg.ScoreTopic, broker.WriterTuning{BatchSize: 1000, BatchBytes: 1 << 20, BatchTimeout: time.Millisecond, WriteTimeout: 10 * time.Second})
+	if err != nil {
+		return "", 0, err
+	}
+	defer w.Close()
+	msgs := make([]kafka.Message, 0, len(recs))
+	for id, r := range recs {
+		msgs = append(msgs, kafka.Message{Key: strconv.AppendInt(nil, id, 10), Value: r})
+	}
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		return "", 0, fmt.Errorf("publish scores: %w", err)
+	}
+	addr := freeAddr()
+	began := time.Now()
+	if _, err := e.spawn("query", "QUERY_ADDR="+addr, "DATABASE_URL="+url, "KAFKA_BROKERS="+brokerAddr,
+		fmt.Sprintf("KAFKA_PARTITIONS=%d", partitions)); err != nil {
+		return "", 0, err
+	}
+	if err := launch.WaitReady(ctx, "http://"+addr, 60*time.Second); err != nil {
+		return "", 0, err
+	}
+	return addr, time.Since(began), nil
+}
 
 // queryBench serves 10,000 scored posts (a hundred of them with two
 // thousand ratings each) and drives keyset pages and single posts with a
@@ -45,11 +93,8 @@ func queryBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	if err := tally.SynthesizeScores(ctx, pool, 1, queryPosts); err != nil {
 		return nil, err
 	}
-	addr := freeAddr()
-	if _, err := e.spawn("query", "QUERY_ADDR="+addr, "DATABASE_URL="+url); err != nil {
-		return nil, err
-	}
-	if err := launch.WaitReady(ctx, "http://"+addr, 30*time.Second); err != nil {
+	addr, _, err := startQuery(ctx, e, url, pool)
+	if err != nil {
 		return nil, err
 	}
 	t := loadgen.Target{Query: "http://" + addr, Posts: queryPosts, Users: 2000}
@@ -114,20 +159,19 @@ func querySorted(ctx context.Context, e *env, o opts) ([]figure, error) {
 	if err := tally.SynthesizeScores(ctx, pool, 1, sortedPosts); err != nil {
 		return nil, err
 	}
-	addr := freeAddr()
-	if _, err := e.spawn("query", "QUERY_ADDR="+addr, "DATABASE_URL="+url); err != nil {
+	addr, startup, err := startQuery(ctx, e, url, pool)
+	if err != nil {
 		return nil, err
 	}
 	base := "http://" + addr
-	if err := launch.WaitReady(ctx, base, 60*time.Second); err != nil {
-		return nil, err
-	}
+	fmt.Printf("query ready %s after start, from a score topic of %d posts\n", startup.Round(time.Millisecond), sortedPosts)
 	t := loadgen.Target{Query: base, Posts: sortedPosts, Users: 2000}
 	byID := t.PageRequest()
 	loadgen.Run(ctx, loadgen.Plan{Name: "warm-up", VUs: o.vus, Duration: 2 * time.Second, Request: byID})
 	idRun := loadgen.Run(ctx, loadgen.Plan{Name: "pages by id, 100,000 posts", VUs: o.vus, Duration: o.duration, Request: byID})
 	fmt.Println(idRun)
 	figs := httpFigures("query", "pages by id (100,000 posts)", idRun)
+	figs = append(figs, figure{Bench: "query", Name: "start-up: ready after start, score topic of 100,000 posts", Value: startup.Seconds(), Unit: "s"})
 	for _, order := range []string{"top", "trending"} {
 		began := time.Now()
 		cursors, err := walkCursors(ctx, base, order)

@@ -1,4 +1,4 @@
-package main
+package postscore
 
 import (
 	"context"
@@ -18,13 +18,13 @@ import (
 // relays would publish a post's records in two orders.
 const relayLock = 0x706f73742d73636f // "post-sco"
 
-// relay publishes the score outbox to the score topic, in the order the
+// Relay publishes the score outbox to the score topic, in the order the
 // scores committed, and deletes what the broker acknowledged. One scorer
 // instance relays (the holder of relayLock); the others stand by. A record
 // published again after a crash (between the broker's acknowledgement and
 // the delete) has the same post and version: consumers keep the newest
 // version per post (pkg/postscore.Table), so it changes nothing.
-type relay struct {
+type Relay struct {
 	pool    *pgxpool.Pool
 	w       *kafka.Writer
 	publish bool // false: empty the outbox without publishing
@@ -33,7 +33,14 @@ type relay struct {
 	idle    time.Duration // how often an empty outbox is looked at again
 	wake    chan struct{} // a round committed scores
 	m       *relayMetrics
-	active  bool
+}
+
+// NewRelay returns the relay of pool's outbox to w (nil w: the outbox is
+// emptied without publishing, as a replay's scorer does), publishing up
+// to batch records per round, with its metrics registered on reg.
+func NewRelay(pool *pgxpool.Pool, w *kafka.Writer, batch int, log *zap.Logger, reg prometheus.Registerer) *Relay {
+	return &Relay{pool: pool, w: w, publish: w != nil, log: log, batch: batch, idle: 250 * time.Millisecond,
+		wake: make(chan struct{}, 1), m: newRelayMetrics(reg)}
 }
 
 type relayMetrics struct {
@@ -52,17 +59,17 @@ func newRelayMetrics(reg prometheus.Registerer) *relayMetrics {
 	return m
 }
 
-// notify wakes the relay without waiting.
-func (r *relay) notify() {
+// Notify wakes the relay without waiting: scores committed.
+func (r *Relay) Notify() {
 	select {
 	case r.wake <- struct{}{}:
 	default:
 	}
 }
 
-// run relays until ctx ends: it takes the lock on a connection of its own
+// Run relays until ctx ends: it takes the lock on a connection of its own
 // and relays while it holds it; on any error it lets go and starts again.
-func (r *relay) run(ctx context.Context) error {
+func (r *Relay) Run(ctx context.Context) error {
 	for wait := r.idle; ctx.Err() == nil; {
 		err := r.lead(ctx)
 		r.m.leader.Set(0)
@@ -81,7 +88,7 @@ func (r *relay) run(ctx context.Context) error {
 	return nil
 }
 
-func (r *relay) lead(ctx context.Context) error {
+func (r *Relay) lead(ctx context.Context) error {
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -124,7 +131,7 @@ func (r *relay) lead(ctx context.Context) error {
 }
 
 // round publishes up to batch records and deletes them.
-func (r *relay) round(ctx context.Context, conn *pgxpool.Conn) (int, error) {
+func (r *Relay) round(ctx context.Context, conn *pgxpool.Conn) (int, error) {
 	recs, err := tally.ReadOutbox(ctx, conn, r.batch)
 	if err != nil || len(recs) == 0 {
 		return 0, err

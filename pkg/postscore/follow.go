@@ -1,0 +1,178 @@
+package postscore
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/ratestream/ratestream/pkg/broker"
+)
+
+// ErrBehind is a Follower's Ready answer until it has read every partition
+// to the end it had when the follower started.
+var ErrBehind = errors.New("score topic not read to its end yet")
+
+// Follower builds the table of every post's newest record from the score
+// topic: it reads each partition from its first offset, then follows it.
+// It is ready once every partition has been read up to where it ended when
+// Run started, so a reader restarted between two reads of a client never
+// serves an older score than it served before. Records are applied through
+// Table, so a record that comes twice or late changes nothing: what Apply
+// sees of a post only ever grows in version.
+type Follower struct {
+	Kafka broker.Config // ScoreTopic is what is read
+	Log   *zap.Logger
+	// Apply gets, from one goroutine, the records that replaced what the
+	// table held for their posts, in batches.
+	Apply func([]Record)
+	// Malformed, when set, counts messages that are not score records
+	// (skipped, and logged at most once a minute).
+	Malformed prometheus.Counter
+
+	ready   atomic.Bool
+	table   Table
+	lastBad time.Time
+}
+
+// Ready fails until the topic has been read to the end it had at start.
+func (f *Follower) Ready(context.Context) error {
+	if !f.ready.Load() {
+		return ErrBehind
+	}
+	return nil
+}
+
+// Run reads and follows the topic until ctx ends.
+func (f *Follower) Run(ctx context.Context) {
+	topic := f.Kafka.ScoreTopic
+	var ends map[int]broker.Bounds
+	for {
+		var err error
+		if ends, err = broker.LogBounds(ctx, f.Kafka, topic); err == nil && len(ends) > 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		f.Log.Warn("cannot read the score topic's bounds yet; retrying", zap.String("topic", topic), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+	f.table = Table{}
+	// behind holds, per partition, the end it had at start while the
+	// follower has not read up to it.
+	behind := map[int]int64{}
+	for p, b := range ends {
+		if b.End > b.First {
+			behind[p] = b.End
+		}
+	}
+	f.ready.Store(len(behind) == 0)
+	msgs := make(chan kafka.Message, 8192)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for p := range ends {
+		wg.Go(func() { f.read(ctx, p, msgs) })
+	}
+	batch := make([]kafka.Message, 0, 4096)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-msgs:
+			batch = append(batch, m)
+		}
+	more:
+		for len(batch) < cap(batch) {
+			select {
+			case m := <-msgs:
+				batch = append(batch, m)
+			default:
+				break more
+			}
+		}
+		f.apply(batch, behind)
+	}
+}
+
+// apply decodes a batch, hands the newer records to Apply, and notes how
+// far each partition has been read.
+func (f *Follower) apply(batch []kafka.Message, behind map[int]int64) {
+	var newer []Record
+	for _, m := range batch {
+		if end, ok := behind[m.Partition]; ok && m.Offset+1 >= end {
+			delete(behind, m.Partition)
+		}
+		r, err := Unmarshal(m.Value)
+		if err == nil && string(m.Key) != strconv.FormatInt(r.PostID, 10) {
+			err = errors.New("its key is not its post_id")
+		}
+		if err != nil {
+			f.malformed(m, err)
+			continue
+		}
+		if f.table.Apply(r) {
+			newer = append(newer, r)
+		}
+	}
+	if len(newer) > 0 {
+		f.Apply(newer)
+	}
+	if len(behind) == 0 && !f.ready.Load() {
+		f.ready.Store(true)
+		f.Log.Info("score topic read to its end", zap.Int("posts", len(f.table)))
+	}
+}
+
+func (f *Follower) malformed(m kafka.Message, err error) {
+	if f.Malformed != nil {
+		f.Malformed.Inc()
+	}
+	if time.Since(f.lastBad) >= time.Minute {
+		f.lastBad = time.Now()
+		f.Log.Warn("skipping a message of the score topic that is not a score record",
+			zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
+	}
+}
+
+// read follows one partition from its first offset, reopening the reader
+// after an error where it left off.
+func (f *Follower) read(ctx context.Context, partition int, out chan<- kafka.Message) {
+	next := kafka.FirstOffset
+	for ctx.Err() == nil {
+		r, err := broker.NewPartitionReader(f.Kafka, f.Kafka.ScoreTopic, partition, next, broker.Fetch{MaxWait: 500 * time.Millisecond})
+		for err == nil {
+			var m kafka.Message
+			if m, err = r.FetchMessage(ctx); err == nil {
+				next = m.Offset + 1
+				select {
+				case out <- m:
+				case <-ctx.Done():
+					err = ctx.Err()
+				}
+			}
+		}
+		if r != nil {
+			r.Close()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		f.Log.Warn("reading the score topic failed; reading again", zap.Int("partition", partition), zap.Error(err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
