@@ -10,7 +10,7 @@ TEST_TIMEOUT ?= 25m
 
 # Settings the stack passes on to the services (make run WINDOW=2s works
 # as well as WINDOW=2s make run).
-export WINDOW GRACE SCORING_STRATEGY AUTH_MODE REPLICAS
+export WINDOW GRACE SCORING_STRATEGY AUTH_MODE REPLICAS BROKERS
 
 .PHONY: build run run-bg stop status migrate lint test test-short fuzz soak-crash bench bench-ingest bench-auth bench-windower bench-export bench-e2e bench-scorer bench-query \
 	posts demo-campaign scoring-docs clean

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -58,8 +59,16 @@ func startStack(t *testing.T, env ...string) *stack {
 	}
 	ingest, query, windower := addr(), addr(), addr()
 	s.ingest, s.query, s.windower = "http://"+ingest, "http://"+query, "http://"+windower
-	brokerAddr := addr()
-	s.env = []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + brokerAddr}
+	brokerAddr, brokers := addr(), ""
+	for _, e := range env { // a cluster of the test's own (BROKERS=n)
+		if v, ok := strings.CutPrefix(e, "DEVBROKER_ADDR="); ok {
+			brokerAddr = v
+		}
+		if v, ok := strings.CutPrefix(e, "KAFKA_BROKERS="); ok {
+			brokers = v
+		}
+	}
+	s.env = []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + cmp.Or(brokers, brokerAddr)}
 	out, err := os.Create(filepath.Join(s.runDir, "stack.out"))
 	if err != nil {
 		t.Fatal(err)

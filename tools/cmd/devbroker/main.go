@@ -1,7 +1,10 @@
 // Command devbroker runs a Kafka-protocol broker (franz-go's kfake) on
-// loopback for development and tests. Services reach it over TCP with
-// kafka-go exactly as they would reach a real cluster. With a data dir the
-// log survives a restart.
+// loopback for development and tests: one broker, or a cluster of several
+// in one process. Services reach it over TCP with kafka-go exactly as they
+// would reach a real cluster. With a data dir the log survives a restart.
+// With a control address it takes faults over HTTP: a broker's listener
+// closed and its partitions' leadership moved to the others, a broker
+// back, every partition's leader moved.
 package main
 
 import (
@@ -22,7 +25,9 @@ import (
 )
 
 type settings struct {
-	Listen  string `env:"DEVBROKER_ADDR" default:"127.0.0.1:9092" help:"host:port the broker listens on"`
+	Listen  string `env:"DEVBROKER_ADDR" default:"127.0.0.1:9092" help:"host:port the (first) broker listens on"`
+	Brokers int    `env:"DEVBROKER_BROKERS" default:"1" help:"brokers in the cluster; broker n listens n-1 ports above DEVBROKER_ADDR"`
+	Control string `env:"DEVBROKER_CONTROL_ADDR" help:"loopback host:port of the fault API (POST /brokers/N/stop, /brokers/N/start, /leaders/shuffle; GET /leaders); empty: off"`
 	DataDir string `env:"DEVBROKER_DATA_DIR" default:".run/kafka" help:"where the log is kept"`
 	Memory  bool   `env:"DEVBROKER_MEMORY_ONLY" default:"false" help:"keep the log in memory only (benchmarks)"`
 	Sync    bool   `env:"DEVBROKER_SYNC_WRITES" default:"false" help:"fsync every produced batch"`
@@ -61,7 +66,12 @@ func run(ctx context.Context, log *zap.Logger, cfg settings) error {
 	// No seeded topics: they would get the broker's default retention
 	// (seven days). The topics are created below with the services'
 	// settings (retention.ms -1).
-	opts := []kfake.Opt{kfake.Ports(port), kfake.GroupMinSessionTimeout(cfg.MinSession)}
+	n := max(cfg.Brokers, 1)
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = port + i
+	}
+	opts := []kfake.Opt{kfake.NumBrokers(n), kfake.Ports(ports...), kfake.GroupMinSessionTimeout(cfg.MinSession)}
 	if !cfg.Memory {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 			return err
@@ -101,6 +111,13 @@ func run(ctx context.Context, log *zap.Logger, cfg settings) error {
 		}
 	}
 	log.Info("broker ready", zap.Strings("addrs", c.ListenAddrs()), zap.String("topic", cfg.Kafka.Topic))
+	if cfg.Control != "" {
+		stop, err := serveControl(log, c, cfg.Control, ports)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	<-ctx.Done()
 	log.Info("stopping")
 	return nil

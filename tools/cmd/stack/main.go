@@ -42,6 +42,32 @@ type settings struct {
 	ScorerAddr   string        `env:"SCORER_ADDR" default:"127.0.0.1:8083" help:"scorer health/metrics address"`
 	StartTimeout time.Duration `env:"STACK_START_TIMEOUT" default:"60s" help:"how long run-bg waits for health"`
 	Replicas     int           `env:"REPLICAS" default:"1" help:"processes of each service; replica n (from 2) is named SERVICE-n and listens 10×(n-1) ports above the first"`
+	Brokers      int           `env:"BROKERS" default:"1" help:"dev brokers in one cluster (broker n listens n-1 ports above DEVBROKER_ADDR); from 3, topics are created with replication 3 and min.insync.replicas 2"`
+}
+
+// brokerAddrs lists the dev brokers' addresses: DEVBROKER_ADDR and the
+// ports above it.
+func (cfg settings) brokerAddrs() ([]string, error) {
+	host, p, err := net.SplitHostPort(cfg.BrokerAddr)
+	port, perr := strconv.Atoi(p)
+	if err != nil || perr != nil {
+		return nil, fmt.Errorf("DEVBROKER_ADDR %q: want HOST:PORT", cfg.BrokerAddr)
+	}
+	out := make([]string, max(cfg.Brokers, 1))
+	for i := range out {
+		out[i] = net.JoinHostPort(host, strconv.Itoa(port+i))
+	}
+	return out, nil
+}
+
+// replication is how topics are created: on three brokers or more,
+// replicated three times and acknowledged by two (acks=all then fails
+// rather than rest on one copy).
+func (cfg settings) replication() []string {
+	if cfg.Brokers < 3 {
+		return nil
+	}
+	return []string{"KAFKA_REPLICATION=3", "KAFKA_MIN_INSYNC_REPLICAS=2"}
 }
 
 // replica is one process of a service.
@@ -150,10 +176,16 @@ func run(cfg settings) error {
 		return err
 	}
 	// Broker first: the services need it to start.
+	brokers, err := cfg.brokerAddrs()
+	if err != nil {
+		return err
+	}
 	brokerEnv := []string{
 		"DEVBROKER_ADDR=" + cfg.BrokerAddr,
 		"DEVBROKER_DATA_DIR=" + filepath.Join(cfg.RunDir, "kafka"),
+		fmt.Sprintf("DEVBROKER_BROKERS=%d", len(brokers)),
 	}
+	brokerEnv = append(brokerEnv, cfg.replication()...)
 	broker := newChild(cfg, "broker", "devbroker", brokerEnv)
 	broker.tcp = cfg.BrokerAddr
 	bctx, stopBroker := context.WithCancel(context.Background())
@@ -173,7 +205,7 @@ func run(cfg settings) error {
 	logf("database migrated to version %d", v)
 
 	// Services.
-	common := []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + cfg.BrokerAddr}
+	common := append([]string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ",")}, cfg.replication()...)
 	authEnv, err := devAuth(cfg)
 	if err != nil {
 		broker.stop(5 * time.Second)
