@@ -146,12 +146,18 @@ func (f *Follower) malformed(m kafka.Message, err error) {
 	}
 }
 
+// fetch is how each partition is read: a fetch waits for 64 KB or 100 ms,
+// so that a partition under load costs the broker and the reader about
+// ten fetches a second, not one per record, and a score reaches the
+// reader at most 100 ms later for it.
+var fetch = broker.Fetch{MinBytes: 64 << 10, MaxWait: 100 * time.Millisecond}
+
 // read follows one partition from its first offset, reopening the reader
 // after an error where it left off.
 func (f *Follower) read(ctx context.Context, partition int, out chan<- kafka.Message) {
 	next := kafka.FirstOffset
 	for ctx.Err() == nil {
-		r, err := broker.NewPartitionReader(f.Kafka, f.Kafka.ScoreTopic, partition, next, broker.Fetch{MaxWait: 500 * time.Millisecond})
+		r, err := broker.NewPartitionReader(f.Kafka, f.Kafka.ScoreTopic, partition, next, fetch)
 		for err == nil {
 			var m kafka.Message
 			if m, err = r.FetchMessage(ctx); err == nil {

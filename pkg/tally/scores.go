@@ -335,16 +335,6 @@ func BacklogByPartition(ctx context.Context, db DB, k Key) (map[int]PartitionBac
 	return out, nil
 }
 
-// ScoredSince returns the posts among ids whose score holds for asOf or
-// later.
-func ScoredSince(ctx context.Context, db DB, ids []int64, asOf time.Time) ([]int64, error) {
-	rows, err := db.Query(ctx, `SELECT post_id FROM post_scores WHERE post_id = ANY($1) AND as_of >= $2`, ids, asOf)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[int64])
-}
-
 // EachScore calls fn for every score in r (by as_of), by post, streaming.
 func EachScore(ctx context.Context, db DB, r Range, fn func(Score) error) error {
 	rows, err := db.Query(ctx, `SELECT post_id, score, user_count, mean, strategy, partition, as_of, stable_at, campaign_since FROM post_scores

@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
 
+	"github.com/ratestream/ratestream/pkg/broker"
 	"github.com/ratestream/ratestream/pkg/config"
+	"github.com/ratestream/ratestream/pkg/postscore"
 	"github.com/ratestream/ratestream/pkg/scoring"
 	"github.com/ratestream/ratestream/pkg/tally"
 )
@@ -60,10 +64,11 @@ func (c closes) align(ctx context.Context, lead time.Duration) {
 
 // scoresAfterClose waits for the window ending at end to close, then
 // polls until every post of ids rated in that window has a score that
-// holds for event time end or later (post_scores.as_of), for at most
-// within. It returns, per such post, how long after the close its score
-// was seen (100 ms resolution), and how many were still not updated.
-func (c closes) scoresAfterClose(ctx context.Context, pool *pgxpool.Pool, ids []int64, end time.Time, within time.Duration) ([]time.Duration, int, error) {
+// holds for event time end or later where scored looks (the score topic,
+// as a query replica reads it), for at most within. It returns, per such
+// post, how long after the close its score was seen (100 ms resolution),
+// and how many were still not updated.
+func (c closes) scoresAfterClose(ctx context.Context, pool *pgxpool.Pool, scored *topicScores, ids []int64, end time.Time, within time.Duration) ([]time.Duration, int, error) {
 	closed := end.Add(c.grace)
 	sleep(ctx, time.Until(closed))
 	rated, err := tally.PostsWithWindow(ctx, pool, ids, end.Add(-c.params.Window))
@@ -72,10 +77,7 @@ func (c closes) scoresAfterClose(ctx context.Context, pool *pgxpool.Pool, ids []
 	}
 	var delays []time.Duration
 	for len(rated) > 0 && ctx.Err() == nil {
-		done, err := tally.ScoredSince(ctx, pool, rated, end)
-		if err != nil {
-			return nil, 0, err
-		}
+		done := scored.since(rated, end)
 		seen := time.Since(closed)
 		for range done {
 			delays = append(delays, seen)
@@ -122,4 +124,43 @@ func reportClose(end time.Time, delays []time.Duration, missing int) closeReport
 func (r closeReport) String() string {
 	return fmt.Sprintf("window ending %s closed: %d posts rated in it, score updated p50 %.0f ms, p99 %.0f ms, max %.0f ms after the close, %d not within the bound",
 		r.Window.Format("15:04:05"), r.Posts, r.P50ms, r.P99ms, r.MaxMs, r.Missing)
+}
+
+// topicScores follows the score topic as a query replica does
+// (postscore.Follower) and keeps the event time each post's latest score
+// holds for.
+type topicScores struct {
+	mu   sync.Mutex
+	asOf map[int64]time.Time
+}
+
+func followScores(ctx context.Context, brokerAddr string) *topicScores {
+	ts := &topicScores{asOf: map[int64]time.Time{}}
+	f := &postscore.Follower{
+		Kafka: broker.Config{Brokers: []string{brokerAddr}, Topic: "ratings.v1", ScoreTopic: "post-scores.v1", Partitions: 12, Replicas: 1},
+		Log:   zap.NewNop(),
+		Apply: func(recs []postscore.Record) {
+			ts.mu.Lock()
+			defer ts.mu.Unlock()
+			for _, r := range recs {
+				ts.asOf[r.PostID] = r.AsOf
+			}
+		},
+	}
+	go f.Run(ctx)
+	return ts
+}
+
+// since returns the posts of ids whose latest score holds for asOf or
+// later.
+func (ts *topicScores) since(ids []int64, asOf time.Time) []int64 {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	var out []int64
+	for _, id := range ids {
+		if t, ok := ts.asOf[id]; ok && !t.Before(asOf) {
+			out = append(out, id)
+		}
+	}
+	return out
 }

@@ -44,6 +44,12 @@ type e2eStep struct {
 	LoadCPU     float64            `json:"load_generator_cpu_us_per_request"`
 	MachineBusy float64            `json:"machine_busy_share"`
 	RSSMB       map[string]float64 `json:"rss_max_mb"`
+	// RowsPerRating is PostgreSQL's rows inserted, updated or deleted
+	// per accepted rating, by table (pg_stat_user_tables).
+	RowsPerRating map[string]float64 `json:"pg_rows_written_per_rating"`
+	// WALPerRating is the WAL PostgreSQL wrote per accepted rating, in
+	// bytes (pg_stat_wal, the whole server).
+	WALPerRating float64 `json:"pg_wal_bytes_per_rating"`
 }
 
 // e2eBench runs the whole pipeline on this machine (broker, ingest,
@@ -96,7 +102,8 @@ func e2eBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 		}
 	}
 	tg := loadgen.Target{Ingest: "http://" + addrs["ingest"], Posts: 1000, Users: 1_000_000}
-	setup := e2eSetup{addrs: addrs, procs: procs, pool: pool, closes: cl, step: o.step, posts: tg.Posts}
+	setup := e2eSetup{addrs: addrs, procs: procs, pool: pool, closes: cl, step: o.step, posts: tg.Posts,
+		scores: followScores(ctx, brokerAddr)}
 	warm := loadgen.RunRate(ctx, loadgen.RatePlan{Name: "warm-up", Rate: 1000, Duration: 5 * time.Second, MaxVUs: 200, Request: tg.RateRequest()})
 	fmt.Println(warm)
 
@@ -167,6 +174,7 @@ type e2eSetup struct {
 	procs  map[string]*proc
 	pool   *pgxpool.Pool
 	closes closes
+	scores *topicScores // the score topic, as a query replica reads it
 	step   time.Duration
 	posts  int // the load rates posts 1..posts
 }
@@ -199,7 +207,7 @@ func e2eRun(ctx context.Context, s e2eSetup, st e2eStep, drive func() (loadgen.R
 		closesWG.Add(1)
 		go func() {
 			defer closesWG.Done()
-			delays, missing, err := s.closes.scoresAfterClose(ctx, s.pool, ids, end, 10*time.Second)
+			delays, missing, err := s.closes.scoresAfterClose(ctx, s.pool, s.scores, ids, end, 10*time.Second)
 			if err != nil {
 				fmt.Println("score after close:", err)
 				return
@@ -218,6 +226,10 @@ func e2eRun(ctx context.Context, s e2eSetup, st e2eStep, drive func() (loadgen.R
 	st.CPUPerOp, st.RSSMB = map[string]float64{}, map[string]float64{}
 	cpu0 := cpuSeconds(procs)
 	busy0, all0 := machineCPU()
+	rows0, wal0, err := rowsWritten(ctx, s.pool)
+	if err != nil {
+		return st, err
+	}
 	sctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -274,6 +286,10 @@ func e2eRun(ctx context.Context, s e2eSetup, st e2eStep, drive func() (loadgen.R
 	stop()
 	wg.Wait()
 	cpu1 := cpuSeconds(procs)
+	rows1, wal1, err := rowsWritten(ctx, s.pool)
+	if err != nil {
+		return st, err
+	}
 	busy1, all1 := machineCPU()
 	accepted := float64(r.Requests - r.Errors)
 	st.Achieved, st.P50ms, st.P99ms, st.Errors, st.Dropped = r.PerSecond, r.P50ms, r.P99ms, r.ErrorRate, r.Dropped
@@ -284,6 +300,13 @@ func e2eRun(ctx context.Context, s e2eSetup, st e2eStep, drive func() (loadgen.R
 		st.CPUPerOp[name] = (cpu1[name] - cpu0[name]) / accepted * 1e6
 		st.CPUTotal += st.CPUPerOp[name]
 	}
+	st.WALPerRating = float64(wal1-wal0) / accepted
+	st.RowsPerRating = map[string]float64{}
+	for table, n := range rows1 {
+		if d := n - rows0[table]; d > 0 {
+			st.RowsPerRating[table] = float64(d) / accepted
+		}
+	}
 	st.LoadCPU = loadCPU / float64(max(r.Requests, 1)) * 1e6
 	if all1 > all0 {
 		st.MachineBusy = (busy1 - busy0) / (all1 - all0)
@@ -293,6 +316,31 @@ func e2eRun(ctx context.Context, s e2eSetup, st e2eStep, drive func() (loadgen.R
 	st.Closes = closed
 	_, st.ScoreP99, _ = spread(after)
 	return st, nil
+}
+
+// rowsWritten reads, per table, the rows inserted, updated and deleted so
+// far, and the WAL bytes the server wrote. The statistics reach the views
+// within a second of a transaction's end; the step's drain waits longer
+// than that.
+func rowsWritten(ctx context.Context, pool *pgxpool.Pool) (map[string]int64, int64, error) {
+	var wal int64
+	if err := pool.QueryRow(ctx, `SELECT wal_bytes::bigint FROM pg_stat_wal`).Scan(&wal); err != nil {
+		return nil, 0, err
+	}
+	rows, err := pool.Query(ctx, `SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables`)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := map[string]int64{}
+	for rows.Next() {
+		var t string
+		var n int64
+		if err := rows.Scan(&t, &n); err != nil {
+			return nil, 0, err
+		}
+		out[t] = n
+	}
+	return out, wal, rows.Err()
 }
 
 // closeFigure is the score's delay after its window closed, against the
@@ -333,6 +381,14 @@ func printStep(s e2eStep) {
 		fmt.Fprintf(tw, "  %s\t%.1f\t%.0f\n", n, s.CPUPerOp[n], s.RSSMB[n])
 	}
 	fmt.Fprintf(tw, "  total\t%.1f\t\n", s.CPUTotal)
+	tables := make([]string, 0, len(s.RowsPerRating))
+	total := 0.0
+	for t, n := range s.RowsPerRating {
+		tables = append(tables, fmt.Sprintf("%s %.2f", t, n))
+		total += n
+	}
+	sort.Strings(tables)
+	fmt.Fprintf(tw, "  PostgreSQL rows written per rating: %.2f (%s); WAL %.0f bytes per rating\n", total, strings.Join(tables, ", "), s.WALPerRating)
 	fmt.Fprintf(tw, "  (load generator\t%.1f µs/request; machine busy %.0f%%)\n", s.LoadCPU, s.MachineBusy*100)
 	tw.Flush()
 }

@@ -28,7 +28,7 @@ const queryPosts = 10_000
 // startQuery publishes the scores of the database to a fresh broker's
 // score topic, as the scorer's relay does, starts a query service over
 // both and says how long it took to be ready.
-func startQuery(ctx context.Context, e *env, url string, pool *pgxpool.Pool) (string, time.Duration, error) {
+func startQuery(ctx context.Context, e *env, url string, pool *pgxpool.Pool, extraEnv ...string) (string, time.Duration, error) {
 	const partitions = 12
 	brokerAddr, err := e.broker(partitions)
 	if err != nil {
@@ -59,8 +59,8 @@ func startQuery(ctx context.Context, e *env, url string, pool *pgxpool.Pool) (st
 	}
 	addr := freeAddr()
 	began := time.Now()
-	if _, err := e.spawn("query", "QUERY_ADDR="+addr, "DATABASE_URL="+url, "KAFKA_BROKERS="+brokerAddr,
-		fmt.Sprintf("KAFKA_PARTITIONS=%d", partitions)); err != nil {
+	if _, err := e.spawn("query", append([]string{"QUERY_ADDR=" + addr, "DATABASE_URL=" + url, "KAFKA_BROKERS=" + brokerAddr,
+		fmt.Sprintf("KAFKA_PARTITIONS=%d", partitions)}, extraEnv...)...); err != nil {
 		return "", 0, err
 	}
 	if err := launch.WaitReady(ctx, "http://"+addr, 60*time.Second); err != nil {
@@ -127,7 +127,7 @@ func queryBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 		target("query", "query p99", real.P99ms, "ms", "<= 20", real.P99ms <= 20),
 		target("query", "query errors", float64(real.Errors), "", "0", real.Errors == 0),
 	)
-	heavy, err := queryHeavy(ctx, e, url, addr, t)
+	heavy, err := queryHeavy(ctx, e, url, pool, addr, t)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +232,7 @@ func walkCursors(ctx context.Context, base, order string) ([]string, error) {
 // (simulation/wrk/heavy_explain.lua), which no cache answers. The light
 // route's p99 must stay within 3x of its p99 alone; the heavy route gets
 // 429s or cached answers instead of the shared pool.
-func queryHeavy(ctx context.Context, e *env, url, addr string, t loadgen.Target) ([]figure, error) {
+func queryHeavy(ctx context.Context, e *env, url string, pool *pgxpool.Pool, addr string, t loadgen.Target) ([]figure, error) {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		fmt.Println("wrk is not installed (make bench-query installs it): no heavy-route step")
 		return nil, nil
@@ -247,11 +247,8 @@ func queryHeavy(ctx context.Context, e *env, url, addr string, t loadgen.Target)
 	alone := light("my_score alone", addr)
 	var figs []figure
 	figs = append(figs, plain("query", "GET /v1/posts/{id} with my_score, 200/s alone: p99", alone.P99ms, "ms"))
-	open := freeAddr()
-	if _, err := e.spawn("query", "QUERY_ADDR="+open, "DATABASE_URL="+url, "QUERY_HEAVY_RATE_IP=0"); err != nil {
-		return nil, err
-	}
-	if err := launch.WaitReady(ctx, "http://"+open, 30*time.Second); err != nil {
+	open, _, err := startQuery(ctx, e, url, pool, "QUERY_HEAVY_RATE_IP=0")
+	if err != nil {
 		return nil, err
 	}
 	// The floor: the same wrk on the cheapest answer the service has. Any
