@@ -23,9 +23,9 @@ var ErrBehind = errors.New("score topic not read to its end yet")
 // topic: it reads each partition from its first offset, then follows it.
 // It is ready once every partition has been read up to where it ended when
 // Run started, so a reader restarted between two reads of a client never
-// serves an older score than it served before. Records are applied through
-// Table, so a record that comes twice or late changes nothing: what Apply
-// sees of a post only ever grows in version.
+// serves an older score than it served before. A record that comes twice
+// or late (not newer than the version the follower has seen for its post)
+// is not handed on: what Apply sees of a post only ever grows in version.
 type Follower struct {
 	Kafka broker.Config // ScoreTopic is what is read
 	Log   *zap.Logger
@@ -36,9 +36,9 @@ type Follower struct {
 	// (skipped, and logged at most once a minute).
 	Malformed prometheus.Counter
 
-	ready   atomic.Bool
-	table   Table
-	lastBad time.Time
+	ready    atomic.Bool
+	versions map[int64]int64 // the newest version handed on, per post
+	lastBad  time.Time
 }
 
 // Ready fails until the topic has been read to the end it had at start.
@@ -68,7 +68,7 @@ func (f *Follower) Run(ctx context.Context) {
 		case <-time.After(time.Second):
 		}
 	}
-	f.table = Table{}
+	f.versions = map[int64]int64{}
 	// behind holds, per partition, the end it had at start while the
 	// follower has not read up to it.
 	behind := map[int]int64{}
@@ -122,7 +122,8 @@ func (f *Follower) apply(batch []kafka.Message, behind map[int]int64) {
 			f.malformed(m, err)
 			continue
 		}
-		if f.table.Apply(r) {
+		if v, ok := f.versions[r.PostID]; !ok || r.Version > v {
+			f.versions[r.PostID] = r.Version
 			newer = append(newer, r)
 		}
 	}
@@ -131,7 +132,7 @@ func (f *Follower) apply(batch []kafka.Message, behind map[int]int64) {
 	}
 	if len(behind) == 0 && !f.ready.Load() {
 		f.ready.Store(true)
-		f.Log.Info("score topic read to its end", zap.Int("posts", len(f.table)))
+		f.Log.Info("score topic read to its end", zap.Int("posts", len(f.versions)))
 	}
 }
 

@@ -53,12 +53,12 @@ type view struct {
 	scores *postscore.Follower
 
 	mu     sync.Mutex
-	named  map[int64]string
-	scored map[int64]postscore.Record
+	named  map[int64]bool               // posts whose title is known
+	scored map[int64]postscore.Record // records of posts whose title is not known yet
 }
 
 func newView(pool *pgxpool.Pool, kafka broker.Config, log *zap.Logger, resync time.Duration, reg prometheus.Registerer) *view {
-	v := &view{named: map[int64]string{}, scored: map[int64]postscore.Record{}}
+	v := &view{named: map[int64]bool{}, scored: map[int64]postscore.Record{}}
 	v.titles = &mirror.Table[string]{
 		Pool: pool, Log: log, Resync: resync, Channels: []string{contract.ChannelPosts},
 		Query: `SELECT id, title FROM posts`, IDColumn: "id",
@@ -99,11 +99,23 @@ func (v *view) retitled(titles map[int64]string) {
 	defer v.mu.Unlock()
 	changed := map[int64]*Post{}
 	for id, t := range titles {
-		if old, ok := v.named[id]; ok && old == t {
+		p, ok := v.Get(id)
+		switch {
+		case ok && p.Title == t:
 			continue
+		case ok:
+			c := *p
+			c.Title = t
+			changed[id] = &c
+		default:
+			p = &Post{ID: id, Title: t}
+			if r, ok := v.scored[id]; ok {
+				setScore(p, r)
+				delete(v.scored, id)
+			}
+			changed[id] = p
 		}
-		v.named[id] = t
-		changed[id] = v.post(id)
+		v.named[id] = true
 	}
 	v.PutMany(changed)
 }
@@ -114,10 +126,18 @@ func (v *view) rescored(recs []postscore.Record) {
 	defer v.mu.Unlock()
 	changed := map[int64]*Post{}
 	for _, r := range recs {
-		v.scored[r.PostID] = r
-		if _, ok := v.named[r.PostID]; ok {
-			changed[r.PostID] = v.post(r.PostID)
+		if !v.named[r.PostID] {
+			v.scored[r.PostID] = r // served once its title is known
+			continue
 		}
+		p, ok := changed[r.PostID]
+		if !ok {
+			old, _ := v.Get(r.PostID)
+			c := *old
+			p = &c
+			changed[r.PostID] = p
+		}
+		setScore(p, r)
 	}
 	v.PutMany(changed)
 }
@@ -130,14 +150,10 @@ func (v *view) addTitle(id int64, title string) *Post {
 	return p
 }
 
-// post builds the served post from its title and score; v.mu is held.
-func (v *view) post(id int64) *Post {
-	p := &Post{ID: id, Title: v.named[id]}
-	if r, ok := v.scored[id]; ok {
-		p.Score, p.UserCount, p.CampaignSince, p.Dist = r.Score, r.UserCount, r.Flags.Since, r.Distribution
-		p.Activity, p.ActivityAt, p.Version = r.Activity, r.ActivityAt, r.Version
-	}
-	return p
+// setScore copies a score record into a post.
+func setScore(p *Post, r postscore.Record) {
+	p.Score, p.UserCount, p.CampaignSince, p.Dist = r.Score, r.UserCount, r.Flags.Since, r.Distribution
+	p.Activity, p.ActivityAt, p.Version = r.Activity, r.ActivityAt, r.Version
 }
 
 // lookupPost reads the title of a post that the view does not hold yet

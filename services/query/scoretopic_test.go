@@ -147,10 +147,12 @@ func TestStartUpReadsTheScoreTopicToItsEnd(t *testing.T) {
 	f := &postscore.Follower{Kafka: b.Config, Log: zap.NewNop(), Apply: func(r []postscore.Record) { applied = append(applied, r...) }}
 	fctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	read := time.Now()
 	go func() { defer close(done); f.Run(fctx) }()
 	for f.Ready(fctx) != nil {
 		time.Sleep(time.Millisecond)
 	}
+	t.Logf("the reader alone: %d records read to the end in %s", len(msgs), time.Since(read).Round(time.Millisecond))
 	stop()
 	<-done
 	newest := map[int64]int64{}

@@ -59,14 +59,17 @@ func startQuery(ctx context.Context, e *env, url string, pool *pgxpool.Pool, ext
 	}
 	addr := freeAddr()
 	began := time.Now()
-	if _, err := e.spawn("query", append([]string{"QUERY_ADDR=" + addr, "DATABASE_URL=" + url, "KAFKA_BROKERS=" + brokerAddr,
-		fmt.Sprintf("KAFKA_PARTITIONS=%d", partitions)}, extraEnv...)...); err != nil {
+	p, err := e.spawn("query", append([]string{"QUERY_ADDR=" + addr, "DATABASE_URL=" + url, "KAFKA_BROKERS=" + brokerAddr,
+		fmt.Sprintf("KAFKA_PARTITIONS=%d", partitions)}, extraEnv...)...)
+	if err != nil {
 		return "", 0, err
 	}
 	if err := launch.WaitReady(ctx, "http://"+addr, 60*time.Second); err != nil {
 		return "", 0, err
 	}
-	return addr, time.Since(began), nil
+	took := time.Since(began)
+	fmt.Printf("query ready %s after start with %d posts' scores on the topic, RSS %.0f MB\n", took.Round(time.Millisecond), len(recs), rssMB(p.pid))
+	return addr, took, nil
 }
 
 // queryBench serves 10,000 scored posts (a hundred of them with two
@@ -164,7 +167,6 @@ func querySorted(ctx context.Context, e *env, o opts) ([]figure, error) {
 		return nil, err
 	}
 	base := "http://" + addr
-	fmt.Printf("query ready %s after start, from a score topic of %d posts\n", startup.Round(time.Millisecond), sortedPosts)
 	t := loadgen.Target{Query: base, Posts: sortedPosts, Users: 2000}
 	byID := t.PageRequest()
 	loadgen.Run(ctx, loadgen.Plan{Name: "warm-up", VUs: o.vus, Duration: 2 * time.Second, Request: byID})
