@@ -1,7 +1,7 @@
 -- Every change of a post's score is also published to the compacted
--- topic post-scores.v1. version grows by one with every write of the row,
--- so that a consumer keeps the newest record of a post whatever comes
--- twice or late.
+-- topic post-scores.v1. version grows with every write of the row (see
+-- pkg/tally: scoreVersion), so that a consumer keeps the newest record of a
+-- post whatever comes twice or late.
 ALTER TABLE post_scores ADD COLUMN version bigint NOT NULL DEFAULT 0;
 
 -- The outbox: the records to publish, written in the scorer's transaction

@@ -191,6 +191,14 @@ const scoreRecord = `json_build_object('v', 1, 'post_id', post_id, 'version', ve
 	'activity', COALESCE(nullif(activity, 'NaN'), 0),
 	'activity_at', to_char(activity_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))`
 
+// scoreVersion is a new score row's version, and the least an updated
+// row's can be: the write's time in microseconds. A post's version grows
+// with every write (one more than before at least) and also across a
+// restore of PostgreSQL from a backup: the versions written after it are
+// above every version published before it, which the score topic's
+// readers would otherwise take for old records and ignore.
+const scoreVersion = `(extract(epoch FROM statement_timestamp()) * 1000000)::bigint`
+
 // WriteScores stores the scores and queues their records for the score
 // topic (which is what readers of scores follow).
 func WriteScores(ctx context.Context, db DB, scores []Score) error {
@@ -221,7 +229,7 @@ func WriteScores(ctx context.Context, db DB, scores []Score) error {
 		  INSERT INTO post_scores (post_id, score, user_count, mean, strategy, partition, as_of, stable_at, campaign_since,
 		                           dist, activity, activity_at, version, updated_at)
 		  SELECT id, score, cnt, mean, strat, part, as_of, stable_at, campaign_since,
-		         ARRAY[d0, d1, d2, d3, d4, d5], activity, activity_at, 1, now()
+		         ARRAY[d0, d1, d2, d3, d4, d5], activity, activity_at, `+scoreVersion+`, now()
 		  FROM unnest($1::bigint[], $2::float8[], $3::bigint[], $4::float8[], $5::text[], $6::int[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[],
 		              $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::float8[], $17::timestamptz[])
 		    AS t(id, score, cnt, mean, strat, part, as_of, stable_at, campaign_since, d0, d1, d2, d3, d4, d5, activity, activity_at)
@@ -231,7 +239,7 @@ func WriteScores(ctx context.Context, db DB, scores []Score) error {
 		    as_of = excluded.as_of, stable_at = excluded.stable_at,
 		    campaign_since = excluded.campaign_since, dist = excluded.dist,
 		    activity = excluded.activity, activity_at = excluded.activity_at,
-		    version = post_scores.version + 1, updated_at = now()
+		    version = GREATEST(post_scores.version + 1, `+scoreVersion+`), updated_at = now()
 		  RETURNING post_id, version, score, user_count, mean, dist, campaign_since, as_of, strategy, activity, activity_at)
 		INSERT INTO score_outbox (post_id, version, record)
 		SELECT post_id, version, `+scoreRecord+`::text FROM w ORDER BY post_id`,
@@ -250,7 +258,7 @@ func WriteScores(ctx context.Context, db DB, scores []Score) error {
 func QueueUnpublished(ctx context.Context, db DB) (int64, error) {
 	tag, err := db.Exec(ctx, `
 		WITH w AS (
-		  UPDATE post_scores SET version = 1 WHERE version = 0
+		  UPDATE post_scores SET version = `+scoreVersion+` WHERE version = 0
 		  RETURNING post_id, version, score, user_count, mean, dist, campaign_since, as_of, strategy, activity, activity_at)
 		INSERT INTO score_outbox (post_id, version, record)
 		SELECT post_id, version, `+scoreRecord+`::text FROM w ORDER BY post_id`)

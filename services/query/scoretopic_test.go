@@ -100,7 +100,31 @@ func TestScoresReachTheViewThroughTheTopic(t *testing.T) {
 	}
 	want(1, 3.14, 7)
 
-	// Version 1 is what post 1 holds; version 5 of post 2 then
+	// PostgreSQL restored from a backup taken after post 1's first score:
+	// its row goes back to that version, while the topic already holds
+	// later ones. What the scorer writes next must still be newer than
+	// anything published.
+	write := func(score float64, users int64) {
+		t.Helper()
+		if err := tally.WriteScores(context.Background(), h.db.Pool, []tally.Score{{PostID: 1, Score: &score, UserCount: users, Mean: &score,
+			Strategy: "surge-guard", AsOf: time.Now(), StableAt: time.Now(), Dist: [6]int64{0, 0, 0, users, 0, 0}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var first int64
+	if err := h.db.Pool.QueryRow(context.Background(), `SELECT version FROM post_scores WHERE post_id = 1`).Scan(&first); err != nil {
+		t.Fatal(err)
+	}
+	write(2.5, 8)
+	write(2.75, 9)
+	want(1, 2.75, 9)
+	if _, err := h.db.Pool.Exec(context.Background(), `UPDATE post_scores SET version = $1 WHERE post_id = 1`, first); err != nil {
+		t.Fatal(err)
+	}
+	write(3.14159, 7)
+	want(1, 3.14, 7)
+
+	// Post 1 holds the version written last; version 5 of post 2 then
 	// everything hostile, then version 6 of post 2 as a marker.
 	bad := scoreMsg(t, record(1, 99, 1, 0.5))
 	bad.Key = []byte("2") // post 1's record under post 2's key
@@ -110,7 +134,7 @@ func TestScoresReachTheViewThroughTheTopic(t *testing.T) {
 		scoreMsg(t, record(2, 5, 2, 2)), // same version again
 		kafka.Message{Key: []byte("2"), Value: []byte(`{"v":1,"post_id":2`)},
 		bad,
-		scoreMsg(t, record(1, 1, 1, 0)), // post 1's version again
+		scoreMsg(t, record(1, 1, 1, 0)), // an old version of post 1
 	)
 	produceScores(t, b, scoreMsg(t, record(2, 6, 60, 4.25)))
 	want(2, 4.25, 60)
