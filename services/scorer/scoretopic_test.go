@@ -109,7 +109,7 @@ func TestTheScoreTopicFollowsPostScores(t *testing.T) {
 	}
 
 	// Created compacted: a table, not a history.
-	if !compacted(t, p) {
+	if testenv.TopicConfig(t, p.b.Config.Brokers, p.cfg.Kafka.ScoreTopic, "cleanup.policy") != "compact" {
 		t.Fatal("the score topic is not compacted")
 	}
 }
@@ -141,23 +141,4 @@ func TestScoresFromBeforeTheTopicArePublished(t *testing.T) {
 	if n := scoreTopicMatches(t, p); n != 50 {
 		t.Fatalf("%d records for 50 posts", n)
 	}
-}
-
-func compacted(t *testing.T, p *pipeline) bool {
-	t.Helper()
-	c := &kafka.Client{Addr: kafka.TCP(p.b.Config.Brokers...), Timeout: 10 * time.Second}
-	resp, err := c.DescribeConfigs(context.Background(), &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: p.cfg.Kafka.ScoreTopic, ConfigNames: []string{"cleanup.policy"},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range resp.Resources {
-		for _, e := range r.ConfigEntries {
-			if e.ConfigName == "cleanup.policy" {
-				return e.ConfigValue == "compact"
-			}
-		}
-	}
-	return false
 }

@@ -1,15 +1,12 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/ratestream/ratestream/tools/testenv"
 )
@@ -39,9 +36,8 @@ func TestABrokerFailsOver(t *testing.T) {
 	// Created as asked: replicated, and acknowledged by two copies.
 	for _, topic := range []string{"ratings.v1", "post-scores.v1"} {
 		testenv.Eventually(t, 30*time.Second, func() error {
-			got, err := topicConfig(brokers, topic, "min.insync.replicas")
-			if err != nil || got != "2" {
-				return fmt.Errorf("%s: min.insync.replicas %q (%v)", topic, got, err)
+			if got := testenv.TopicConfig(t, brokers, topic, "min.insync.replicas"); got != "2" {
+				return fmt.Errorf("%s: min.insync.replicas %q", topic, got)
 			}
 			return nil
 		})
@@ -106,23 +102,4 @@ func consecutivePorts(t *testing.T, n int) int {
 	}
 	t.Fatalf("no %d free ports in a row", n)
 	return 0
-}
-
-// topicConfig reads one setting of a topic.
-func topicConfig(brokers []string, topic, name string) (string, error) {
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	resp, err := c.DescribeConfigs(context.Background(), &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{name},
-	}}})
-	if err != nil {
-		return "", err
-	}
-	for _, r := range resp.Resources {
-		for _, e := range r.ConfigEntries {
-			if e.ConfigName == name {
-				return e.ConfigValue, nil
-			}
-		}
-	}
-	return "", fmt.Errorf("no %s", name)
 }

@@ -215,6 +215,26 @@ func (b *Broker) Stop() {
 	}
 }
 
+// TopicConfig reads one setting of a topic from the brokers.
+func TopicConfig(t testing.TB, brokers []string, topic, name string) string {
+	t.Helper()
+	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	resp, err := c.DescribeConfigs(context.Background(), &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{name},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range resp.Resources {
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName == name {
+				return e.ConfigValue
+			}
+		}
+	}
+	return ""
+}
+
 // Messages reads every message of a topic from the beginning.
 func (b *Broker) Messages(t testing.TB, topic string) []kafka.Message {
 	t.Helper()
