@@ -53,7 +53,7 @@ type view struct {
 	scores *postscore.Follower
 
 	mu     sync.Mutex
-	named  map[int64]bool               // posts whose title is known
+	named  map[int64]bool             // posts whose title is known
 	scored map[int64]postscore.Record // records of posts whose title is not known yet
 }
 
