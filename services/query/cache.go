@@ -53,12 +53,11 @@ type view struct {
 	scores *postscore.Follower
 
 	mu     sync.Mutex
-	named  map[int64]bool             // posts whose title is known
-	scored map[int64]postscore.Record // records of posts whose title is not known yet
+	scored map[int64]postscore.Record // records of posts not served yet: their title is not known
 }
 
 func newView(pool *pgxpool.Pool, kafka broker.Config, log *zap.Logger, resync time.Duration, reg prometheus.Registerer) *view {
-	v := &view{named: map[int64]bool{}, scored: map[int64]postscore.Record{}}
+	v := &view{scored: map[int64]postscore.Record{}}
 	v.titles = &mirror.Table[string]{
 		Pool: pool, Log: log, Resync: resync, Channels: []string{contract.ChannelPosts},
 		Query: `SELECT id, title FROM posts`, IDColumn: "id",
@@ -115,7 +114,6 @@ func (v *view) retitled(titles map[int64]string) {
 			}
 			changed[id] = p
 		}
-		v.named[id] = true
 	}
 	v.PutMany(changed)
 }
@@ -126,13 +124,13 @@ func (v *view) rescored(recs []postscore.Record) {
 	defer v.mu.Unlock()
 	changed := map[int64]*Post{}
 	for _, r := range recs {
-		if !v.named[r.PostID] {
-			v.scored[r.PostID] = r // served once its title is known
-			continue
-		}
 		p, ok := changed[r.PostID]
 		if !ok {
-			old, _ := v.Get(r.PostID)
+			old, served := v.Get(r.PostID)
+			if !served {
+				v.scored[r.PostID] = r // served once its title is known
+				continue
+			}
 			c := *old
 			p = &c
 			changed[r.PostID] = p
