@@ -17,15 +17,16 @@ import (
 // serveControl answers the fault API on addr (loopback only) until the
 // returned stop is called. Broker n (from 0) listens on ports[n].
 //
-//	POST /brokers/N/stop   close broker N's listener; its partitions get other leaders
+//	POST /brokers/N/stop   close broker N's listener and its clients' connections; its partitions get other leaders
 //	POST /brokers/N/start  broker N listens again on its port
 //	POST /leaders/shuffle  every partition gets a leader at random (a leader election)
 //	GET  /leaders?topic=T  partition -> leader node of topic T
 //
-// A stopped broker refuses new connections; a client keeps a connection it
-// already had, and is answered NOT_LEADER_OR_FOLLOWER for the partitions
-// that moved, as a real cluster answers after a leader election.
-func serveControl(log *zap.Logger, c *kfake.Cluster, addr string, ports []int) (func(), error) {
+// A stopped broker refuses new connections and drops those it had, as a
+// broker that dies does; the other brokers answer NOT_LEADER_OR_FOLLOWER
+// for partitions that moved until a client refreshes its metadata, as a
+// real cluster does after a leader election.
+func serveControl(log *zap.Logger, c *kfake.Cluster, tracked *conns, addr string, ports []int) (func(), error) {
 	if host, _, _ := net.SplitHostPort(addr); host != "127.0.0.1" {
 		return nil, fmt.Errorf("DEVBROKER_CONTROL_ADDR %q: want 127.0.0.1:PORT", addr)
 	}
@@ -48,7 +49,9 @@ func serveControl(log *zap.Logger, c *kfake.Cluster, addr string, ports []int) (
 	mux.HandleFunc("POST /brokers/{node}/stop", func(w http.ResponseWriter, r *http.Request) {
 		n, err := node(r)
 		if err == nil {
-			err = c.RemoveNode(n)
+			if err = c.RemoveNode(n); err == nil {
+				tracked.drop(fmt.Sprintf("127.0.0.1:%d", ports[n]))
+			}
 		}
 		answer(w, fmt.Sprintf("broker %d stopped", n), err)
 	})

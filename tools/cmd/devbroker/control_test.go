@@ -21,7 +21,7 @@ func TestControlMovesLeadersOffAStoppedBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := serveControl(zap.NewNop(), c, "0.0.0.0:0", []int{1, 2, 3}); err == nil {
+	if _, err := serveControl(zap.NewNop(), c, &conns{}, "0.0.0.0:0", []int{1, 2, 3}); err == nil {
 		t.Fatal("a fault API on every interface was accepted")
 	}
 	addr := testenv.FreeAddr(t)
@@ -32,7 +32,7 @@ func TestControlMovesLeadersOffAStoppedBroker(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	stop, err := serveControl(zap.NewNop(), c, addr, ports)
+	stop, err := serveControl(zap.NewNop(), c, &conns{}, addr, ports)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,8 @@ func run(ctx context.Context, log *zap.Logger, cfg settings) error {
 	for i := range ports {
 		ports[i] = port + i
 	}
-	opts := []kfake.Opt{kfake.NumBrokers(n), kfake.Ports(ports...), kfake.GroupMinSessionTimeout(cfg.MinSession)}
+	tracked := &conns{}
+	opts := []kfake.Opt{kfake.NumBrokers(n), kfake.Ports(ports...), kfake.GroupMinSessionTimeout(cfg.MinSession), kfake.ListenFn(tracked.listen)}
 	if !cfg.Memory {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 			return err
@@ -112,7 +113,7 @@ func run(ctx context.Context, log *zap.Logger, cfg settings) error {
 	}
 	log.Info("broker ready", zap.Strings("addrs", c.ListenAddrs()), zap.String("topic", cfg.Kafka.Topic))
 	if cfg.Control != "" {
-		stop, err := serveControl(log, c, cfg.Control, ports)
+		stop, err := serveControl(log, c, tracked, cfg.Control, ports)
 		if err != nil {
 			return err
 		}
