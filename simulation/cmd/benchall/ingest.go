@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -29,12 +30,13 @@ func ingestBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	if cmd, err := e.spawn("mkposts", "DATABASE_URL="+url); err != nil || cmd.wait() != nil {
 		return nil, fmt.Errorf("seed posts: %v", err)
 	}
-	brokerAddr, err := e.broker(12)
+	brokerAddr, brokerProc, err := e.startBroker(12, "DEVBROKER_MEMORY_ONLY=true")
 	if err != nil {
 		return nil, err
 	}
 	addr := freeAddr()
-	if _, err := e.spawn("ingest", "INGEST_ADDR="+addr, "DATABASE_URL="+url, "KAFKA_BROKERS="+brokerAddr); err != nil {
+	ingestProc, err := e.spawn("ingest", "INGEST_ADDR="+addr, "DATABASE_URL="+url, "KAFKA_BROKERS="+brokerAddr)
+	if err != nil {
 		return nil, err
 	}
 	if err := launch.WaitReady(ctx, "http://"+addr, 30*time.Second); err != nil {
@@ -43,8 +45,13 @@ func ingestBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	t := loadgen.Target{Ingest: "http://" + addr, Posts: 1000, Users: 1_000_000}
 	warm := loadgen.Run(ctx, loadgen.Plan{Name: "warm-up", VUs: o.vus, Duration: 2 * time.Second, Request: t.RateRequest()})
 	fmt.Println(warm)
+	procs := map[string]*proc{"ingest": ingestProc, "broker": brokerProc, "load generator": {pid: os.Getpid()}}
+	cpu0 := cpuSeconds(procs)
 	real := loadgen.Run(ctx, loadgen.Plan{Name: "ingest /api/rate", VUs: o.vus, Duration: o.duration, Request: t.RateRequest()})
+	cpu := cpuPerRequest(cpu0, cpuSeconds(procs), real.Requests)
 	fmt.Println(real)
+	fmt.Printf("CPU µs per request: ingest %.1f, PostgreSQL %.1f, broker %.1f, load generator %.1f\n",
+		cpu["ingest"], cpu["postgres"], cpu["broker"], cpu["load generator"])
 
 	bare, stop, err := bareGin(func(c *gin.Context) {
 		var body struct {
@@ -76,6 +83,18 @@ func ingestBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	ratio := real.PerSecond / ceiling.PerSecond
 	figs := httpFigures("ingest", "ingest", real)
 	figs = append(figs, httpFigures("ingest", "bare gin", ceiling)...)
+	// The machine's speed varies from one run to the next by as much as
+	// the load generator's own cost per request does (the same code each
+	// time), so the services' CPU is also given in units of it: a figure
+	// that compares runs, and commits, across that variation.
+	service := cpu["ingest"] + cpu["postgres"] + cpu["broker"]
+	figs = append(figs,
+		plain("ingest", "CPU per request: ingest", cpu["ingest"], "µs"),
+		plain("ingest", "CPU per request: PostgreSQL", cpu["postgres"], "µs"),
+		plain("ingest", "CPU per request: broker", cpu["broker"], "µs"),
+		plain("ingest", "CPU per request: load generator", cpu["load generator"], "µs"),
+		plain("ingest", "service CPU per request / load generator's", service/cpu["load generator"], ""),
+	)
 	figs = append(figs,
 		target("ingest", "throughput ratio ingest/bare", ratio, "", ">= 0.5", ratio >= 0.5),
 		target("ingest", "ingest p99", real.P99ms, "ms", "<= 50", real.P99ms <= 50),
@@ -87,6 +106,15 @@ func ingestBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 		plain("ingest", "duplicate deliveries in topic", float64(events-distinct), ""),
 	)
 	return figs, nil
+}
+
+// cpuPerRequest turns two readings of cpuSeconds into µs per request.
+func cpuPerRequest(before, after map[string]float64, requests int) map[string]float64 {
+	out := make(map[string]float64, len(after))
+	for name, v := range after {
+		out[name] = (v - before[name]) / float64(max(requests, 1)) * 1e6
+	}
+	return out
 }
 
 // bareGin serves one handler on a loopback port: the ceiling a gin
