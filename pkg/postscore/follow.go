@@ -1,6 +1,7 @@
 package postscore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strconv"
@@ -35,10 +36,19 @@ type Follower struct {
 	// Malformed, when set, counts messages that are not score records
 	// (skipped, and logged at most once a minute).
 	Malformed prometheus.Counter
+	// Lag, when set, is labelled by partition and set every LagEvery (10 s
+	// when zero) to the records between what the follower has handed on
+	// and the partition's end, which the broker is asked for: a reader
+	// that stopped fetching shows its lag growing, not the last it saw.
+	Lag      *prometheus.GaugeVec
+	LagEvery time.Duration
 
 	ready    atomic.Bool
 	versions map[int64]int64 // the newest version handed on, per post
 	lastBad  time.Time
+
+	mu   sync.Mutex
+	done map[int]int64 // per partition, the offset after the last message applied
 }
 
 // Ready fails until the topic has been read to the end it had at start.
@@ -78,9 +88,15 @@ func (f *Follower) Run(ctx context.Context) {
 		}
 	}
 	f.ready.Store(len(behind) == 0)
+	f.mu.Lock()
+	f.done = map[int]int64{}
+	f.mu.Unlock()
 	msgs := make(chan kafka.Message, 8192)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	if f.Lag != nil {
+		wg.Go(func() { f.watchLag(ctx) })
+	}
 	for p := range ends {
 		wg.Go(func() { f.read(ctx, p, msgs) })
 	}
@@ -130,9 +146,43 @@ func (f *Follower) apply(batch []kafka.Message, behind map[int]int64) {
 	if len(newer) > 0 {
 		f.Apply(newer)
 	}
+	f.mu.Lock()
+	for _, m := range batch {
+		f.done[m.Partition] = m.Offset + 1
+	}
+	f.mu.Unlock()
 	if len(behind) == 0 && !f.ready.Load() {
 		f.ready.Store(true)
 		f.Log.Info("score topic read to its end", zap.Int("posts", len(f.versions)))
+	}
+}
+
+// watchLag sets Lag every LagEvery until ctx ends. The offsets are those
+// of records handed on, so a batch that Apply holds up counts as lag too.
+func (f *Follower) watchLag(ctx context.Context) {
+	every := cmp.Or(f.LagEvery, 10*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var lastErr time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ends, err := broker.LogBounds(ctx, f.Kafka, f.Kafka.ScoreTopic)
+		if err != nil {
+			if ctx.Err() == nil && time.Since(lastErr) >= time.Minute {
+				lastErr = time.Now()
+				f.Log.Warn("cannot read the score topic's ends for the lag", zap.Error(err))
+			}
+			continue
+		}
+		f.mu.Lock()
+		for p, b := range ends {
+			f.Lag.WithLabelValues(strconv.Itoa(p)).Set(float64(b.End - max(f.done[p], b.First)))
+		}
+		f.mu.Unlock()
 	}
 }
 

@@ -56,7 +56,7 @@ type view struct {
 	scored map[int64]postscore.Record // records of posts not served yet: their title is not known
 }
 
-func newView(pool *pgxpool.Pool, kafka broker.Config, log *zap.Logger, resync time.Duration, reg prometheus.Registerer) *view {
+func newView(pool *pgxpool.Pool, kafka broker.Config, log *zap.Logger, resync, lagEvery time.Duration, reg prometheus.Registerer) *view {
 	v := &view{scored: map[int64]postscore.Record{}}
 	v.titles = &mirror.Table[string]{
 		Pool: pool, Log: log, Resync: resync, Channels: []string{contract.ChannelPosts},
@@ -70,10 +70,14 @@ func newView(pool *pgxpool.Pool, kafka broker.Config, log *zap.Logger, resync ti
 	malformed := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "query_score_records_malformed_total", Help: "Messages of the score topic that are not score records (skipped).",
 	})
+	lag := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "query_score_topic_lag",
+		Help: "Records of the score topic this replica has not applied yet, per partition, from the broker's log ends (how stale its scores can be).",
+	}, []string{"partition"})
 	if reg != nil {
-		reg.MustRegister(malformed)
+		reg.MustRegister(malformed, lag)
 	}
-	v.scores = &postscore.Follower{Kafka: kafka, Log: log, Apply: v.rescored, Malformed: malformed}
+	v.scores = &postscore.Follower{Kafka: kafka, Log: log, Apply: v.rescored, Malformed: malformed, Lag: lag, LagEvery: lagEvery}
 	return v
 }
 

@@ -83,17 +83,23 @@ func TestOneClientCannotTakeTheService(t *testing.T) {
 // metric reads one sample of the query service's /metrics.
 func metric(t *testing.T, h *harness, series string) float64 {
 	t.Helper()
-	resp, err := http.Get(h.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range strings.Split(metricsBody(t, h), "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
 			return f
 		}
 	}
 	return 0
+}
+
+// metricsBody is the service's /metrics page.
+func metricsBody(t *testing.T, h *harness) string {
+	t.Helper()
+	resp, err := http.Get(h.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
 }

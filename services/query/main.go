@@ -26,8 +26,9 @@ import (
 
 // Config is every setting of the query service.
 type Config struct {
-	Addr   string        `env:"QUERY_ADDR" default:":8081" help:"HTTP listen address"`
-	Resync time.Duration `env:"QUERY_RESYNC" default:"60s" help:"full reload interval of the posts' titles (scores follow the score topic)"`
+	Addr     string        `env:"QUERY_ADDR" default:":8081" help:"HTTP listen address"`
+	Resync   time.Duration `env:"QUERY_RESYNC" default:"60s" help:"full reload interval of the posts' titles (scores follow the score topic)"`
+	LagEvery time.Duration `env:"QUERY_SCORE_LAG_INTERVAL" default:"10s" help:"how often the score topic's lag behind its end is measured (query_score_topic_lag)"`
 	// ReadURL is where everything but writes and the posts channel goes:
 	// my_score, /explain, the web pages' history, the scorer's settings.
 	ReadURL string        `env:"DATABASE_READ_URL" secret:"true" help:"PostgreSQL URL of a read replica for my_score, /explain and the web pages (empty: DATABASE_URL)"`
@@ -106,7 +107,7 @@ func run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		checks = append(checks, httpserver.Check{Name: "postgres_read", Fn: func(ctx context.Context) error { return read.Ping(ctx) }})
 	}
 	srv := httpserver.New(log, cfg.HTTP, cfg.Addr, checks...)
-	v = newView(pool, cfg.Kafka, log, cfg.Resync, srv.Registry)
+	v = newView(pool, cfg.Kafka, log, cfg.Resync, cfg.LagEvery, srv.Registry)
 	guard := newGuard(cfg.Limits, heavyPool, srv.Registry)
 	hits := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "query_cache_lookups_total", Help: "Single-post lookups by result (hit: served from memory).",

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
@@ -263,4 +266,85 @@ func TestReadsGoToTheReadURL(t *testing.T) {
 	if st, _, _ := h.do(t, "GET", "/v1/posts/1/explain", ""); st != http.StatusOK {
 		t.Fatalf("explain from the read URL: %d", st)
 	}
+}
+
+// How far a replica is behind the score topic is measured against the
+// broker's log ends, not against what its reader last fetched: records
+// held up in the replica count, and a reader that is stuck shows its lag
+// growing while the scorer writes. The service exports it per partition.
+func TestScoreTopicLagIsMeasured(t *testing.T) {
+	b := testenv.NewBroker(t, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := broker.EnsureTopic(ctx, b.Config, b.Config.ScoreTopic, b.Config.Partitions); err != nil {
+		t.Fatal(err)
+	}
+	msgs := func(from, to int64) []kafka.Message {
+		var out []kafka.Message
+		for p := from; p < to; p++ {
+			out = append(out, scoreMsg(t, record(p, 1, 1, 3)))
+		}
+		return out
+	}
+	produceScores(t, b, msgs(1, 11)...)
+
+	gate := make(chan struct{}) // Apply waits until it is closed
+	var open sync.Once
+	release := func() { open.Do(func() { close(gate) }) }
+	applied := make(chan int, 100)
+	lag := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lag"}, []string{"partition"})
+	f := &postscore.Follower{Kafka: b.Config, Log: zap.NewNop(), Lag: lag, LagEvery: 50 * time.Millisecond,
+		Apply: func(r []postscore.Record) {
+			<-gate
+			applied <- len(r)
+		}}
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	defer func() { cancel(); release(); <-done }()
+
+	total := func() float64 {
+		var sum float64
+		for p := range b.Config.Partitions {
+			sum += testutil.ToFloat64(lag.WithLabelValues(strconv.Itoa(p)))
+		}
+		return sum
+	}
+	wantLag := func(want float64) {
+		t.Helper()
+		testenv.Eventually(t, 5*time.Second, func() error {
+			if got := total(); got != want {
+				return fmt.Errorf("lag %v, want %v", got, want)
+			}
+			return nil
+		})
+	}
+	// The first batch is held in Apply: nothing is applied, all is lag.
+	wantLag(10)
+	// The scorer goes on writing while the replica is stuck.
+	produceScores(t, b, msgs(11, 16)...)
+	wantLag(15)
+	release()
+	wantLag(0)
+	n := 0
+	for n < 15 {
+		select {
+		case k := <-applied:
+			n += k
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d of 15 records applied", n)
+		}
+	}
+
+	// The service exports it, per partition, and it is 0 once read.
+	h := start(t, func(c *Config) { c.LagEvery = 50 * time.Millisecond })
+	produceScores(t, h.kafka, msgs(1, 11)...)
+	testenv.Eventually(t, 5*time.Second, func() error {
+		body := metricsBody(t, h)
+		for p := range h.kafka.Config.Partitions {
+			if series := fmt.Sprintf("query_score_topic_lag{partition=%q} 0\n", strconv.Itoa(p)); !strings.Contains(body, series) {
+				return fmt.Errorf("no %q in /metrics", series)
+			}
+		}
+		return nil
+	})
 }
