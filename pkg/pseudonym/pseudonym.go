@@ -26,6 +26,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -74,6 +75,14 @@ type Resolver struct {
 	maxBatch int
 	in       chan *pending
 	slots    chan struct{} // round trips in flight
+
+	// inflight holds, per user in a round trip, the requests waiting for
+	// it: a request for a user already in flight joins it instead of the
+	// next batch, so no two round trips in flight hold the same user. Two
+	// that did would both insert a new user; the later one fails on the
+	// other's row, and every other user of its batch with it.
+	mu       sync.Mutex
+	inflight map[string][]*pending
 }
 
 type pending struct {
@@ -90,7 +99,8 @@ type held struct {
 // users, gathered for up to wait, at most parallel round trips at a time.
 // Fewer, larger batches cost PostgreSQL less per user.
 func NewResolver(pool *pgxpool.Pool, wait time.Duration, maxBatch, parallel int) *Resolver {
-	return &Resolver{pool: pool, wait: wait, maxBatch: maxBatch, in: make(chan *pending, 4*maxBatch), slots: make(chan struct{}, parallel)}
+	return &Resolver{pool: pool, wait: wait, maxBatch: maxBatch, in: make(chan *pending, 4*maxBatch), slots: make(chan struct{}, parallel),
+		inflight: map[string][]*pending{}}
 }
 
 // Get returns user's pseudonym, a new one if the user has none; the
@@ -128,9 +138,29 @@ func (r *Resolver) Run(ctx context.Context) {
 			r.refuseQueued()
 			return
 		}
-		reqs := r.gather([]*pending{first})
-		go r.resolve(ctx, reqs)
+		users := r.join(r.gather([]*pending{first}))
+		if len(users) == 0 {
+			<-r.slots
+			continue
+		}
+		go r.resolve(ctx, users)
 	}
+}
+
+// join registers reqs as waiting for their users and returns the users
+// no round trip in flight holds yet: the next batch's.
+func (r *Resolver) join(reqs []*pending) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	users := make([]string, 0, len(reqs))
+	for _, p := range reqs {
+		waiting, ok := r.inflight[p.user]
+		if !ok {
+			users = append(users, p.user)
+		}
+		r.inflight[p.user] = append(waiting, p)
+	}
+	return users
 }
 
 // gather adds to reqs every request already waiting (those that came
@@ -177,17 +207,10 @@ func (r *Resolver) refuseQueued() {
 	}
 }
 
-// resolve runs one batch: one statement, one implicit transaction.
-func (r *Resolver) resolve(ctx context.Context, reqs []*pending) {
+// resolve runs one batch of distinct users (one statement, one implicit
+// transaction) and answers every request waiting for them.
+func (r *Resolver) resolve(ctx context.Context, users []string) {
 	defer func() { <-r.slots }()
-	users := make([]string, 0, len(reqs))
-	seen := make(map[string]struct{}, len(reqs))
-	for _, p := range reqs {
-		if _, ok := seen[p.user]; !ok {
-			seen[p.user] = struct{}{}
-			users = append(users, p.user)
-		}
-	}
 	fresh := make([]string, len(users))
 	for i := range fresh {
 		fresh[i] = New()
@@ -201,8 +224,17 @@ func (r *Resolver) resolve(ctx context.Context, reqs []*pending) {
 	if err != nil {
 		err = fmt.Errorf("pseudonyms: %w", err)
 	}
-	for _, p := range reqs {
-		p.reply <- held{pseudonym: got[p.user], err: err}
+	r.mu.Lock()
+	var answered [][]*pending
+	for _, u := range users {
+		answered = append(answered, r.inflight[u])
+		delete(r.inflight, u)
+	}
+	r.mu.Unlock()
+	for i, waiting := range answered {
+		for _, p := range waiting {
+			p.reply <- held{pseudonym: got[users[i]], err: err}
+		}
 	}
 }
 
