@@ -28,11 +28,12 @@ func (c *conns) listen(network, addr string) (net.Listener, error) {
 // drop closes every connection accepted on addr.
 func (c *conns) drop(addr string) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	for conn := range c.byAddr[addr] {
+	open := c.byAddr[addr]
+	delete(c.byAddr, addr)
+	c.mu.Unlock()
+	for conn := range open {
 		_ = conn.Close()
 	}
-	delete(c.byAddr, addr)
 }
 
 type trackedListener struct {
@@ -46,6 +47,7 @@ func (l *trackedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	t := &trackedConn{Conn: conn, c: l.c, addr: l.addr}
 	l.c.mu.Lock()
 	defer l.c.mu.Unlock()
 	if l.c.byAddr == nil {
@@ -54,6 +56,22 @@ func (l *trackedListener) Accept() (net.Conn, error) {
 	if l.c.byAddr[l.addr] == nil {
 		l.c.byAddr[l.addr] = map[net.Conn]struct{}{}
 	}
-	l.c.byAddr[l.addr][conn] = struct{}{}
-	return conn, nil
+	l.c.byAddr[l.addr][t] = struct{}{}
+	return t, nil
+}
+
+// trackedConn forgets itself when it closes: a dev broker that runs for
+// days sees clients come and go, and must not keep every connection it
+// ever accepted.
+type trackedConn struct {
+	net.Conn
+	c    *conns
+	addr string
+}
+
+func (t *trackedConn) Close() error {
+	t.c.mu.Lock()
+	delete(t.c.byAddr[t.addr], t)
+	t.c.mu.Unlock()
+	return t.Conn.Close()
 }
