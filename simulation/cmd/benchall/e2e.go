@@ -296,9 +296,9 @@ func e2eRun(ctx context.Context, s e2eSetup, st e2eStep, drive func() (loadgen.R
 	if st.Achieved > 0 {
 		st.LagMaxSec = st.LagMax / st.Achieved
 	}
-	for name := range cpu1 {
-		st.CPUPerOp[name] = (cpu1[name] - cpu0[name]) / accepted * 1e6
-		st.CPUTotal += st.CPUPerOp[name]
+	st.CPUPerOp = cpuPerRequest(cpu0, cpu1, accepted)
+	for _, us := range st.CPUPerOp {
+		st.CPUTotal += us
 	}
 	st.WALPerRating = float64(wal1-wal0) / accepted
 	st.RowsPerRating = map[string]float64{}

@@ -48,7 +48,7 @@ func ingestBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 	procs := map[string]*proc{"ingest": ingestProc, "broker": brokerProc, "load generator": {pid: os.Getpid()}}
 	cpu0 := cpuSeconds(procs)
 	real := loadgen.Run(ctx, loadgen.Plan{Name: "ingest /api/rate", VUs: o.vus, Duration: o.duration, Request: t.RateRequest()})
-	cpu := cpuPerRequest(cpu0, cpuSeconds(procs), real.Requests)
+	cpu := cpuPerRequest(cpu0, cpuSeconds(procs), float64(max(real.Requests, 1)))
 	fmt.Println(real)
 	fmt.Printf("CPU µs per request: ingest %.1f, PostgreSQL %.1f, broker %.1f, load generator %.1f\n",
 		cpu["ingest"], cpu["postgres"], cpu["broker"], cpu["load generator"])
@@ -109,10 +109,10 @@ func ingestBench(ctx context.Context, e *env, o opts) ([]figure, error) {
 }
 
 // cpuPerRequest turns two readings of cpuSeconds into µs per request.
-func cpuPerRequest(before, after map[string]float64, requests int) map[string]float64 {
+func cpuPerRequest(before, after map[string]float64, requests float64) map[string]float64 {
 	out := make(map[string]float64, len(after))
 	for name, v := range after {
-		out[name] = (v - before[name]) / float64(max(requests, 1)) * 1e6
+		out[name] = (v - before[name]) / requests * 1e6
 	}
 	return out
 }
